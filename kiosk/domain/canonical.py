@@ -1,0 +1,107 @@
+"""Canonical JSON: RFC 8785 (JCS) with a restricted profile.
+
+The bytes that are signed are the bytes that are stored. Floats are refused
+outright (decimals travel as strings), so canonical form never depends on
+float formatting and any JCS implementation reproduces our bytes exactly.
+Strings must already be NFC, so two visually equal texts cannot hash
+differently. Duplicate keys are refused on read because JSON parsers
+disagree on which one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+import rfc8785
+
+MAX_RECORD_BYTES = 256 * 1024
+MAX_DEPTH = 32
+
+
+class CanonicalError(ValueError):
+    """The value or bytes are outside the restricted canonical JSON profile."""
+
+
+def _check(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise CanonicalError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > 2**53 - 1:
+            raise CanonicalError(f"{path}: integer {value} is outside the I-JSON range; use a string")
+        return
+    if isinstance(value, float):
+        raise CanonicalError(f"{path}: floats are not allowed; write decimals as strings")
+    if isinstance(value, str):
+        if unicodedata.normalize("NFC", value) != value:
+            raise CanonicalError(f"{path}: string is not in Unicode NFC form")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalError(f"{path}: object key {key!r} is not a string")
+            if unicodedata.normalize("NFC", key) != key:
+                raise CanonicalError(f"{path}: key {key!r} is not in Unicode NFC form")
+            _check(item, f"{path}.{key}", depth + 1)
+        return
+    raise CanonicalError(f"{path}: {type(value).__name__} cannot be encoded as JSON")
+
+
+def encode(value: Any) -> bytes:
+    """The canonical bytes of ``value`` (raises CanonicalError outside the profile)."""
+    _check(value, "$", 0)
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check covers the cases
+        raise CanonicalError(str(exc)) from exc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise CanonicalError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _no_float(text: str) -> Any:
+    raise CanonicalError(f"float {text} is not allowed; write decimals as strings")
+
+
+def _no_constant(text: str) -> Any:
+    raise CanonicalError(f"{text} is not valid JSON")
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    """Parse bytes that must already be canonical; anything else raises CanonicalError."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CanonicalError("canonical JSON must be bytes")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise CanonicalError(f"{len(data)} bytes is over the {max_bytes}-byte limit")
+    try:
+        text = data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise CanonicalError(f"not valid UTF-8 at byte {exc.start}") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_no_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise CanonicalError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise CanonicalError(f"not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if encode(value) != data:
+        raise CanonicalError("bytes are valid JSON but not in canonical (RFC 8785) form")
+    return value

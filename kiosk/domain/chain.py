@@ -1,0 +1,131 @@
+"""Streaming verification of one device chain.
+
+A verifier holds only the previous hash and a Merkle frontier, so verifying a
+million-record chain needs constant memory. The chain is self-describing: its
+first record (``device.chain_opened``) carries the public key; a store or the
+central registry can pin the key it expects on top of that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiosk.domain.keys import PublicKey, unb64url
+from kiosk.domain.merkle import MerkleFrontier
+from kiosk.domain.records import (
+    GENESIS_PREV,
+    BrokenLink,
+    MalformedRecord,
+    RecordError,
+    SignedRecord,
+    UnknownKey,
+    open_signed,
+    parse_raw,
+    where_of,
+)
+
+CHAIN_OPENED = "device.chain_opened"
+CHECKPOINT = "checkpoint"
+
+
+class TruncatedChain(RecordError):
+    reason = "truncated"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A (seq, hash) that some other place remembers the chain reached."""
+
+    seq: int
+    hash_hex: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ChainSummary:
+    chain: str
+    records: int
+    first_ts: str | None
+    last_ts: str | None
+    head_hash: str
+    checkpoints: int
+
+
+def genesis_key(record_body: dict, where: str) -> PublicKey:
+    try:
+        return PublicKey(unb64url(record_body["public_key"]))
+    except (KeyError, TypeError, ValueError):
+        raise MalformedRecord(where, "the chain's first record must carry its public key") from None
+
+
+class ChainVerifier:
+    def __init__(self, chain: str, key: PublicKey | None = None) -> None:
+        self.chain = chain
+        self.key = key
+        self.next_seq = 1
+        self.prev_hex = GENESIS_PREV
+        self.frontier = MerkleFrontier()
+        self.first_ts: str | None = None
+        self.last_ts: str | None = None
+        self.checkpoints = 0
+
+    def feed(self, raw: bytes, sig: bytes) -> SignedRecord:
+        expected_where = where_of(self.chain, self.next_seq)
+        record, _ = parse_raw(raw, expected_where)
+        where = where_of(record.chain, record.seq)
+        if record.chain != self.chain:
+            raise BrokenLink(where, f"belongs to chain {record.chain}, not {self.chain}")
+        if record.seq != self.next_seq:
+            kind = "missing or deleted" if record.seq > self.next_seq else "repeated or reordered"
+            raise BrokenLink(where, f"expected seq {self.next_seq}; records are {kind}")
+        if record.prev != self.prev_hex:
+            raise BrokenLink(where, "prev does not match the hash of the record before it")
+        if record.seq == 1:
+            if record.type != CHAIN_OPENED:
+                raise MalformedRecord(where, f"a chain must start with {CHAIN_OPENED}")
+            own = genesis_key(dict(record.body), where)
+            if self.key is not None and own.raw != self.key.raw:
+                raise UnknownKey(where, "the chain's key is not the key enrolled for this device")
+            self.key = own
+        signed = open_signed(raw, sig, self.key, where)
+        if record.type == CHECKPOINT:
+            self._check_checkpoint(signed)
+        self.frontier.add(signed.hash)
+        self.prev_hex = signed.hash_hex
+        self.next_seq += 1
+        self.first_ts = self.first_ts or record.ts
+        self.last_ts = record.ts
+        return signed
+
+    def _check_checkpoint(self, signed: SignedRecord) -> None:
+        body = signed.record.body
+        where = where_of(signed.record.chain, signed.record.seq)
+        if body.get("size") != self.frontier.size:
+            raise BrokenLink(where, f"checkpoint covers {body.get('size')} records, chain has {self.frontier.size}")
+        if body.get("root") != self.frontier.root().hex():
+            raise BrokenLink(where, "checkpoint Merkle root does not match the records before it")
+        self.checkpoints += 1
+
+    def check_anchor(self, anchor: Anchor, hash_at_seq: str | None) -> None:
+        """``hash_at_seq`` is the stored hash at anchor.seq, or None when the chain is shorter."""
+        if hash_at_seq is None:
+            raise TruncatedChain(
+                where_of(self.chain, anchor.seq),
+                f"{anchor.source} says the chain reached seq {anchor.seq}, "
+                f"but it ends at seq {self.next_seq - 1}: the tail was removed",
+            )
+        if hash_at_seq != anchor.hash_hex:
+            raise BrokenLink(
+                where_of(self.chain, anchor.seq),
+                f"hash differs from the one {anchor.source} recorded",
+            )
+
+    def summary(self) -> ChainSummary:
+        return ChainSummary(
+            chain=self.chain,
+            records=self.next_seq - 1,
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            head_hash=self.prev_hex,
+            checkpoints=self.checkpoints,
+        )
