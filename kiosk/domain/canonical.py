@@ -11,12 +11,16 @@ disagree on which one wins.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
 
 import rfc8785
 
 MAX_RECORD_BYTES = 256 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 MAX_DEPTH = 32
 
 
@@ -24,43 +28,62 @@ class CanonicalError(ValueError):
     """The value or bytes are outside the restricted canonical JSON profile."""
 
 
-def _check(value: Any, path: str, depth: int) -> None:
+def _check(value: Any, path: str, depth: int) -> bool:
+    """Validate ``value`` against the profile; True when a key needs UTF-16 ordering."""
     if depth > MAX_DEPTH:
         raise CanonicalError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if not unicodedata.is_normalized("NFC", value):
+            raise CanonicalError(f"{path}: string is not in Unicode NFC form")
+        if _SURROGATE.search(value):
+            raise CanonicalError(f"{path}: string holds a lone surrogate (not valid Unicode)")
+        return False
     if value is None or isinstance(value, bool):
-        return
+        return False
     if isinstance(value, int):
         if abs(value) > 2**53 - 1:
             raise CanonicalError(f"{path}: integer {value} is outside the I-JSON range; use a string")
-        return
+        return False
     if isinstance(value, float):
         raise CanonicalError(f"{path}: floats are not allowed; write decimals as strings")
-    if isinstance(value, str):
-        if unicodedata.normalize("NFC", value) != value:
-            raise CanonicalError(f"{path}: string is not in Unicode NFC form")
-        return
     if isinstance(value, (list, tuple)):
+        astral = False
         for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]", depth + 1)
-        return
+            astral |= _check(item, f"{path}[{i}]", depth + 1)
+        return astral
     if isinstance(value, dict):
+        astral = False
         for key, item in value.items():
             if not isinstance(key, str):
                 raise CanonicalError(f"{path}: object key {key!r} is not a string")
-            if unicodedata.normalize("NFC", key) != key:
-                raise CanonicalError(f"{path}: key {key!r} is not in Unicode NFC form")
-            _check(item, f"{path}.{key}", depth + 1)
-        return
+            _check(key, f"{path} key {key!r}", depth + 1)
+            astral |= _ASTRAL.search(key) is not None
+            astral |= _check(item, f"{path}.{key}", depth + 1)
+        return astral
     raise CanonicalError(f"{path}: {type(value).__name__} cannot be encoded as JSON")
 
 
 def encode(value: Any) -> bytes:
-    """The canonical bytes of ``value`` (raises CanonicalError outside the profile)."""
+    """The canonical bytes of ``value`` (raises CanonicalError outside the profile).
+
+    Inside the profile (no floats, no lone surrogates) the standard library's
+    sorted, compact, non-ASCII-escaping dump is byte-identical to RFC 8785,
+    except for key order when a key holds a character beyond the BMP (JCS
+    sorts by UTF-16 code units); those rare objects go through ``rfc8785``.
+    The equivalence is property-tested against ``rfc8785``.
+    """
+    if _check(value, "$", 0):
+        try:
+            return rfc8785.dumps(value)
+        except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check covers the cases
+            raise CanonicalError(str(exc)) from exc
+    return _dumps(value).encode("utf-8")
+
+
+def reference_encode(value: Any) -> bytes:
+    """RFC 8785 by the reference library, for tests and independent checks."""
     _check(value, "$", 0)
-    try:
-        return rfc8785.dumps(value)
-    except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check covers the cases
-        raise CanonicalError(str(exc)) from exc
+    return rfc8785.dumps(value)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

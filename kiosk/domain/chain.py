@@ -19,7 +19,7 @@ from kiosk.domain.records import (
     RecordError,
     SignedRecord,
     UnknownKey,
-    open_signed,
+    check_signature,
     parse_raw,
     where_of,
 )
@@ -71,7 +71,7 @@ class ChainVerifier:
 
     def feed(self, raw: bytes, sig: bytes) -> SignedRecord:
         expected_where = where_of(self.chain, self.next_seq)
-        record, _ = parse_raw(raw, expected_where)
+        record, digest = parse_raw(raw, expected_where)
         where = where_of(record.chain, record.seq)
         if record.chain != self.chain:
             raise BrokenLink(where, f"belongs to chain {record.chain}, not {self.chain}")
@@ -87,7 +87,7 @@ class ChainVerifier:
             if self.key is not None and own.raw != self.key.raw:
                 raise UnknownKey(where, "the chain's key is not the key enrolled for this device")
             self.key = own
-        signed = open_signed(raw, sig, self.key, where)
+        signed = check_signature(record, raw, digest, sig, self.key)
         if record.type == CHECKPOINT:
             self._check_checkpoint(signed)
         self.frontier.add(signed.hash)

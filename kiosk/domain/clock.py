@@ -53,7 +53,13 @@ def format_ts(moment: dt.datetime) -> str:
 def parse_ts(text: str) -> dt.datetime:
     if not isinstance(text, str) or not text.endswith("Z") or len(text) != 27:
         raise ValueError(f"timestamp {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.ffffffZ")
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {text!r} is not a valid date and time") from None
+    if text[10] != "T" or text[19] != ".":
+        raise ValueError(f"timestamp {text!r} is not of the form YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    return moment
 
 
 def local_time(moment: dt.datetime, zone: str) -> dt.datetime:

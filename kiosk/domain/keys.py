@@ -7,6 +7,7 @@ full SHA-256 an admin reads aloud when approving a device, in groups of four.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -43,12 +44,12 @@ def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=True)
 class PublicKey:
     raw: bytes
 
     def __post_init__(self) -> None:
-        if len(self.raw) != 32:
+        if not isinstance(self.raw, bytes) or len(self.raw) != 32:
             raise KeyError_("an Ed25519 public key is 32 bytes")
 
     @property
@@ -59,9 +60,13 @@ class PublicKey:
     def fingerprint(self) -> str:
         return fingerprint_of(self.raw)
 
+    @functools.cached_property
+    def _verifier(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.raw)
+
     def verify_record_hash(self, record_hash: bytes, sig: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(sig, RECORD_SIG_PREFIX + record_hash)
+            self._verifier.verify(sig, RECORD_SIG_PREFIX + record_hash)
         except (InvalidSignature, ValueError):
             return False
         return True

@@ -234,6 +234,11 @@ def parse_raw(raw: bytes, where: str = "record") -> tuple[Record, bytes]:
 def open_signed(raw: bytes, sig: bytes, key: PublicKey | None, where: str = "record") -> SignedRecord:
     """Parse and verify one record against the key that should have signed it."""
     record, digest = parse_raw(raw, where)
+    return check_signature(record, raw, digest, sig, key)
+
+
+def check_signature(record: Record, raw: bytes, digest: bytes, sig: bytes, key: PublicKey | None) -> SignedRecord:
+    """Verify an already parsed record's signature (lets a verifier parse only once)."""
     where = where_of(record.chain, record.seq)
     if key is None:
         raise UnknownKey(where, f"key {record.kid} is not enrolled")

@@ -1,0 +1,73 @@
+"""The ``kiosk`` command. Exit codes: 0 ok, 1 a check failed, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kiosk import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="kiosk",
+    help="Controlled-access e-signing kiosk (21 CFR Part 11 / EU GMP Annex 11).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="Kiosk data directory (default: $KIOSK_DATA_DIR or the platform data dir)."),
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", envvar="KIOSK_CONFIG", help="Policy file (default: the shipped config/kiosk.toml)."),
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the kiosk software version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def verify(data_dir: DataDirOption = None) -> None:
+    """Verify every record of the local chain: signatures, links, checkpoints, tail."""
+    from kiosk.paths import resolve_data_dir
+    from storage.sqlite import StoreUnavailable
+    from storage.verify_local import StoreMissing, verify_local_store
+
+    directory = resolve_data_dir(data_dir)
+    try:
+        report = verify_local_store(directory)
+    except (StoreMissing, StoreUnavailable) as exc:
+        raise fail(str(exc))
+    for chain in report.chains:
+        typer.echo(
+            f"chain {chain.chain}: {chain.records} records, {chain.checkpoints} checkpoints, "
+            f"{chain.first_ts} .. {chain.last_ts}, head {chain.head_hash[:16]}"
+        )
+    if report.ok:
+        typer.echo(f"OK: {report.records} records in {len(report.chains)} chain(s) verified ({report.path})")
+        return
+    err = report.error
+    typer.echo(f"FAILED: first bad record: {err.where}: {err.reason}: {err.detail}")
+    raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kiosk.domain.canonical import CanonicalError, decode, encode, reference_encode
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12).map(
+    lambda s: __import__("unicodedata").normalize("NFC", s)
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.req("P11-10e")
+@given(json_values)
+@settings(max_examples=300)
+def test_encoding_matches_rfc8785_and_round_trips(value):
+    raw = encode(value)
+    assert raw == reference_encode(value)
+    assert decode(raw) == value
+
+
+@pytest.mark.req("P11-10e")
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        (b'{"a":1.5}', "float"),
+        (b'{"a":1e3}', "float"),
+        (b'{"a":1,"a":2}', "duplicate key"),
+        (b'{"b":1,"a":2}', "canonical"),
+        (b'{"a": 1}', "canonical"),
+        (b'{"a":"\\u00e9"}', "canonical"),
+        (b'{"a":"e\xcc\x81"}', "NFC"),
+        (b'{"a":NaN}', "NaN"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"[" * 100 + b"]" * 100, "nested"),
+        (b'{"a":9007199254740993}', "I-JSON"),
+    ],
+)
+def test_decode_refuses_outside_the_profile(raw, why):
+    with pytest.raises(CanonicalError, match=why):
+        decode(raw)
+
+
+def test_encode_refuses_floats_and_non_nfc_and_lone_surrogates():
+    with pytest.raises(CanonicalError, match="float"):
+        encode({"weight": 1.5})
+    with pytest.raises(CanonicalError, match="NFC"):
+        encode({"name": "e\u0301"})
+    with pytest.raises(CanonicalError, match="surrogate"):
+        encode({"name": "\ud800"})
+    with pytest.raises(CanonicalError, match="key"):
+        encode({1: "x"})
+
+
+def test_astral_keys_sort_by_utf16_like_jcs():
+    value = {"\U0001f600": 1, "\ufb01": 2}
+    assert encode(value) == reference_encode(value)
+    assert encode(value).index("\U0001f600".encode()) < encode(value).index("\ufb01".encode())
+
+
+def test_oversized_input_is_refused():
+    with pytest.raises(CanonicalError, match="limit"):
+        decode(b'"' + b"a" * 300_000 + b'"')

@@ -1,0 +1,119 @@
+import json
+import re
+
+import pytest
+
+from kiosk.domain.chain import CHAIN_OPENED, ChainVerifier
+from kiosk.domain.keys import SigningKey, b64url, fingerprint_of, kid_of
+from kiosk.domain.records import (
+    GENESIS_PREV,
+    BadSignature,
+    BrokenLink,
+    MalformedRecord,
+    NotCanonical,
+    UnknownKey,
+    new_uuid7,
+    open_signed,
+    parse_line,
+    seal,
+)
+
+
+def make(key, clock, seq=1, prev=GENESIS_PREV, type="step.signed", body=None, chain="dev-1:1"):
+    return seal(key, chain=chain, seq=seq, prev=prev, type=type, moment=clock.now(),
+                zone=clock.zone, body=body if body is not None else {"x": "1.0"})
+
+
+@pytest.mark.req("DI-ALCOA")
+def test_sealed_record_has_every_field_and_verifies(clock):
+    key = SigningKey.generate()
+    signed = make(key, clock)
+    obj = json.loads(signed.raw)
+    assert list(obj) == sorted(["v", "chain", "seq", "prev", "id", "type", "ts", "tz", "kid", "body"])
+    assert obj["ts"] == "2026-11-24T10:00:00.000000Z" and obj["tz"] == "Europe/Dublin"
+    assert obj["kid"] == kid_of(key.public.raw) and len(obj["kid"]) == 16
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", obj["id"])
+    assert open_signed(signed.raw, signed.sig, key.public).record == signed.record
+
+
+def test_uuid7_orders_by_time(clock):
+    first = new_uuid7(clock.now())
+    clock.advance(0.002)
+    assert new_uuid7(clock.now()) > first
+
+
+def test_fingerprint_is_full_sha256_in_groups_of_four():
+    key = SigningKey.generate()
+    groups = fingerprint_of(key.public.raw).split(" ")
+    assert len(groups) == 16 and all(len(g) == 4 for g in groups)
+    assert "".join(groups).startswith(key.kid)
+
+
+@pytest.mark.req("P11-70")
+def test_changed_byte_bad_signature_and_wrong_key_are_named(clock):
+    key, other = SigningKey.generate(), SigningKey.generate()
+    signed = make(key, clock, seq=7, body={"x": "1.0"})
+    forged = signed.raw.replace(b'"1.0"', b'"2.0"')
+    with pytest.raises(BadSignature, match="dev-1:1 #7"):
+        open_signed(forged, signed.sig, key.public)
+    with pytest.raises(UnknownKey, match="#7"):
+        open_signed(signed.raw, signed.sig, other.public)
+    with pytest.raises(NotCanonical, match="canonical"):
+        open_signed(signed.raw.replace(b",", b", ", 1), signed.sig, key.public)
+
+
+def test_record_fields_are_validated(clock):
+    key = SigningKey.generate()
+    with pytest.raises(MalformedRecord, match="type"):
+        make(key, clock, type="Not A Type")
+    with pytest.raises(MalformedRecord, match="float"):
+        make(key, clock, body={"w": 1.5})
+
+
+def test_record_line_round_trips(clock):
+    key = SigningKey.generate()
+    signed = make(key, clock)
+    raw, sig = parse_line(signed.to_line())
+    assert raw == signed.raw and sig == signed.sig
+    with pytest.raises(MalformedRecord):
+        parse_line('{"r": {}, "s": "x", "extra": 1}')
+
+
+def _chain(key, clock, n):
+    out, prev = [], GENESIS_PREV
+    body0 = {"public_key": b64url(key.public.raw)}
+    for seq in range(1, n + 1):
+        signed = make(key, clock, seq=seq, prev=prev, type=CHAIN_OPENED if seq == 1 else "step.signed", body=body0 if seq == 1 else {"n": seq})
+        out.append(signed)
+        prev = signed.hash_hex
+        clock.advance(1)
+    return out
+
+
+@pytest.mark.req("P11-10e")
+def test_verifier_detects_gap_reorder_and_foreign_chain(clock):
+    key = SigningKey.generate()
+    chain = _chain(key, clock, 5)
+    v = ChainVerifier("dev-1:1")
+    v.feed(chain[0].raw, chain[0].sig)
+    with pytest.raises(BrokenLink, match="missing or deleted"):
+        v.feed(chain[2].raw, chain[2].sig)
+    v = ChainVerifier("dev-1:1")
+    for s in chain[:3]:
+        v.feed(s.raw, s.sig)
+    with pytest.raises(BrokenLink, match="repeated or reordered"):
+        v.feed(chain[1].raw, chain[1].sig)
+    with pytest.raises(BrokenLink, match="not dev-2:1"):
+        ChainVerifier("dev-2:1").feed(chain[0].raw, chain[0].sig)
+
+
+def test_verifier_refuses_a_chain_whose_key_is_not_the_pinned_one(clock):
+    key, other = SigningKey.generate(), SigningKey.generate()
+    chain = _chain(key, clock, 2)
+    with pytest.raises(UnknownKey, match="not the key enrolled"):
+        ChainVerifier("dev-1:1", other.public).feed(chain[0].raw, chain[0].sig)
+
+
+def test_signing_key_repr_never_shows_key_material():
+    key = SigningKey.generate()
+    assert "PRIVATE" not in repr(key) and key.kid in repr(key)
