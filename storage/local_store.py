@@ -8,8 +8,9 @@ synchronous=FULL means it is on disk.
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
+import threading
 import os
 import socket
 from dataclasses import dataclass
@@ -83,6 +84,11 @@ class LocalStore:
         self.projectors: list[Projector] = list(projectors)
         self._write: Engine = sqlite_engine(self.path, write=True)
         self._read: Engine = sqlite_engine(self.path, write=False)
+        # One long-lived write connection: appends are serialised here anyway
+        # (and across processes by BEGIN IMMEDIATE), and a pool checkout per
+        # signature is measurable on the signing path.
+        self._write_conn: Connection | None = None
+        self._write_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -114,6 +120,10 @@ class LocalStore:
         self.append(CHAIN_OPENED, body, _allow_genesis=True)
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
         self._write.dispose()
         self._read.dispose()
 
@@ -132,7 +142,7 @@ class LocalStore:
         if not items:
             return []
         try:
-            with self._write.begin() as conn:
+            with self._write_lock, self._transaction() as conn:
                 state = self._load_state(conn)
                 if state is None and not _allow_genesis:
                     raise StoreUnavailable(f"{self.path}: the chain has not been opened")
@@ -149,6 +159,20 @@ class LocalStore:
             return out
         except sa_exc.OperationalError as exc:
             raise explain_operational_error(exc, self.path) from None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        if self._write_conn is None:
+            self._write_conn = self._write.connect()
+        conn = self._write_conn
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            # A connection that failed mid-commit (disk full, I/O error) is not reused.
+            self._write_conn = None
+            conn.close()
+            raise
 
     def _load_state(self, conn: Connection) -> "_State | None":
         row = conn.connection.driver_connection.execute(
@@ -231,7 +255,7 @@ class LocalStore:
     def mark_synced(self, upto: int, receipt_hash_hex: str) -> None:
         """Record a central receipt: the outbox marker moves, nothing is deleted."""
         try:
-            with self._write.begin() as conn:
+            with self._write_lock, self._transaction() as conn:
                 conn.exec_driver_sql(
                     "UPDATE chain_state SET synced_upto = ? WHERE chain = ? AND synced_upto < ?",
                     (upto, self.chain, upto),
