@@ -65,6 +65,15 @@ def verify(data_dir: DataDirOption = None) -> None:
     raise typer.Exit(EXIT_FAILED)
 
 
+def _register_subcommands() -> None:
+    from kiosk import cli_validation
+
+    app.add_typer(cli_validation.app, name="validation")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 

@@ -67,7 +67,7 @@ def verify_local_store(data_dir: Path, pinned: dict[str, PublicKey] | None = Non
             seen: dict[int, str] = {}
             try:
                 for row in iter_rows(engine, chain):
-                    signed = verifier.feed(row.raw, row.sig)
+                    signed = verifier.feed(row.raw, row.sig, row.seq)
                     if signed.hash != row.hash:
                         raise BrokenLink(where_of(chain, row.seq), "stored hash column differs from the record bytes")
                     if row.seq in wanted:

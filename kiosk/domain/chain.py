@@ -69,15 +69,16 @@ class ChainVerifier:
         self.last_ts: str | None = None
         self.checkpoints = 0
 
-    def feed(self, raw: bytes, sig: bytes) -> SignedRecord:
-        expected_where = where_of(self.chain, self.next_seq)
-        record, digest = parse_raw(raw, expected_where)
-        where = where_of(record.chain, record.seq)
+    def feed(self, raw: bytes, sig: bytes, position: int | None = None) -> SignedRecord:
+        """Verify the next record. ``position`` is where the store keeps it (its seq column);
+        errors name that place, because a tampered record may claim to be another one."""
+        where = where_of(self.chain, position if position is not None else self.next_seq)
+        record, digest = parse_raw(raw, where)
         if record.chain != self.chain:
-            raise BrokenLink(where, f"belongs to chain {record.chain}, not {self.chain}")
+            raise BrokenLink(where, f"claims to belong to chain {record.chain}, not {self.chain}")
         if record.seq != self.next_seq:
             kind = "missing or deleted" if record.seq > self.next_seq else "repeated or reordered"
-            raise BrokenLink(where, f"expected seq {self.next_seq}; records are {kind}")
+            raise BrokenLink(where, f"claims seq {record.seq} where seq {self.next_seq} belongs; records are {kind}")
         if record.prev != self.prev_hex:
             raise BrokenLink(where, "prev does not match the hash of the record before it")
         if record.seq == 1:
@@ -87,9 +88,9 @@ class ChainVerifier:
             if self.key is not None and own.raw != self.key.raw:
                 raise UnknownKey(where, "the chain's key is not the key enrolled for this device")
             self.key = own
-        signed = check_signature(record, raw, digest, sig, self.key)
+        signed = check_signature(record, raw, digest, sig, self.key, where)
         if record.type == CHECKPOINT:
-            self._check_checkpoint(signed)
+            self._check_checkpoint(signed, where)
         self.frontier.add(signed.hash)
         self.prev_hex = signed.hash_hex
         self.next_seq += 1
@@ -97,9 +98,8 @@ class ChainVerifier:
         self.last_ts = record.ts
         return signed
 
-    def _check_checkpoint(self, signed: SignedRecord) -> None:
+    def _check_checkpoint(self, signed: SignedRecord, where: str) -> None:
         body = signed.record.body
-        where = where_of(signed.record.chain, signed.record.seq)
         if body.get("size") != self.frontier.size:
             raise BrokenLink(where, f"checkpoint covers {body.get('size')} records, chain has {self.frontier.size}")
         if body.get("root") != self.frontier.root().hex():

@@ -226,7 +226,7 @@ def parse_raw(raw: bytes, where: str = "record") -> tuple[Record, bytes]:
         obj = canonical.decode(raw)
     except canonical.CanonicalError as exc:
         raise NotCanonical(where, str(exc)) from None
-    if isinstance(obj, dict) and isinstance(obj.get("chain"), str) and isinstance(obj.get("seq"), int):
+    if where == "record" and isinstance(obj, dict) and isinstance(obj.get("chain"), str) and isinstance(obj.get("seq"), int):
         where = where_of(obj["chain"], obj["seq"])
     return Record.from_obj(obj, where), hashlib.sha256(raw).digest()
 
@@ -237,9 +237,11 @@ def open_signed(raw: bytes, sig: bytes, key: PublicKey | None, where: str = "rec
     return check_signature(record, raw, digest, sig, key)
 
 
-def check_signature(record: Record, raw: bytes, digest: bytes, sig: bytes, key: PublicKey | None) -> SignedRecord:
+def check_signature(
+    record: Record, raw: bytes, digest: bytes, sig: bytes, key: PublicKey | None, where: str | None = None
+) -> SignedRecord:
     """Verify an already parsed record's signature (lets a verifier parse only once)."""
-    where = where_of(record.chain, record.seq)
+    where = where or where_of(record.chain, record.seq)
     if key is None:
         raise UnknownKey(where, f"key {record.kid} is not enrolled")
     if record.kid != key.kid:
