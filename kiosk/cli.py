@@ -66,9 +66,10 @@ def verify(data_dir: DataDirOption = None) -> None:
 
 
 def _register_subcommands() -> None:
-    from kiosk import cli_validation
+    from kiosk import cli_export, cli_validation
 
     app.add_typer(cli_validation.app, name="validation")
+    app.add_typer(cli_export.app, name="export")
 
 
 _register_subcommands()

@@ -1,0 +1,1 @@
+"""The inspector bundle's standalone verifier ships as data inside this package."""
