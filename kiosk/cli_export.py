@@ -39,3 +39,52 @@ def bundle(
         source.close()
     chains = sum(1 for n in hashes if n.startswith("chains/"))
     typer.echo(f"wrote {out}: {chains} chain(s); verify with: python3 verify_bundle.py {out.name}")
+
+
+@app.command()
+def audit(
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, json (raw signed records) or pdf.")] = "csv",
+    start: Annotated[Optional[str], typer.Option("--from", help="From this UTC date/time (inclusive).")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="Up to this UTC date/time (exclusive).")] = None,
+    user: Annotated[Optional[str], typer.Option(help="Only records by or about this user id.")] = None,
+    batch: Annotated[Optional[str], typer.Option(help="Only records of this batch.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Only records of this device id.")] = None,
+    type_: Annotated[Optional[list[str]], typer.Option("--type", help="Only this record type (repeatable).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to export.")] = None,
+) -> None:
+    """Export the audit trail: who, what (old/new, reason), when (UTC + site time), where, record hash."""
+    from kiosk.cli import fail
+    from kiosk.domain.audit import audit_row
+    from kiosk.paths import resolve_data_dir
+    from kiosk.services import audit_export as ax
+    from storage.audit_local import LocalAuditSource
+    from storage.local_store import DB_FILE
+
+    if fmt not in ax.FORMATS:
+        raise fail(f"--format must be one of {', '.join(ax.FORMATS)}")
+    try:
+        flt = ax.AuditFilter(ax.parse_bound(start, "--from"), ax.parse_bound(end, "--to"), user, batch, device,
+                             tuple(type_ or ()))
+    except ax.ExportError as exc:
+        raise fail(str(exc))
+    db = resolve_data_dir(data_dir) / DB_FILE
+    if not db.is_file():
+        raise fail(f"{db}: no local store here (wrong --data-dir?)")
+    source = LocalAuditSource(db)
+    try:
+        items = ax.matching(source, flt)
+        if fmt == "json":
+            count = ax.write_jsonl(((raw, sig) for _, raw, sig, _ in items), out)
+        elif fmt == "csv":
+            count = ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in items), out)
+        else:
+            count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
+                                 title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
+    except ax.ExportError as exc:
+        raise fail(str(exc), code=1)
+    except OSError as exc:
+        raise fail(f"{out}: cannot be written ({exc.strerror})")
+    finally:
+        source.close()
+    typer.echo(f"wrote {out}: {count} record(s)")

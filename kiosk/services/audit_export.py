@@ -1,0 +1,149 @@
+"""Audit-trail exports: CSV for spreadsheets, JSON Lines of the raw signed records, PDF to print.
+
+Records are streamed from the store and written as they come, so an export of
+millions of records uses the memory of one batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+from kiosk.domain.audit import AuditRow, audit_row
+from kiosk.domain.clock import UTC, format_ts
+from kiosk.domain.keys import b64url
+from kiosk.domain.keys import PublicKey
+from kiosk.domain.records import Record, RecordError, check_signature, parse_raw, where_of
+
+FORMATS = ("csv", "json", "pdf")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(Exception):
+    """The export cannot be produced as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    start: str | None = None  # record ts bounds, inclusive start, exclusive end
+    end: str | None = None
+    user: str | None = None
+    batch: str | None = None
+    device: str | None = None
+    types: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+
+
+def parse_bound(text: str | None, option: str) -> str | None:
+    """Accept a date (YYYY-MM-DD) or a date-time; bounds are UTC."""
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExportError(f"{option} {text!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SSZ)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_ts(moment)
+
+
+class AuditSource(Protocol):
+    def iter_raw(self, flt: AuditFilter) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """(raw, sig, hash) of records matching at least the time/type/device bounds, in time order."""
+        ...
+
+    def chain_key(self, chain: str) -> PublicKey | None:
+        """The key the chain opened with (its first record)."""
+        ...
+
+
+def matching(source: AuditSource, flt: AuditFilter) -> Iterator[tuple[Record, bytes, bytes, bytes]]:
+    """Records that match, each with its signature checked: an export never repeats a forgery."""
+    keys: dict[str, PublicKey | None] = {}
+    for raw, sig, digest in source.iter_raw(flt):
+        record, computed = parse_raw(raw)
+        if record.chain not in keys:
+            keys[record.chain] = source.chain_key(record.chain)
+        try:
+            check_signature(record, raw, computed, sig, keys[record.chain])
+        except RecordError as exc:
+            raise ExportError(f"{exc}; nothing was exported. Run `kiosk verify` and report it to QA.") from None
+        if computed != digest:
+            raise ExportError(f"{where_of(record.chain, record.seq)}: stored hash differs; run `kiosk verify`.")
+        body = record.body
+        if flt.user is not None:
+            who = body.get("actor") if isinstance(body.get("actor"), dict) else {}
+            subject = body.get("target") if isinstance(body.get("target"), dict) else {}
+            if flt.user not in (who.get("user_id"), subject.get("id") if subject.get("kind") == "user" else None):
+                continue
+        if flt.batch is not None and body.get("batch_id") != flt.batch:
+            continue
+        yield record, raw, sig, computed
+
+
+def spreadsheet_safe(value: object) -> str:
+    """Neutralise formula injection: a cell that starts like a formula is prefixed with '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _atomic(out: Path):
+    partial = Path(str(out) + ".partial")
+    return partial
+
+
+def write_csv(rows: Iterable[AuditRow], out: Path) -> int:
+    partial, count = _atomic(out), 0
+    try:
+        with open(partial, "w", newline="", encoding="utf-8-sig") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(AuditRow.FIELDS)
+            for row in rows:
+                writer.writerow([spreadsheet_safe(v) for v in row.values()])
+                count += 1
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def write_jsonl(items: Iterable[tuple[bytes, bytes]], out: Path) -> int:
+    """Record lines; each record's bytes are copied verbatim from the store."""
+    partial, count = _atomic(out), 0
+    try:
+        with open(partial, "wb") as fh:
+            for raw, sig in items:
+                fh.write(b'{"r":' + raw + b',"s":"' + b64url(sig).encode() + b'"}\n')
+                count += 1
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def write_pdf(rows: Iterable[AuditRow], out: Path, *, title: str, footer: str, filters: dict) -> int:
+    from kiosk.services.pdf_report import Report
+
+    pdf = Report(title, footer)
+    pdf.paragraph("Filters: " + (", ".join(f"{k}={v}" for k, v in filters.items()) or "none"))
+    header = ["when (UTC / site)", "device #seq", "who", "what", "old -> new", "reason", "hash"]
+    body = []
+    for row in rows:
+        body.append([
+            f"{row.ts_utc}\n{row.ts_site} {row.zone}",
+            f"{row.device} #{row.seq}",
+            f"{row.name} ({row.user_id})\n{row.role}" if row.user_id else "system",
+            f"{row.type}\n{row.target}".strip(),
+            f"{row.old} -> {row.new}" if (row.old or row.new) else "",
+            row.reason,
+            row.hash[:16],
+        ])
+    pdf.table(header, body, [34, 24, 30, 30, 28, 22, 14], size=6.5)
+    pdf.save(out)
+    return len(body)

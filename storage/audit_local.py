@@ -1,0 +1,58 @@
+"""Streams a local store's records in time order for audit exports and the audit viewer."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from kiosk.domain.chain import genesis_key
+from kiosk.domain.keys import PublicKey
+from kiosk.domain.records import RecordError, parse_raw
+from kiosk.services.audit_export import AuditFilter
+from storage.sqlite import sqlite_engine
+
+BATCH = 1000
+
+
+class LocalAuditSource:
+    def __init__(self, db_path) -> None:
+        self.engine = sqlite_engine(db_path, write=False)
+
+    def iter_raw(self, flt: AuditFilter) -> Iterator[tuple[bytes, bytes, bytes]]:
+        where, params = ["1=1"], []
+        if flt.start:
+            where.append("ts >= ?")
+            params.append(flt.start)
+        if flt.end:
+            where.append("ts < ?")
+            params.append(flt.end)
+        if flt.types:
+            where.append(f"type IN ({','.join('?' * len(flt.types))})")
+            params.extend(flt.types)
+        if flt.device:
+            where.append("(chain = ? OR chain LIKE ?)")
+            params.extend([flt.device, flt.device + ":%"])
+        after = ("", "", 0)
+        while True:
+            sql = (f"SELECT raw, sig, hash, ts, chain, seq FROM records WHERE {' AND '.join(where)} "
+                   "AND (ts, chain, seq) > (?, ?, ?) ORDER BY ts, chain, seq LIMIT ?")
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql(sql, tuple(params) + after + (BATCH,)).all()
+            for raw, sig, digest, *_ in rows:
+                yield bytes(raw), bytes(sig), bytes(digest)
+            if len(rows) < BATCH:
+                return
+            after = tuple(rows[-1][3:6])
+
+    def chain_key(self, chain: str) -> PublicKey | None:
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT raw FROM records WHERE chain = ? AND seq = 1", (chain,)).first()
+        if row is None:
+            return None
+        record, _ = parse_raw(bytes(row[0]))
+        try:
+            return genesis_key(dict(record.body), "genesis")
+        except RecordError:
+            return None
+
+    def close(self) -> None:
+        self.engine.dispose()
