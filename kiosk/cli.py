@@ -66,8 +66,9 @@ def verify(data_dir: DataDirOption = None) -> None:
 
 
 def _register_subcommands() -> None:
-    from kiosk import cli_export, cli_validation
+    from kiosk import cli_admin, cli_export, cli_validation
 
+    app.add_typer(cli_admin.app, name="admin")
     app.add_typer(cli_validation.app, name="validation")
     app.add_typer(cli_export.app, name="export")
 
