@@ -1,0 +1,90 @@
+"""Composition root: builds the services from config and a data directory.
+
+The CLI (`kiosk run`, `kiosk demo`, admin commands) and the tests build the
+kiosk through the same functions here, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiosk.config import KioskConfig
+from kiosk.domain.clock import Clock
+from kiosk.domain.lockout import LockoutPolicy
+from kiosk.domain.passwords import Blocklist, PasswordHasher, PasswordPolicy
+from kiosk.domain.totp import SecretBox
+from kiosk.resources import defaults_dir
+from kiosk.services.auth import AuthService
+from storage.directory_local import LocalDirectory, directory_projector
+from storage.keyfile import DeviceIdentity, load_or_create_identity
+from storage.local_store import CheckpointPolicy, LocalStore
+from storage.sitekey import load_or_create_site_key
+
+
+@dataclass
+class Kiosk:
+    """Everything one running kiosk is made of."""
+
+    config: KioskConfig
+    data_dir: Path
+    clock: Clock
+    identity: DeviceIdentity
+    store: LocalStore
+    directory: LocalDirectory
+    auth: AuthService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_BLOCKLIST: Blocklist | None = None
+
+
+def blocklist() -> Blocklist:
+    """The shipped blocklist, read once per process (it is large and never changes at run time)."""
+    global _BLOCKLIST
+    if _BLOCKLIST is None:
+        with open(defaults_dir() / "password-blocklist.txt", encoding="utf-8") as fh:
+            _BLOCKLIST = Blocklist(line for line in fh if not line.startswith("#"))
+    return _BLOCKLIST
+
+
+def hasher_for(config: KioskConfig) -> PasswordHasher:
+    p = config.password
+    return PasswordHasher(time_cost=p.argon2_time_cost, memory_kib=p.argon2_memory_kib,
+                          parallelism=p.argon2_parallelism)
+
+
+def lockout_policy(config: KioskConfig) -> LockoutPolicy:
+    a = config.auth
+    return LockoutPolicy(threshold=a.lockout_threshold, delay_from_failure=a.delay_from_failure,
+                         delay_base_s=a.delay_base_s, delay_max_s=a.delay_max_s, window_h=a.failure_window_h)
+
+
+def password_policy(config: KioskConfig) -> PasswordPolicy:
+    p = config.password
+    return PasswordPolicy(min_length=p.min_length, min_length_with_totp=p.min_length_with_totp,
+                          max_length=p.max_length, history=p.history, max_age_days=p.max_age_days)
+
+
+def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id: str | None = None,
+                hasher: PasswordHasher | None = None) -> Kiosk:
+    identity = load_or_create_identity(data_dir, device_id or config.device.id or None)
+    store = LocalStore.open(
+        data_dir, identity, clock,
+        checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s),
+        projectors=[directory_projector],
+    )
+    directory = LocalDirectory(store.read_engine())
+    auth = AuthService(
+        store, directory, clock,
+        hasher=hasher or hasher_for(config),
+        box=SecretBox(load_or_create_site_key(data_dir)),
+        blocklist=blocklist(),
+        lockout=lockout_policy(config),
+        passwords=password_policy(config),
+        totp_at_login=config.auth.totp_at_login,
+        issuer=config.site.name,
+    )
+    return Kiosk(config, Path(data_dir), clock, identity, store, directory, auth)

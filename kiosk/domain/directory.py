@@ -1,0 +1,227 @@
+"""The directory (users, credentials, lockouts, badges, alerts) derived from records.
+
+The same pure projection runs on the kiosk (inside the append transaction, so
+a record and its effect commit together) and centrally (over all chains in
+ingest order). Replaying the records rebuilds it exactly; nothing in it is
+ever the only copy of a fact.
+
+Documents are plain JSON-able dicts keyed by (kind, key).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from kiosk.domain.records import Record
+
+Doc = dict[str, Any]
+Getter = Callable[[str, str], "Doc | None"]
+Change = tuple[str, str, Doc]
+
+USER = "user"
+BADGE = "badge"
+FAILURES_ID = "failures.id"        # per attempted user id, known or not (no enumeration)
+FAILURES_DEVICE = "failures.device"
+ALERT = "alert"
+
+
+class DirectoryConflict(Exception):
+    """A record cannot apply to the directory as it stands (raised inside the append: nothing is written)."""
+
+
+def empty_failures() -> Doc:
+    return {"count": 0, "first": None, "last": None}
+
+
+def _target_id(body: Mapping[str, Any]) -> str:
+    target = body.get("target") or {}
+    return str(target.get("id"))
+
+
+def project(record: Record, get: Getter) -> list[Change]:
+    """The document changes one record causes. Unknown types change nothing.
+
+    Any record whose body carries ``auth.totp_step`` consumes that one-time
+    code for its actor: the check and the update happen in the transaction
+    that writes the record, so a replayed code can never be accepted twice.
+    """
+    changes = _consume_totp(record, get)
+    if changes:
+        overlay = {(k, key): doc for k, key, doc in changes}
+        base = get
+        get = lambda kind, key: overlay.get((kind, key)) or base(kind, key)  # noqa: E731
+    handler = _HANDLERS.get(record.type)
+    return changes + (handler(record, get) if handler else [])
+
+
+def _consume_totp(record: Record, get: Getter) -> list[Change]:
+    auth = record.body.get("auth")
+    if not isinstance(auth, dict) or auth.get("totp_step") is None:
+        return []
+    uid = (record.body.get("actor") or {}).get("user_id")
+    user = _require_user(get, uid)
+    step = auth["totp_step"]
+    if step <= user.get("totp_last_step", -1):
+        raise DirectoryConflict("that one-time code was already used; wait for the next code")
+    user["totp_last_step"] = step
+    return [(USER, uid, user)]
+
+
+def _user_created(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    new = body["new"]
+    uid = new["user_id"]
+    if get(USER, uid) is not None:
+        raise DirectoryConflict(f"user id {uid!r} already exists (ids are never reused, even after deactivation)")
+    badge = new.get("badge_id")
+    changes: list[Change] = []
+    if badge:
+        if get(BADGE, badge) is not None:
+            raise DirectoryConflict("that badge id is already assigned (badge ids are never reused)")
+        changes.append((BADGE, badge, {"user_id": uid, "revoked": False}))
+    cred = body["credential"]
+    user = {
+        "user_id": uid,
+        "printed_name": new["printed_name"],
+        "roles": sorted(new["roles"]),
+        "qualifications": sorted(new.get("qualifications", [])),
+        "status": "active",
+        "badge_id": badge,
+        "credential": cred["enc"],
+        "temporary": bool(cred.get("temporary", True)),
+        "password_changed_at": record.ts,
+        "history": [cred["enc"]],
+        "totp": (body.get("totp") or {}).get("enc"),
+        "totp_last_step": -1,
+        "first_use_accepted": False,
+        "last_login": None,
+        "created_at": record.ts,
+    }
+    return changes + [(USER, uid, user)]
+
+
+def _require_user(get: Getter, uid: str) -> Doc:
+    user = get(USER, uid)
+    if user is None:
+        raise DirectoryConflict(f"no user {uid!r}")
+    return dict(user)
+
+
+def _user_updated(record: Record, get: Getter) -> list[Change]:
+    uid = _target_id(record.body)
+    user = _require_user(get, uid)
+    changes: list[Change] = []
+    for field, value in record.body["new"].items():
+        if field == "badge_id":
+            if value:
+                holder = get(BADGE, value)
+                if holder is not None:
+                    raise DirectoryConflict("that badge id is already assigned (badge ids are never reused)")
+                changes.append((BADGE, value, {"user_id": uid, "revoked": False}))
+            old = user.get("badge_id")
+            if old:
+                changes.append((BADGE, old, {"user_id": uid, "revoked": True}))
+        if field == "roles" or field == "qualifications":
+            value = sorted(value)
+        user[field] = value
+    if record.body["new"].get("status") == "active":
+        changes.append((FAILURES_ID, uid, empty_failures()))
+    return changes + [(USER, uid, user)]
+
+
+def _password_changed(record: Record, get: Getter) -> list[Change]:
+    uid = _target_id(record.body)
+    user = _require_user(get, uid)
+    cred = record.body["credential"]
+    user["credential"] = cred["enc"]
+    user["temporary"] = bool(cred.get("temporary", False))
+    user["password_changed_at"] = record.ts
+    keep = int(record.body.get("history_size", 5))
+    user["history"] = ([cred["enc"]] + list(user.get("history", [])))[: max(keep, 1)]
+    return [(USER, uid, user)]
+
+
+def _totp_enrolled(record: Record, get: Getter) -> list[Change]:
+    uid = _target_id(record.body)
+    user = _require_user(get, uid)
+    user["totp"] = (record.body.get("totp") or {}).get("enc")
+    user["totp_last_step"] = -1
+    return [(USER, uid, user)]
+
+
+def _first_use(record: Record, get: Getter) -> list[Change]:
+    uid = _target_id(record.body)
+    user = _require_user(get, uid)
+    user["first_use_accepted"] = True
+    return [(USER, uid, user)]
+
+
+def _login(record: Record, get: Getter) -> list[Change]:
+    uid = _target_id(record.body)
+    user = _require_user(get, uid)
+    user["last_login"] = record.ts
+    return [
+        (USER, uid, user),
+        (FAILURES_ID, uid, empty_failures()),
+        (FAILURES_DEVICE, record.device_id, empty_failures()),
+    ]
+
+
+def _failed(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    return [
+        (FAILURES_ID, body["attempted_user_id"], dict(body["user_failures"])),
+        (FAILURES_DEVICE, record.device_id, dict(body["device_failures"])),
+    ]
+
+
+def _set_status(status: str) -> Callable[[Record, Getter], list[Change]]:
+    def handler(record: Record, get: Getter) -> list[Change]:
+        uid = _target_id(record.body)
+        user = _require_user(get, uid)
+        if status == "active" and user["status"] == "deactivated":
+            raise DirectoryConflict("a deactivated account cannot be unlocked; an admin must re-activate it")
+        user["status"] = status
+        changes: list[Change] = [(USER, uid, user)]
+        if status == "active":
+            changes.append((FAILURES_ID, uid, empty_failures()))
+        return changes
+
+    return handler
+
+
+def _alert_raised(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    return [(ALERT, body["alert_id"], {
+        "alert_id": body["alert_id"], "kind": body["kind"], "severity": body.get("severity", "warning"),
+        "message": body["message"], "target": body.get("target"), "device": record.chain, "at": record.ts,
+        "acknowledged_by": None, "acknowledged_at": None,
+    })]
+
+
+def _alert_ack(record: Record, get: Getter) -> list[Change]:
+    alert_id = record.body["alert_id"]
+    alert = get(ALERT, alert_id)
+    if alert is None:
+        raise DirectoryConflict(f"no alert {alert_id}")
+    alert = dict(alert)
+    if alert.get("acknowledged_by"):
+        raise DirectoryConflict("that alert was already acknowledged")
+    alert["acknowledged_by"] = record.body["actor"]["user_id"]
+    alert["acknowledged_at"] = record.ts
+    return [(ALERT, alert_id, alert)]
+
+
+_HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
+    "user.created": _user_created,
+    "user.updated": _user_updated,
+    "user.password_changed": _password_changed,
+    "user.totp_enrolled": _totp_enrolled,
+    "user.first_use_accepted": _first_use,
+    "session.login": _login,
+    "auth.failed": _failed,
+    "account.suspended": _set_status("suspended"),
+    "account.unlocked": _set_status("active"),
+    "alert.raised": _alert_raised,
+    "alert.acknowledged": _alert_ack,
+}

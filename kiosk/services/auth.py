@@ -1,0 +1,530 @@
+"""Who a person is and whether they may act: users, passwords, TOTP, lockout, unlock, alerts.
+
+Every decision is a record: failures, suspensions, unlocks and user changes
+are appended to the local chain, and the directory cache is derived from
+those records in the same transaction. Failure answers are the same for an
+unknown user, a wrong password and a wrong code, and cost the same work (one
+argon2 verify), so the kiosk never reveals which user ids exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from kiosk.domain import directory as dirx
+from kiosk.domain.audit import actor as actor_body, target
+from kiosk.domain.clock import Clock, format_ts, parse_ts
+from kiosk.domain.identity import InvalidText, InvalidUserId, Role, check_text, normalize_user_id
+from kiosk.domain.lockout import FailureState, LockoutPolicy, decide
+from kiosk.domain.passwords import Blocklist, PasswordHasher, PasswordPolicy, PasswordRejected, check_new_password
+from kiosk.domain.totp import SecretBox, SecretBoxError, new_secret, provisioning_uri, verify_totp
+from kiosk.services.ports import DirectoryReader, RecordWriter
+
+INVALID = "Invalid user id, password or one-time code."
+SUSPENDED = "Your account is suspended. Ask a supervisor to unlock it."
+DEACTIVATED = "This account is deactivated. Ask a site admin."
+FIRST_USE_STATEMENT = (
+    "I certify that my electronic signature on this system is the legally binding equivalent "
+    "of my traditional handwritten signature (21 CFR 11.100(c))."
+)
+TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+class AuthError(Exception):
+    """An action was refused; the message is safe to show and says what to do."""
+
+
+class NotPermitted(AuthError):
+    pass
+
+
+class InvalidInput(AuthError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting now, in one of their roles (the caller authenticated them)."""
+
+    user_id: str
+    name: str
+    role: str
+
+    def body(self) -> dict[str, str]:
+        return actor_body(self.user_id, self.name, self.role)
+
+
+@dataclass(frozen=True)
+class UserView:
+    user_id: str
+    printed_name: str
+    roles: tuple[str, ...]
+    status: str
+    badge_id: str | None
+    totp_enrolled: bool
+    first_use_accepted: bool
+    must_change_password: bool
+    last_login: str | None
+    qualifications: tuple[str, ...] = ()
+
+    def has_role(self, *roles: str) -> bool:
+        return any(r in self.roles for r in roles)
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """Shown once to the admin who issued them, never stored in clear, never logged."""
+
+    user_id: str
+    temporary_password: str = field(repr=False)
+    totp_secret: str | None = field(default=None, repr=False)
+    totp_uri: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    ok: bool
+    message: str
+    user: UserView | None = None
+    totp_step: int | None = None
+    components: tuple[str, ...] = ()
+    retry_after_s: int = 0
+
+    @property
+    def must_change_password(self) -> bool:
+        return bool(self.user and self.user.must_change_password)
+
+    @property
+    def needs_first_use(self) -> bool:
+        return bool(self.user and not self.user.first_use_accepted)
+
+    def auth_body(self) -> dict[str, Any]:
+        """What a record says about how its actor authenticated (consumes the TOTP step)."""
+        body: dict[str, Any] = {"components": list(self.components)}
+        if self.totp_step is not None:
+            body["totp_step"] = self.totp_step
+        return body
+
+
+def view(doc: Mapping[str, Any]) -> UserView:
+    return UserView(
+        user_id=doc["user_id"],
+        printed_name=doc["printed_name"],
+        roles=tuple(doc["roles"]),
+        status=doc["status"],
+        badge_id=doc.get("badge_id"),
+        totp_enrolled=bool(doc.get("totp")),
+        first_use_accepted=bool(doc.get("first_use_accepted")),
+        must_change_password=bool(doc.get("temporary")),
+        last_login=doc.get("last_login"),
+        qualifications=tuple(doc.get("qualifications", ())),
+    )
+
+
+def _failures(doc: Mapping[str, Any] | None) -> FailureState:
+    doc = doc or dirx.empty_failures()
+    return FailureState(
+        count=int(doc["count"]),
+        first_failure_at=parse_ts(doc["first"]) if doc.get("first") else None,
+        last_failure_at=parse_ts(doc["last"]) if doc.get("last") else None,
+    )
+
+
+def _failures_doc(state: FailureState) -> dict[str, Any]:
+    return {
+        "count": state.count,
+        "first": format_ts(state.first_failure_at) if state.first_failure_at else None,
+        "last": format_ts(state.last_failure_at) if state.last_failure_at else None,
+    }
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: RecordWriter,
+        directory: DirectoryReader,
+        clock: Clock,
+        *,
+        hasher: PasswordHasher,
+        box: SecretBox,
+        blocklist: Blocklist,
+        lockout: LockoutPolicy,
+        passwords: PasswordPolicy,
+        totp_at_login: bool = True,
+        issuer: str = "Signing kiosk",
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.clock = clock
+        self.hasher = hasher
+        self.box = box
+        self.blocklist = blocklist
+        self.lockout = lockout
+        self.passwords = passwords
+        self.totp_at_login = totp_at_login
+        self.issuer = issuer
+
+    # -- reading -------------------------------------------------------------
+    @property
+    def device_id(self) -> str:
+        return self.store.chain.rpartition(":")[0]
+
+    def user(self, user_id: str) -> UserView | None:
+        try:
+            uid = normalize_user_id(user_id)
+        except InvalidUserId:
+            return None
+        doc = self.directory.get(dirx.USER, uid)
+        return None if doc is None else view(doc)
+
+    def users(self) -> list[UserView]:
+        return [view(d) for d in self.directory.all(dirx.USER)]
+
+    def any_admin(self) -> bool:
+        return any(Role.ADMIN.value in d["roles"] and d["status"] != "deactivated" for d in self.directory.all(dirx.USER))
+
+    def user_by_badge(self, badge_id: str) -> UserView | None:
+        holder = self.directory.get(dirx.BADGE, badge_id.strip())
+        if holder is None or holder.get("revoked"):
+            return None
+        return self.user(holder["user_id"])
+
+    # -- issuing credentials ------------------------------------------------
+    def _temporary_password(self) -> str:
+        groups = ["".join(secrets.choice(TEMP_ALPHABET) for _ in range(4)) for _ in range(4)]
+        return "-".join(groups)
+
+    def _credential(self, uid: str, password: str, temporary: bool) -> dict[str, Any]:
+        return {"enc": self.box.encrypt(f"password:{uid}", self.hasher.hash(password)), "temporary": temporary}
+
+    def _issue(self, uid: str, with_totp: bool) -> tuple[IssuedCredentials, dict[str, Any], dict[str, Any] | None]:
+        temp = self._temporary_password()
+        secret = new_secret() if with_totp else None
+        issued = IssuedCredentials(
+            uid, temp, secret, provisioning_uri(secret, uid, self.issuer) if secret else None
+        )
+        totp = {"enc": self.box.encrypt(f"totp:{uid}", secret)} if secret else None
+        return issued, self._credential(uid, temp, True), totp
+
+    def _clean_roles(self, roles: Iterable[str]) -> list[str]:
+        allowed = {r.value for r in Role}
+        cleaned = sorted({str(r).strip().lower() for r in roles})
+        bad = [r for r in cleaned if r not in allowed]
+        if bad or not cleaned:
+            raise InvalidInput(f"roles must be one or more of {', '.join(sorted(allowed))}")
+        return cleaned
+
+    def _text(self, field_name: str, text: str, max_len: int = 120) -> str:
+        try:
+            return check_text(field_name, text, max_len)
+        except InvalidText as exc:
+            raise InvalidInput(str(exc)) from None
+
+    def _reason(self, text: str) -> str:
+        cleaned = self._text("reason", text, 500)
+        if len(cleaned) < 4:
+            raise InvalidInput("give a reason of at least 4 characters")
+        return cleaned
+
+    def _uid(self, text: str) -> str:
+        try:
+            return normalize_user_id(text)
+        except InvalidUserId as exc:
+            raise InvalidInput(str(exc)) from None
+
+    def bootstrap(self, user_id: str, printed_name: str) -> IssuedCredentials:
+        """The first admin, once: refused as soon as any admin exists."""
+        if self.any_admin():
+            raise NotPermitted("an admin already exists; bootstrap runs only once")
+        uid = self._uid(user_id)
+        name = self._text("printed name", printed_name)
+        issued, cred, totp = self._issue(uid, with_totp=True)
+        system = {"user_id": "system:bootstrap", "name": "Bootstrap", "role": "system"}
+        self._append([("user.created", {
+            "actor": system, "target": target("user", uid), "reason": "first admin of the site",
+            "new": {"user_id": uid, "printed_name": name, "roles": ["admin"]},
+            "identity_verification": {"attested_by": "system:bootstrap", "method": "site bootstrap"},
+            "credential": cred, "totp": totp,
+        })])
+        return issued
+
+    def create_user(
+        self, actor: Actor, user_id: str, printed_name: str, roles: Iterable[str], *, reason: str,
+        identity_verified: bool, verification_method: str = "photo ID checked in person",
+        badge_id: str | None = None, with_totp: bool = True, qualifications: Iterable[str] = (),
+    ) -> IssuedCredentials:
+        self._require(actor, "admin")
+        if not identity_verified:
+            raise InvalidInput("confirm that you verified this person's identity before issuing a signature (11.100(b))")
+        uid = self._uid(user_id)
+        name = self._text("printed name", printed_name)
+        roles = self._clean_roles(roles)
+        reason = self._reason(reason)
+        method = self._text("verification method", verification_method, 200)
+        badge = self._text("badge id", badge_id, 64) if badge_id else None
+        if self.directory.get(dirx.USER, uid) is not None:
+            raise InvalidInput(f"user id {uid!r} is taken (ids are never reused, even after deactivation)")
+        if badge and self.directory.get(dirx.BADGE, badge) is not None:
+            raise InvalidInput("that badge id was already assigned once; badge ids are never reused")
+        issued, cred, totp = self._issue(uid, with_totp)
+        new: dict[str, Any] = {"user_id": uid, "printed_name": name, "roles": roles,
+                               "qualifications": sorted(set(qualifications))}
+        if badge:
+            new["badge_id"] = badge
+        self._append([("user.created", {
+            "actor": actor.body(), "target": target("user", uid), "reason": reason, "new": new,
+            "identity_verification": {"attested_by": actor.user_id, "method": method},
+            "credential": cred, "totp": totp,
+        })])
+        return issued
+
+    def update_user(self, actor: Actor, user_id: str, *, reason: str, **changes: Any) -> UserView:
+        """Change printed name, roles, qualifications, badge, or deactivate/re-activate (admin only)."""
+        self._require(actor, "admin")
+        uid = self._uid(user_id)
+        doc = self.directory.get(dirx.USER, uid)
+        if doc is None:
+            raise InvalidInput(f"no user {uid!r}")
+        reason = self._reason(reason)
+        new: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "printed_name":
+                value = self._text("printed name", value)
+            elif key == "roles":
+                value = self._clean_roles(value)
+            elif key == "qualifications":
+                value = sorted({self._text("qualification", q, 64) for q in value})
+            elif key == "badge_id":
+                value = self._text("badge id", value, 64) if value else None
+                if value and self.directory.get(dirx.BADGE, value) is not None:
+                    raise InvalidInput("that badge id was already assigned once; badge ids are never reused")
+            elif key == "status":
+                if value not in ("active", "deactivated"):
+                    raise InvalidInput("status can be set to active or deactivated (suspension comes from failed attempts)")
+                if value == "deactivated" and uid == actor.user_id:
+                    raise NotPermitted("you cannot deactivate your own account")
+            else:
+                raise InvalidInput(f"{key} cannot be changed")
+            if doc.get(key) != value and not (key == "roles" and sorted(doc.get(key, [])) == value):
+                new[key] = value
+        if not new:
+            raise InvalidInput("nothing to change")
+        old = {k: doc.get(k) for k in new}
+        self._append([("user.updated", {"actor": actor.body(), "target": target("user", uid), "reason": reason,
+                                        "old": old, "new": new})])
+        return self.user(uid)  # type: ignore[return-value]
+
+    def reset_credentials(self, actor: Actor, user_id: str, *, reason: str, identity_verified: bool,
+                          new_totp: bool = True) -> IssuedCredentials:
+        """Loss management (11.300(c)): revoke password and TOTP at once and re-issue after an identity check."""
+        self._require(actor, "admin")
+        if not identity_verified:
+            raise InvalidInput("confirm that you verified this person's identity before re-issuing credentials")
+        uid = self._uid(user_id)
+        if self.directory.get(dirx.USER, uid) is None:
+            raise InvalidInput(f"no user {uid!r}")
+        reason = self._reason(reason)
+        issued, cred, totp = self._issue(uid, new_totp)
+        items: list[tuple[str, dict[str, Any]]] = [("user.password_changed", {
+            "actor": actor.body(), "target": target("user", uid), "reason": reason, "credential": cred,
+            "history_size": self.passwords.history + 1,
+        })]
+        if totp:
+            items.append(("user.totp_enrolled", {"actor": actor.body(), "target": target("user", uid),
+                                                 "reason": reason, "totp": totp}))
+        self._append(items)
+        return issued
+
+    # -- authentication -----------------------------------------------------
+    def authenticate(self, user_text: str, password: str, totp_code: str | None = None, *,
+                     require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
+        """Check credentials; record and alert every failure. Does not open a session."""
+        now = self.clock.now()
+        try:
+            uid = normalize_user_id(user_text)
+        except InvalidUserId:
+            uid = None
+        key = uid or "<invalid id>"
+        user_state = _failures(self.directory.get(dirx.FAILURES_ID, key))
+        device_state = _failures(self.directory.get(dirx.FAILURES_DEVICE, self.device_id))
+        wait = max(self._wait(user_state, now), self._wait(device_state, now))
+        if wait > 0:
+            return AuthResult(False, f"Too many failed attempts. Wait {wait} s, then try again.", retry_after_s=wait)
+        doc = self.directory.get(dirx.USER, uid) if uid else None
+        if doc is None:
+            self.hasher.verify_dummy(password)
+            return self._fail(key, None, "unknown_user", user_state, device_state, now)
+        try:
+            stored = self.box.decrypt(f"password:{uid}", doc["credential"])
+        except SecretBoxError:
+            self.hasher.verify_dummy(password)
+            raise AuthError("this kiosk cannot read the stored credentials (wrong site key); ask a site admin") from None
+        if not self.hasher.verify(stored, password):
+            return self._fail(uid, doc, "bad_password", user_state, device_state, now)
+        components = ["user_id", "password"]
+        totp_step = None
+        needs_totp = self.totp_at_login if require_totp is None else require_totp
+        if needs_totp and doc.get("totp"):
+            secret = self.box.decrypt(f"totp:{uid}", doc["totp"])
+            totp_step = verify_totp(secret, (totp_code or "").strip(), now, doc.get("totp_last_step", -1))
+            if totp_step is None:
+                return self._fail(uid, doc, "bad_totp", user_state, device_state, now)
+            components.append("totp")
+        if doc["status"] == "suspended":
+            self._record_failure(uid, doc, "suspended", user_state, device_state, now, count=False)
+            return AuthResult(False, SUSPENDED)
+        if doc["status"] == "deactivated":
+            self._record_failure(uid, doc, "deactivated", user_state, device_state, now, count=False)
+            return AuthResult(False, DEACTIVATED)
+        return AuthResult(True, "ok", view(doc), totp_step, tuple(components))
+
+    def _wait(self, state: FailureState, now: dt.datetime) -> int:
+        delay, _ = decide(state, now, self.lockout)
+        return int(delay + 0.999)
+
+    def _fail(self, key: str, doc: Mapping[str, Any] | None, cause: str, user_state: FailureState,
+              device_state: FailureState, now: dt.datetime) -> AuthResult:
+        self._record_failure(key, doc, cause, user_state, device_state, now, count=True)
+        return AuthResult(False, INVALID)
+
+    def _record_failure(self, key: str, doc: Mapping[str, Any] | None, cause: str, user_state: FailureState,
+                        device_state: FailureState, now: dt.datetime, *, count: bool) -> None:
+        if count:
+            user_state = user_state.after_failure(now, self.lockout)
+            device_state = device_state.after_failure(now, self.lockout)
+        _, suspend = decide(user_state, now, self.lockout)
+        body: dict[str, Any] = {
+            "attempted_user_id": key,
+            "cause": cause,
+            "user_failures": _failures_doc(user_state),
+            "device_failures": _failures_doc(device_state),
+        }
+        if doc is not None:
+            body["target"] = target("user", doc["user_id"])
+        severity = "warning" if cause in ("unknown_user", "suspended", "deactivated") else "info"
+        items: list[tuple[str, dict[str, Any]]] = [
+            ("auth.failed", body),
+            self._alert_item(f"auth.{cause}", severity,
+                             f"failed sign-in ({cause.replace('_', ' ')}) for user id {key!r} "
+                             f"on {self.device_id}; failures: {user_state.count}", target("user", key)),
+        ]
+        if count and suspend and doc is not None and doc["status"] == "active":
+            items.append(("account.suspended", {
+                "target": target("user", doc["user_id"]), "reason": f"{user_state.count} failed attempts",
+                "old": {"status": "active"}, "new": {"status": "suspended"},
+            }))
+            items.append(self._alert_item("account.suspended", "critical",
+                                          f"account {doc['user_id']!r} suspended after {user_state.count} failed "
+                                          f"attempts on {self.device_id}", target("user", doc["user_id"])))
+        if count and device_state.count == self.lockout.threshold:
+            items.append(self._alert_item("device.failures", "critical",
+                                          f"{device_state.count} failed sign-ins on {self.device_id} within the window",
+                                          target("device", self.device_id)))
+        self._append(items)
+
+    def _alert_item(self, kind: str, severity: str, message: str, about: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+        return ("alert.raised", {"alert_id": str(uuid.uuid4()), "kind": kind, "severity": severity,
+                                 "message": message, "target": dict(about)})
+
+    def raise_alert(self, kind: str, severity: str, message: str, about: Mapping[str, str]) -> None:
+        self._append([self._alert_item(kind, severity, message, about)])
+
+    # -- password changes, first use ---------------------------------------
+    def change_password(self, user_id: str, current: str, new: str, totp_code: str | None = None) -> AuthResult:
+        result = self.authenticate(user_id, current, totp_code, purpose="change_password")
+        if not result.ok:
+            return result
+        user = result.user
+        assert user is not None
+        doc = self.directory.get(dirx.USER, user.user_id) or {}
+        try:
+            check_new_password(new, policy=self.passwords, user_id=user.user_id, printed_name=user.printed_name,
+                               blocklist=self.blocklist, totp_enrolled=user.totp_enrolled)
+        except PasswordRejected as exc:
+            raise InvalidInput(str(exc)) from None
+        for old in doc.get("history", [])[: max(self.passwords.history, 1)]:
+            if self.hasher.verify(self.box.decrypt(f"password:{user.user_id}", old), new):
+                raise InvalidInput(f"choose a password you have not used for your last {self.passwords.history} changes")
+        self._append([("user.password_changed", {
+            "actor": actor_body(user.user_id, user.printed_name, user.roles[0]), "target": target("user", user.user_id),
+            "reason": "changed by the user", "credential": self._credential(user.user_id, new, False),
+            "history_size": self.passwords.history + 1, "auth": result.auth_body(),
+        })])
+        return AuthResult(True, "Password changed.", self.user(user.user_id), None, result.components)
+
+    def password_expired(self, user: UserView) -> bool:
+        if self.passwords.max_age_days <= 0:
+            return False
+        doc = self.directory.get(dirx.USER, user.user_id) or {}
+        changed = parse_ts(doc["password_changed_at"])
+        return self.clock.now() - changed >= dt.timedelta(days=self.passwords.max_age_days)
+
+    def accept_first_use(self, user: UserView) -> None:
+        self._append([("user.first_use_accepted", {
+            "actor": actor_body(user.user_id, user.printed_name, user.roles[0]), "target": target("user", user.user_id),
+            "statement": FIRST_USE_STATEMENT,
+        })])
+
+    # -- supervisor unlock, alerts -----------------------------------------
+    def unlock(self, supervisor_id: str, password: str, totp_code: str | None, user_id: str, reason: str,
+               *, break_glass: bool = False) -> UserView:
+        """Unlock a suspended account: a different supervisor (or admin), full credentials now, a reason."""
+        reason = self._reason(reason)
+        uid = self._uid(user_id)
+        result = self.authenticate(supervisor_id, password, totp_code, require_totp=True, purpose="unlock")
+        if not result.ok:
+            raise AuthError(result.message)
+        sup = result.user
+        assert sup is not None
+        needed = ("admin",) if break_glass else ("supervisor", "admin")
+        if not sup.has_role(*needed):
+            raise NotPermitted("only a supervisor or admin can unlock accounts" if not break_glass
+                               else "break-glass unlock needs an admin")
+        if sup.user_id == uid:
+            raise NotPermitted("you cannot unlock your own account; ask another supervisor")
+        doc = self.directory.get(dirx.USER, uid)
+        if doc is None:
+            raise InvalidInput(f"no user {uid!r}")
+        if doc["status"] == "deactivated":
+            raise NotPermitted("a deactivated account cannot be unlocked; an admin must re-activate it with a reason")
+        if doc["status"] != "suspended":
+            raise InvalidInput(f"{uid!r} is not suspended")
+        role = "admin" if break_glass or "supervisor" not in sup.roles else "supervisor"
+        who = actor_body(sup.user_id, sup.printed_name, role)
+        items: list[tuple[str, dict[str, Any]]] = [("account.unlocked", {
+            "actor": who, "target": target("user", uid), "reason": reason, "old": {"status": "suspended"},
+            "new": {"status": "active"}, "auth": result.auth_body(), "break_glass": break_glass,
+        })]
+        if break_glass:
+            items.append(self._alert_item("account.break_glass_unlock", "critical",
+                                          f"break-glass unlock of {uid!r} by admin {sup.user_id!r}: {reason}",
+                                          target("user", uid)))
+        self._append(items)
+        return self.user(uid)  # type: ignore[return-value]
+
+    def alerts(self, open_only: bool = True) -> list[dict[str, Any]]:
+        items = [a for a in self.directory.all(dirx.ALERT) if not (open_only and a.get("acknowledged_by"))]
+        return sorted(items, key=lambda a: a["at"], reverse=True)
+
+    def acknowledge_alert(self, actor: Actor, alert_id: str, note: str = "") -> None:
+        self._require(actor, "supervisor", "admin")
+        body: dict[str, Any] = {"actor": actor.body(), "alert_id": alert_id, "target": target("alert", alert_id)}
+        if note:
+            body["reason"] = self._text("note", note, 500)
+        self._append([("alert.acknowledged", body)])
+
+    # -- helpers -----------------------------------------------------------
+    def _require(self, actor: Actor, *roles: str) -> None:
+        doc = self.directory.get(dirx.USER, actor.user_id)
+        if doc is None or doc["status"] != "active" or actor.role not in roles or actor.role not in doc["roles"]:
+            raise NotPermitted(f"this needs the {' or '.join(roles)} role")
+
+    def _append(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            self.store.append_many(items)
+        except dirx.DirectoryConflict as exc:
+            raise InvalidInput(str(exc)) from None

@@ -1,0 +1,24 @@
+"""What services need from the outside world; storage provides these, tests use real stores."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Protocol, Sequence
+
+from kiosk.domain.records import SignedRecord
+
+
+class RecordWriter(Protocol):
+    """The local chain. A record is durable when append returns."""
+
+    @property
+    def chain(self) -> str: ...
+
+    def append(self, type: str, body: Mapping[str, Any]) -> SignedRecord: ...
+
+    def append_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[SignedRecord]: ...
+
+
+class DirectoryReader(Protocol):
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def all(self, kind: str) -> Iterator[dict[str, Any]]: ...
