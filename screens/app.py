@@ -42,6 +42,7 @@ not start.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol
 
 from textual import events
@@ -98,7 +99,7 @@ HomeFactory = Callable[[SessionInfo], Screen[Any]]
 class KioskApp(App[None], inherit_bindings=False):
     """The kiosk. All dependencies are injected; see ``screens.ports``."""
 
-    CSS_PATH = "kiosk.tcss"
+    CSS_PATH = Path(__file__).with_name("kiosk.tcss")  # absolute: subclasses elsewhere still find it
     TITLE = "Signing kiosk"
     ENABLE_COMMAND_PALETTE = False
     ALLOW_SELECT = False  # no screen-level text selection/copy on a shared terminal
