@@ -163,7 +163,16 @@ class LockScreen(KioskScreen):
 
     def _login_done(self, result: LoginResult, generation: int) -> None:
         if generation != self._generation:
-            return  # the form was reset (lock, another attempt) while checking
+            # The form was reset (F12, another person) while checking: never open
+            # that session in the UI, and tell the services it ended at once.
+            if result.ok:
+                try:
+                    self._services.logout()
+                except Exception as exc:  # noqa: BLE001
+                    handler = getattr(self.app, "handle_unexpected_error", None)
+                    if handler is not None:
+                        handler(exc)
+            return
         self._finish(result)
 
     def _finish(self, result: LoginResult) -> None:

@@ -84,19 +84,20 @@ def _fmt_site(now: dt.datetime, zone: str) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} {zone}{suffix}"
 
 
-def _fmt_sync(status: KioskStatus) -> str:
+def _fmt_sync(status: KioskStatus, now: dt.datetime) -> str:
     sync = status.sync
     if sync.last_sync is None:
         last = "never synced"
     else:
-        last = f"last sync {sync.last_sync.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    queued = f"{sync.queued} queued"
+        when = sync.last_sync.astimezone(UTC)
+        same_day = when.date() == now.astimezone(UTC).date()
+        last = f"last sync {when:%H:%M} UTC" if same_day else f"last sync {when:%Y-%m-%d %H:%M} UTC"
     head = "OFFLINE" if sync.offline else "Online"
-    return f"{head} · {queued} · {last}"
+    return f"{head} · {sync.queued} queued · {last}"
 
 
 class StatusBar(Widget):
-    """Two lines: who / device / sync, then site time and UTC. Refreshes every second.
+    """Two lines: who and sync, then site time, UTC and device. Refreshes every second.
 
     Data comes from an injected ``status`` callable (the services' snapshot)
     and an injected ``Clock``; every string from them is rendered literally.
@@ -142,10 +143,16 @@ class StatusBar(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return 2
 
-    def line_texts(self) -> tuple[Text, Text]:
-        """The two lines as ``Text`` (also what tests inspect)."""
+    def line_texts(self, width: int = 0) -> tuple[Text, Text]:
+        """The two lines as ``Text`` (also what tests inspect).
+
+        Line 1: who (truncated first when space is short) │ sync state.
+        Line 2: site date and time with zone │ UTC time │ device.
+        """
         status = self._snapshot
+        now = self._clock.now()
         who = Text()
+        tail = Text()
         if status is None:
             who.append("Status unavailable", style="bold")
         else:
@@ -159,22 +166,24 @@ class StatusBar(Widget):
                     who.append_text(safe_text(status.role))
             else:
                 who.append("Nobody logged in", style="bold")
-            who.append("  │  Device ")
-            who.append_text(safe_text(status.device_id or "unregistered"))
+            tail.append(" │ ")
+            tail.append(_fmt_sync(status, now), style="bold reverse" if status.sync.offline else "")
+        if width and who.cell_len + tail.cell_len > width:
+            who.truncate(max(8, width - tail.cell_len), overflow="ellipsis")
+        line1 = who + tail
         when = Text()
-        now = self._clock.now()
         when.append(_fmt_site(now, self._clock.zone))
-        when.append("  │  ")
+        when.append(" │ ")
         when.append(f"{now.astimezone(UTC):%H:%M:%S} UTC")
         if status is not None:
-            when.append("  │  ")
-            when.append(_fmt_sync(status), style="bold reverse" if status.sync.offline else "")
-        return who, when
+            when.append(" │ Device ")
+            when.append_text(safe_text(status.device_id or "unregistered"))
+        return line1, when
 
     def render(self) -> Text:
-        who, when = self.line_texts()
+        line1, line2 = self.line_texts(self.size.width)
         text = Text(no_wrap=True, overflow="ellipsis", end="")
-        text.append_text(who)
+        text.append_text(line1)
         text.append("\n")
-        text.append_text(when)
+        text.append_text(line2)
         return text

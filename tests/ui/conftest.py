@@ -35,6 +35,7 @@ async def settle(app: KioskApp, pilot: Any) -> None:
 
 
 async def log_in(app: KioskApp, pilot: Any, user: str = "aortiz", password: str = "correct horse") -> None:
+    await pilot.pause()  # the lock screen has focused its first field
     await pilot.press(*user, "enter", *password, "enter")
     await settle(app, pilot)
     assert app.session is not None, app.lock_screen.message_text

@@ -47,10 +47,10 @@ async def test_status_bar_shows_user_role_device_times_and_sync(clock) -> None:
         line1 = bar.render_line(0).text
         line2 = bar.render_line(1).text
         assert "Ana Ortiz (aortiz) · Operator" in line1
-        assert "Device KX-01" in line1
+        assert "Device KX-01" in line2
+        assert "Online · 3 queued · last sync 09:58 UTC" in line1
         assert "2026-11-24 10:00:00 Europe/Dublin (GMT)" in line2
         assert "10:00:00 UTC" in line2
-        assert "Online · 3 queued · last sync 2026-11-24 09:58 UTC" in line2
 
 
 @pytest.mark.req("A11-16")
@@ -61,7 +61,17 @@ async def test_status_bar_shows_offline_and_never_synced(clock) -> None:
         await pilot.pause()
         bar = app.query_one(StatusBar)
         assert "Nobody logged in" in bar.render_line(0).text
-        assert "OFFLINE · 12 queued · never synced" in bar.render_line(1).text
+        assert "OFFLINE · 12 queued · never synced" in bar.render_line(0).text
+
+
+@pytest.mark.req("A11-16")
+async def test_status_bar_fits_80_columns_with_a_long_name(clock) -> None:
+    app = BarApp(clock, _status(display_name="Maximiliane Wolkenstein-Hohenberg von Ortiz"))
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        line1 = app.query_one(StatusBar).render_line(0).text
+        assert line1.rstrip().endswith("Online · 3 queued · last sync 09:58 UTC")
+        assert "Maximiliane" in line1 and "…" in line1
 
 
 @pytest.mark.req("A11-12")
