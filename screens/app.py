@@ -200,6 +200,8 @@ class KioskApp(App[None], inherit_bindings=False):
         if self.session is None:
             if self._idle_warning is not None:
                 self._dismiss_idle_warning()
+            if self.seconds_idle() >= self.idle_timeout_s and self.lock_screen.has_typed_input():
+                self.lock_screen.reset()  # a half-typed login left on a shared terminal
             return
         idle = self.seconds_idle()
         if idle >= self.idle_timeout_s:

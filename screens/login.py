@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from kiosk.domain.clock import Clock
 from screens.base import FOCUS_BINDINGS, KioskScreen
@@ -107,6 +107,11 @@ class LockScreen(KioskScreen):
         self.query_one(CredentialsForm).reset()
         self.query_one("#message", Static).update("")
         self.query_one("#login", Button).disabled = False
+
+    def has_typed_input(self) -> bool:
+        form = self.query_one(CredentialsForm)
+        fields = form.query("Input").results(Input)
+        return form.badge is not None or any(field.value for field in fields if not field.disabled)
 
     @property
     def note_text(self) -> str:

@@ -154,3 +154,22 @@ async def test_admin_exit_wrong_password_refused(clock, services) -> None:
         assert_still_running(app)
         assert isinstance(app.screen, AdminExitDialog)
         assert app.screen.query_one("#password", Input).value == ""
+
+
+@pytest.mark.req("A11-12")
+@pytest.mark.parametrize("key", ["ctrl+q", "ctrl+c", "ctrl+z", "ctrl+p", "ctrl+backslash", "ctrl+x", "super+c"])
+async def test_quit_keys_ignored_inside_a_dialog(clock, services, key) -> None:
+    from screens.dialogs import CredentialsDialog
+
+    results: list[object] = []
+    app = make_app(clock, services)
+    async with app.run_test() as pilot:
+        await log_in(app, pilot)
+        dialog = CredentialsDialog("Sign step 4", "Meaning: Performed")
+        app.open_dialog(dialog, results.append)
+        await pilot.pause()
+        await pilot.press(*"aortiz", "tab", *"pw", key)
+        await pilot.pause()
+        assert_still_running(app)
+        assert app.screen is dialog and results == []
+        assert app.clipboard == ""

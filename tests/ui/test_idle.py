@@ -160,3 +160,19 @@ def test_policy_warning_must_be_below_timeout(clock, services) -> None:
 
     with pytest.raises(ValueError):
         make_app(clock, services, session_policy=SimpleNamespace(idle_timeout_s=60, idle_warning_s=60))
+
+
+@pytest.mark.req("A11d-11")
+async def test_half_typed_login_is_cleared_after_the_idle_timeout(clock, services) -> None:
+    app = make_app(clock, services)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press(*"aortiz", "enter", *"corr")
+        clock.advance(POLICY.idle_timeout_s - 1)
+        app.check_inactivity()
+        assert app.lock_screen.has_typed_input()
+        clock.advance(1)
+        app.check_inactivity()
+        await pilot.pause()
+        assert not app.lock_screen.has_typed_input()
+        assert app.lock_screen.query_one("#password", Input).value == ""
