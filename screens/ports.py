@@ -1,0 +1,127 @@
+"""What the screens need from the services: the one seam between UI and core.
+
+The screens never import ``kiosk.services`` concretely; the composition root
+(``kiosk.app``) passes an object that satisfies :class:`KioskServices`.
+Everything here is plain data (frozen dataclasses) so a service can build the
+values without importing Textual, and a test can build them by hand.
+
+Threading contract
+------------------
+* ``login`` and ``verify_admin_exit`` may be slow (argon2, ~100 ms or more):
+  the UI always calls them in a worker thread, never on the event loop.
+  They must be thread-safe with respect to the other methods.
+* ``status``, ``totp_at_login``, ``on_idle_lock``, ``on_manual_lock``,
+  ``logout`` and ``report_error`` are called on the UI thread and must return
+  quickly (in-memory state; queue any I/O). ``status`` is polled once a second.
+* ``report_error`` must never raise (the UI guards it anyway).
+
+Messages
+--------
+Any ``message`` text a service returns is shown to the operator as plain
+text, never as markup, so a service may include user-supplied strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a person typed (or scanned) to identify themselves.
+
+    ``user_id`` is empty when the person identified with a badge instead; the
+    service resolves ``badge`` to a user. A badge never replaces the password:
+    ``password`` is always required. ``totp`` is None when the field was not
+    shown, "" when shown but left empty.
+    """
+
+    user_id: str
+    password: str
+    totp: str | None = None
+    badge: str | None = None
+
+    def __repr__(self) -> str:  # never leak a password into a log or traceback
+        return (
+            f"Credentials(user_id={self.user_id!r}, password=<hidden>, "
+            f"totp={'<hidden>' if self.totp else self.totp!r}, badge={'<set>' if self.badge else None})"
+        )
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Who is logged in, as far as the screens need to know."""
+
+    user_id: str
+    display_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The outcome of ``login``. On failure ``message`` is shown as-is."""
+
+    ok: bool
+    message: str = ""
+    session: SessionInfo | None = None
+
+
+@dataclass(frozen=True)
+class SyncState:
+    queued: int = 0
+    last_sync: dt.datetime | None = None  # aware UTC, None = never synced
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class KioskStatus:
+    """Everything the status bar shows, in one cheap snapshot."""
+
+    device_id: str
+    user_id: str | None = None  # None when nobody is logged in
+    display_name: str | None = None
+    role: str | None = None
+    sync: SyncState = SyncState()
+
+
+@runtime_checkable
+class KioskServices(Protocol):
+    """The services the UI shell calls. Real implementation: kiosk.services."""
+
+    def login(self, credentials: Credentials) -> LoginResult:
+        """Authenticate and open a session (slow: called in a worker thread)."""
+        ...
+
+    def verify_admin_exit(self, user_id: str, password: str) -> bool:
+        """True if these are valid credentials of an active admin (worker thread).
+
+        The service records the attempt (success and failure) and counts a
+        failure like any other failed login.
+        """
+        ...
+
+    def logout(self) -> None:
+        """The session owner ended the session on purpose."""
+        ...
+
+    def on_idle_lock(self) -> None:
+        """The session was locked by inactivity (draft kept for the same user)."""
+        ...
+
+    def on_manual_lock(self) -> None:
+        """The session owner locked the terminal (F12)."""
+        ...
+
+    def status(self) -> KioskStatus:
+        """A cheap snapshot for the status bar (UI thread, once a second)."""
+        ...
+
+    def totp_at_login(self) -> bool:
+        """Whether the login screen shows the one-time-code field."""
+        ...
+
+    def report_error(self, exc: BaseException) -> None:
+        """Record an unexpected error (the UI showed a notice). Must not raise."""
+        ...
