@@ -45,3 +45,144 @@ def restore(
     except BackupError as exc:
         raise fail(str(exc), code=EXIT_FAILED)
     typer.echo(f"restored and verified: {report.records} records" + (f"; previous store kept as {moved}" if moved else ""))
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar="KIOSK_CONFIG", help="Policy file.")]
+
+
+def _open_kiosk(data_dir: Optional[Path], config_path: Optional[Path]):
+    """Open this terminal's kiosk (store, directory, services) for an admin command."""
+    from kiosk.app import build_kiosk
+    from kiosk.cli import fail
+    from kiosk.config import ConfigError, load_config
+    from kiosk.paths import resolve_data_dir
+    from kiosk.system_clock import SystemClock
+    from storage.keyfile import KeyFileError
+    from storage.migrate import SchemaTooNew
+    from storage.sqlite import StoreUnavailable
+
+    try:
+        config = load_config(config_path)
+        return build_kiosk(config, resolve_data_dir(data_dir), SystemClock(config.site.timezone))
+    except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:
+        raise fail(str(exc))
+
+
+def _show_issued(issued, heading: str) -> None:
+    """The one-time display of issued credentials (the only place they are ever printed)."""
+    import io
+
+    import segno
+
+    typer.echo(heading)
+    typer.echo(f"  user id:            {issued.user_id}")
+    typer.echo(f"  temporary password: {issued.temporary_password}   (must be changed at first login)")
+    if issued.totp_uri:
+        typer.echo(f"  TOTP enrolment:     {issued.totp_uri}")
+        buf = io.StringIO()
+        segno.make(issued.totp_uri, error="m").terminal(out=buf, compact=True)
+        typer.echo(buf.getvalue())
+    typer.echo("This is shown once and is not stored in clear anywhere. Hand it over in person.")
+
+
+@app.command()
+def bootstrap(
+    user_id: Annotated[str, typer.Option("--user-id", prompt="Admin user id")],
+    name: Annotated[str, typer.Option("--name", prompt="Printed name")],
+    data_dir: DataDir = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create the site's first admin (once). Prints a one-time temporary password and TOTP enrolment."""
+    from kiosk.cli import fail
+    from kiosk.services.auth import AuthError
+
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        issued = kiosk.auth.bootstrap(user_id, name)
+    except AuthError as exc:
+        raise fail(str(exc), code=1)
+    finally:
+        kiosk.close()
+    _show_issued(issued, "First admin created.")
+
+
+def _authenticated_admin(kiosk, admin_id: str):
+    from kiosk.cli import fail
+    from kiosk.services.auth import Actor
+
+    password = typer.prompt("Admin password", hide_input=True)
+    code = typer.prompt("One-time code (empty if none)", default="", show_default=False)
+    result = kiosk.auth.authenticate(admin_id, password, code or None, require_totp=True, purpose="admin")
+    if not result.ok:
+        raise fail(result.message, code=1)
+    if not result.user.has_role("admin"):
+        raise fail("this needs an admin", code=1)
+    return Actor(result.user.user_id, result.user.printed_name, "admin"), result
+
+
+@app.command("unlock")
+def unlock_user(
+    user: Annotated[str, typer.Argument(help="The suspended user id.")],
+    admin: Annotated[str, typer.Option("--admin", prompt="Admin user id")],
+    reason: Annotated[str, typer.Option("--reason", prompt="Reason")],
+    data_dir: DataDir = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Break-glass unlock with admin credentials, for when no supervisor can: recorded and alerted."""
+    from kiosk.cli import fail
+    from kiosk.services.auth import AuthError
+
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        password = typer.prompt("Admin password", hide_input=True)
+        code = typer.prompt("One-time code (empty if none)", default="", show_default=False)
+        view = kiosk.auth.unlock(admin, password, code or None, user, reason, break_glass=True)
+    except AuthError as exc:
+        raise fail(str(exc), code=1)
+    finally:
+        kiosk.close()
+    typer.echo(f"{view.user_id} is {view.status}; the unlock is recorded and supervisors are alerted.")
+
+
+users_app = typer.Typer(help="Users: list, create, change, reset credentials.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, config: ConfigOpt = None) -> None:
+    """List every user (deactivated ones too: ids are never deleted)."""
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        for u in kiosk.auth.users():
+            typer.echo(f"{u.user_id:<24} {u.status:<12} {','.join(u.roles):<28} last login {u.last_login or '-'}  "
+                       f"{u.printed_name}")
+    finally:
+        kiosk.close()
+
+
+@users_app.command("create")
+def users_create(
+    user_id: Annotated[str, typer.Option("--user-id", prompt=True)],
+    name: Annotated[str, typer.Option("--name", prompt="Printed name")],
+    roles: Annotated[str, typer.Option("--roles", prompt="Roles (comma separated)")],
+    reason: Annotated[str, typer.Option("--reason", prompt=True)],
+    admin: Annotated[str, typer.Option("--admin", prompt="Admin user id")],
+    identity_verified: Annotated[bool, typer.Option("--identity-verified", help="I verified this person's identity.")] = False,
+    badge: Annotated[Optional[str], typer.Option("--badge")] = None,
+    data_dir: DataDir = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a user; prints their one-time temporary password and TOTP enrolment."""
+    from kiosk.cli import fail
+    from kiosk.services.auth import AuthError
+
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        actor, _ = _authenticated_admin(kiosk, admin)
+        issued = kiosk.auth.create_user(actor, user_id, name, [r for r in roles.split(",") if r.strip()],
+                                        reason=reason, identity_verified=identity_verified, badge_id=badge)
+    except AuthError as exc:
+        raise fail(str(exc), code=1)
+    finally:
+        kiosk.close()
+    _show_issued(issued, f"User {issued.user_id} created.")

@@ -59,12 +59,25 @@ def genesis_key(record_body: dict, where: str) -> PublicKey:
 
 
 class ChainVerifier:
-    def __init__(self, chain: str, key: PublicKey | None = None) -> None:
+    """Verifies a chain, or one segment of it.
+
+    A segment verifier (``segment=True``) does not know the hash before its
+    first record nor the Merkle state: it accepts the first ``prev`` and keeps
+    it in ``first_prev``, collects record hashes and checkpoint bodies, and a
+    coordinator stitches segments together (see ``SegmentStitcher``). That is
+    how a long chain is verified in several processes.
+    """
+
+    def __init__(self, chain: str, key: PublicKey | None = None, *, start_seq: int = 1, segment: bool = False) -> None:
         self.chain = chain
         self.key = key
-        self.next_seq = 1
-        self.prev_hex = GENESIS_PREV
+        self.next_seq = start_seq
+        self.segment = segment
+        self.prev_hex: str | None = GENESIS_PREV if start_seq == 1 else None
+        self.first_prev: str | None = GENESIS_PREV if start_seq == 1 else None
         self.frontier = MerkleFrontier()
+        self.hashes = bytearray()
+        self.pending_checkpoints: list[tuple[int, int | None, str | None]] = []
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.checkpoints = 0
@@ -79,7 +92,9 @@ class ChainVerifier:
         if record.seq != self.next_seq:
             kind = "missing or deleted" if record.seq > self.next_seq else "repeated or reordered"
             raise BrokenLink(where, f"claims seq {record.seq} where seq {self.next_seq} belongs; records are {kind}")
-        if record.prev != self.prev_hex:
+        if self.prev_hex is None:
+            self.first_prev = record.prev
+        elif record.prev != self.prev_hex:
             raise BrokenLink(where, "prev does not match the hash of the record before it")
         if record.seq == 1:
             if record.type != CHAIN_OPENED:
@@ -90,8 +105,16 @@ class ChainVerifier:
             self.key = own
         signed = check_signature(record, raw, digest, sig, self.key, where)
         if record.type == CHECKPOINT:
-            self._check_checkpoint(signed, where)
-        self.frontier.add(signed.hash)
+            if self.segment:
+                body = signed.record.body
+                self.pending_checkpoints.append((record.seq, body.get("size"), body.get("root")))
+                self.checkpoints += 1
+            else:
+                self._check_checkpoint(signed, where)
+        if self.segment:
+            self.hashes += signed.hash
+        else:
+            self.frontier.add(signed.hash)
         self.prev_hex = signed.hash_hex
         self.next_seq += 1
         self.first_ts = self.first_ts or record.ts
@@ -121,6 +144,7 @@ class ChainVerifier:
             )
 
     def summary(self) -> ChainSummary:
+        assert self.prev_hex is not None
         return ChainSummary(
             chain=self.chain,
             records=self.next_seq - 1,
@@ -129,3 +153,44 @@ class ChainVerifier:
             head_hash=self.prev_hex,
             checkpoints=self.checkpoints,
         )
+
+
+class SegmentStitcher:
+    """Joins verified segments in order: boundary links and checkpoint Merkle roots."""
+
+    def __init__(self, chain: str) -> None:
+        self.chain = chain
+        self.prev_hex = GENESIS_PREV
+        self.frontier = MerkleFrontier()
+        self.records = 0
+        self.checkpoints = 0
+        self.first_ts: str | None = None
+        self.last_ts: str | None = None
+
+    def add(self, start_seq: int, first_prev: str | None, hashes: bytes,
+            checkpoints: list[tuple[int, int | None, str | None]], first_ts: str | None, last_ts: str | None) -> None:
+        if not hashes:
+            return
+        if start_seq != self.records + 1:
+            raise BrokenLink(where_of(self.chain, start_seq), f"expected seq {self.records + 1}")
+        if first_prev != self.prev_hex:
+            raise BrokenLink(where_of(self.chain, start_seq), "prev does not match the hash of the record before it")
+        marks = {seq: (size, root) for seq, size, root in checkpoints}
+        for i in range(0, len(hashes), 32):
+            seq = start_seq + i // 32
+            if seq in marks:
+                size, root = marks[seq]
+                where = where_of(self.chain, seq)
+                if size != self.frontier.size:
+                    raise BrokenLink(where, f"checkpoint covers {size} records, chain has {self.frontier.size}")
+                if root != self.frontier.root().hex():
+                    raise BrokenLink(where, "checkpoint Merkle root does not match the records before it")
+                self.checkpoints += 1
+            self.frontier.add(hashes[i:i + 32])
+        self.records += len(hashes) // 32
+        self.prev_hex = hashes[-32:].hex()
+        self.first_ts = self.first_ts or first_ts
+        self.last_ts = last_ts or self.last_ts
+
+    def summary(self) -> ChainSummary:
+        return ChainSummary(self.chain, self.records, self.first_ts, self.last_ts, self.prev_hex, self.checkpoints)

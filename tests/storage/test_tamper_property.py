@@ -88,3 +88,30 @@ def test_any_single_tamper_is_detected_and_named(template, tmp_path, mutation):
     report = verify_local_store(target)
     assert not report.ok, mutation
     assert report.error.where.startswith("record dev-1:1 #")
+
+
+@pytest.mark.req("P11-10a")
+@pytest.mark.parametrize("mutation", [("byte", 23, 40, 3), ("delete", 17), ("swap", 9, 30), ("insert", 5, 33),
+                                      ("sig", 40, 1, 1), ("delete", 40)])
+def test_parallel_verify_names_the_same_first_bad_record(template, tmp_path, monkeypatch, mutation):
+    """Segments verified in several processes and stitched give the sequential answer."""
+    import storage.verify_local as vl
+
+    target, conn = _copy(template, tmp_path)
+    apply(conn, mutation)
+    sequential = verify_local_store(target, workers=1)
+    monkeypatch.setattr(vl, "SEGMENT", 7)
+    monkeypatch.setattr(vl, "PARALLEL_FROM", 10)
+    parallel = verify_local_store(target, workers=2)
+    assert not sequential.ok and not parallel.ok
+    assert (type(parallel.error), parallel.error.where) == (type(sequential.error), sequential.error.where)
+
+
+def test_parallel_verify_of_an_intact_chain_matches(template, monkeypatch):
+    import storage.verify_local as vl
+
+    sequential = verify_local_store(template, workers=1)
+    monkeypatch.setattr(vl, "SEGMENT", 7)
+    monkeypatch.setattr(vl, "PARALLEL_FROM", 10)
+    parallel = verify_local_store(template, workers=2)
+    assert parallel.ok and parallel.chains == sequential.chains

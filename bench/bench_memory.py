@@ -1,0 +1,77 @@
+"""Resident memory of the kiosk's headless paths over a large local store.
+
+Terminals are thin clients: with a 1M-record store, opening the store,
+verifying the whole chain and exporting it must stay under 150 MB RSS,
+because every path streams in batches. Each step runs in a fresh process
+so its peak RSS is its own.
+
+Run: python bench/bench_memory.py [N]    (default 1,000,000; builds the store once in /tmp)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LIMIT_MB = 150
+
+
+def build(data: Path, n: int) -> None:
+    from kiosk.domain.audit import actor
+    from kiosk.domain.clock import FakeClock
+    from storage.keyfile import load_or_create_identity
+    from storage.local_store import LocalStore
+
+    clock = FakeClock()
+    store = LocalStore.open(data, load_or_create_identity(data, "bench-mem"), clock)
+    body = {"actor": actor("jane.op", "Jane Operator", "operator"), "batch_id": "B-1", "step_id": "weigh",
+            "new": {"net_kg": "12.503"}}
+    done = store.head().seq
+    while done < n:
+        clock.advance(1)
+        store.append_many([("step.signed", body)] * 1000)
+        done = store.head().seq
+    store.close()
+
+
+STEPS = {
+    "open store": "from storage.keyfile import load_identity; from storage.local_store import LocalStore;"
+                  "from kiosk.domain.clock import FakeClock; s = LocalStore.open(D, load_identity(D), FakeClock());"
+                  "print(s.head().seq)",
+    "verify chain": "from storage.verify_local import verify_local_store; r = verify_local_store(D); print(r.ok, r.records)",
+    "export audit csv": "from kiosk.services import audit_export as ax; from kiosk.domain.audit import audit_row;"
+                        "from storage.audit_local import LocalAuditSource; s = LocalAuditSource(D / 'kiosk.db');"
+                        "print(ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in ax.matching(s, ax.AuditFilter())),"
+                        " D.parent / 'out.csv'))",
+}
+
+
+def measure(data: Path, code: str) -> tuple[float, float, str]:
+    # VmHWM (peak resident set) is per process image; ru_maxrss can carry the parent's peak over exec.
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; D = Path({str(data)!r});"
+              f"{code}; print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[-1]) / 1024, time.perf_counter() - start, " ".join(out[:-1])
+
+
+def main(n: int = 1_000_000) -> None:
+    data = Path(f"/tmp/kiosk-bench-mem-{n}")
+    if not (data / "kiosk.db").exists():
+        print(f"building a {n:,}-record store in {data} (once)...")
+        build(data, n)
+    baseline, _, _ = measure(data, "import kiosk")
+    print(f"local store with {n:,} records; each step in a fresh process; limit {LIMIT_MB} MB RSS")
+    for name, code in STEPS.items():
+        rss, secs, out = measure(data, code)
+        print(f"{name:<20} peak RSS {rss:7.1f} MB  (interpreter alone {baseline:5.1f} MB)  "
+              f"ratio {rss / LIMIT_MB:4.2f} of limit  {secs:6.1f} s  [{out}]")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

@@ -1,0 +1,165 @@
+import pytest
+
+from kiosk.services.auth import DEACTIVATED, INVALID, SUSPENDED, Actor, InvalidInput, NotPermitted
+from tests.services.conftest import totp_now
+
+
+def make_user(kiosk, admin, uid="jane.op", roles=("operator",), name="Jane Operator"):
+    actor, _ = admin
+    return kiosk.auth.create_user(actor, uid, name, roles, reason="new starter", identity_verified=True)
+
+
+def login(kiosk, clock, uid, password, issued=None, code=None):
+    code = code if code is not None else (totp_now(issued.totp_secret, clock) if issued and issued.totp_secret else None)
+    return kiosk.auth.authenticate(uid, password, code)
+
+
+@pytest.mark.req("P11-100")
+@pytest.mark.req("P11-10d")
+def test_bootstrap_once_and_user_creation_is_recorded_with_identity_attestation(kiosk, admin, clock):
+    actor, issued = admin
+    assert "temporary_password" not in repr(issued) and issued.totp_uri.startswith("otpauth://totp/")
+    with pytest.raises(NotPermitted, match="only once"):
+        kiosk.auth.bootstrap("other", "Other")
+    with pytest.raises(InvalidInput, match="verified this person's identity"):
+        kiosk.auth.create_user(actor, "bob", "Bob", ["operator"], reason="starter", identity_verified=False)
+    make_user(kiosk, admin)
+    rows = [r for r in kiosk.store.iter_rows() if r.type == "user.created"]
+    assert len(rows) == 2
+    from kiosk.domain.records import parse_raw
+    body = parse_raw(rows[1].raw)[0].body
+    assert body["identity_verification"] == {"attested_by": "site.admin", "method": "photo ID checked in person"}
+    assert body["actor"]["user_id"] == "site.admin" and body["new"]["roles"] == ["operator"]
+    assert "jane" not in body["credential"]["enc"].lower()
+
+
+@pytest.mark.req("P11-300a")
+def test_ids_are_unique_case_insensitively_and_never_reused(kiosk, admin):
+    actor, _ = admin
+    make_user(kiosk, admin, "Jane.Op")
+    with pytest.raises(InvalidInput, match="taken"):
+        make_user(kiosk, admin, "JANE.OP")
+    kiosk.auth.update_user(actor, "jane.op", status="deactivated", reason="left the company")
+    with pytest.raises(InvalidInput, match="never reused"):
+        make_user(kiosk, admin, "jane.op")
+
+
+@pytest.mark.req("SEC-63B")
+def test_login_with_temporary_password_requires_change(kiosk, admin, clock):
+    issued = make_user(kiosk, admin)
+    result = login(kiosk, clock, "jane.op", issued.temporary_password, issued)
+    assert result.ok and result.must_change_password and result.needs_first_use
+    assert result.components == ("user_id", "password", "totp")
+
+
+@pytest.mark.req("SEC-63B")
+@pytest.mark.req("P11-300d")
+def test_unknown_user_wrong_password_wrong_code_look_and_cost_the_same(kiosk, admin, clock):
+    issued = make_user(kiosk, admin)
+    hasher = kiosk.auth.hasher
+    outcomes = []
+    for uid, pw, code in [("nobody", "x" * 12, "123456"), ("jane.op", "wrong password!", None),
+                          ("jane.op", issued.temporary_password, "000000")]:
+        before = hasher.calls
+        result = kiosk.auth.authenticate(uid, pw, code)
+        outcomes.append((result.ok, result.message, hasher.calls - before))
+        clock.advance(60)
+    assert outcomes == [(False, INVALID, 1)] * 3
+
+
+@pytest.mark.req("P11-300d")
+@pytest.mark.req("A11d-11")
+def test_progressive_delay_then_suspension_then_supervisor_unlock(kiosk, admin, clock):
+    actor, admin_issued = admin
+    issued = make_user(kiosk, admin)
+    sup = make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    for attempt in range(1, 6):
+        result = kiosk.auth.authenticate("jane.op", "wrong password!", None)
+        assert result.message == INVALID
+        if attempt >= 3 and attempt < 5:
+            early = kiosk.auth.authenticate("jane.op", issued.temporary_password, totp_now(issued.totp_secret, clock))
+            assert not early.ok and "Wait" in early.message
+        clock.advance(60)
+    assert kiosk.auth.user("jane.op").status == "suspended"
+    clock.advance(31)
+    result = login(kiosk, clock, "jane.op", issued.temporary_password, issued)
+    assert not result.ok and result.message == SUSPENDED
+    kinds = [a["kind"] for a in kiosk.auth.alerts()]
+    assert "account.suspended" in kinds and kinds.count("auth.bad_password") == 5
+    with pytest.raises(NotPermitted, match="supervisor or admin"):
+        kiosk.auth.unlock("jane.op", issued.temporary_password, totp_now(issued.totp_secret, clock), "jane.op", "typo")
+    clock.advance(31)
+    kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op",
+                      reason="verified by phone")
+    assert kiosk.auth.user("jane.op").status == "active"
+    clock.advance(31)
+    assert login(kiosk, clock, "jane.op", issued.temporary_password, issued).ok
+
+
+@pytest.mark.req("P11-300d")
+def test_supervisor_cannot_unlock_self_and_deactivated_cannot_be_unlocked(kiosk, admin, clock):
+    actor, _ = admin
+    sup = make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    for _ in range(5):
+        kiosk.auth.authenticate("sam.sup", "wrong password!", None)
+        clock.advance(60)
+    assert kiosk.auth.user("sam.sup").status == "suspended"
+    with pytest.raises(Exception, match="suspended"):
+        kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "sam.sup", "self")
+
+
+@pytest.mark.req("SEC-63B")
+def test_totp_code_is_single_use_even_inside_its_window(kiosk, admin, clock):
+    issued = make_user(kiosk, admin)
+    code = totp_now(issued.totp_secret, clock)
+    first = kiosk.auth.authenticate("jane.op", issued.temporary_password, code)
+    assert first.ok
+    kiosk.store.append("session.login", {"actor": {"user_id": "jane.op", "name": "Jane", "role": "operator"},
+                                         "target": {"kind": "user", "id": "jane.op"}, "auth": first.auth_body()})
+    clock.advance(10)
+    again = kiosk.auth.authenticate("jane.op", issued.temporary_password, code)
+    assert not again.ok and again.message == INVALID
+
+
+@pytest.mark.req("SEC-63B")
+def test_password_rules_history_and_change(kiosk, admin, clock):
+    issued = make_user(kiosk, admin)
+    code = lambda: totp_now(issued.totp_secret, clock)  # noqa: E731
+    with pytest.raises(InvalidInput):
+        kiosk.auth.change_password("jane.op", issued.temporary_password, "password1234", code())
+    clock.advance(30)
+    result = kiosk.auth.change_password("jane.op", issued.temporary_password, "correct horse battery staple", code())
+    assert result.ok and not kiosk.auth.user("jane.op").must_change_password
+    clock.advance(30)
+    with pytest.raises(InvalidInput, match="not used"):
+        kiosk.auth.change_password("jane.op", "correct horse battery staple", "correct horse battery staple", code())
+
+
+@pytest.mark.req("P11-300c")
+def test_reset_credentials_revokes_old_password_and_totp(kiosk, admin, clock):
+    actor, _ = admin
+    issued = make_user(kiosk, admin)
+    new = kiosk.auth.reset_credentials(actor, "jane.op", reason="lost phone", identity_verified=True)
+    clock.advance(30)
+    assert not kiosk.auth.authenticate("jane.op", issued.temporary_password, totp_now(issued.totp_secret, clock)).ok
+    clock.advance(30)
+    assert kiosk.auth.authenticate("jane.op", new.temporary_password, totp_now(new.totp_secret, clock)).ok
+
+
+def test_bad_input_is_refused_with_a_clear_message_and_nothing_written(kiosk, admin):
+    actor, _ = admin
+    head = kiosk.store.head().seq
+    for uid, name, reason in [("", "Jane", "starter"), ("jane", "[bold]Jane[/bold]", "starter"),
+                              ("jane", "Jane\x1b[31m", "starter"), ("jane", "Jane", ""), ("x" * 200, "J", "starter")]:
+        with pytest.raises(InvalidInput):
+            kiosk.auth.create_user(actor, uid, name, ["operator"], reason=reason, identity_verified=True)
+    assert kiosk.store.head().seq == head
+
+
+def test_deactivated_user_is_told_so_only_after_correct_password(kiosk, admin, clock):
+    actor, _ = admin
+    issued = make_user(kiosk, admin)
+    kiosk.auth.update_user(actor, "jane.op", status="deactivated", reason="left the company")
+    assert kiosk.auth.authenticate("jane.op", "wrong password!", None).message == INVALID
+    clock.advance(30)
+    assert login(kiosk, clock, "jane.op", issued.temporary_password, issued).message == DEACTIVATED
