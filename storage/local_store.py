@@ -21,7 +21,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
+
+CLOCK_OBSERVED = "clock.observed"
 from kiosk.domain.clock import Clock, format_ts, parse_ts
+from kiosk.domain.clock_trust import went_backwards
 from kiosk.domain.keys import b64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import GENESIS_PREV, SignedRecord, seal
@@ -152,8 +155,6 @@ class LocalStore:
                         raise ValueError(f"{type_} records are written by the store itself")
                     state, signed = self._append_one(conn, state, type_, body)
                     out.append(signed)
-                    for project in self.projectors:
-                        project(conn, signed)
                 state = self._maybe_checkpoint(conn, state)
                 self._save_state(conn, state)
             return out
@@ -176,13 +177,13 @@ class LocalStore:
 
     def _load_state(self, conn: Connection) -> "_State | None":
         row = conn.connection.driver_connection.execute(
-            "SELECT head_seq, head_hash, frontier, last_checkpoint_seq, last_checkpoint_ts "
+            "SELECT head_seq, head_hash, frontier, last_checkpoint_seq, last_checkpoint_ts, high_ts "
             "FROM chain_state WHERE chain = ?",
             (self.chain,),
         ).fetchone()
         if row is None:
             return None
-        seq, head_hash, frontier, cp_seq, cp_ts = row
+        seq, head_hash, frontier, cp_seq, cp_ts, high_ts = row
         return _State(
             exists=True,
             seq=seq,
@@ -190,6 +191,7 @@ class LocalStore:
             frontier=MerkleFrontier.from_state(seq, json.loads(frontier)),
             cp_seq=cp_seq,
             cp_ts=cp_ts,
+            high_ts=high_ts or cp_ts,
         )
 
     def _append_one(
@@ -197,7 +199,11 @@ class LocalStore:
     ) -> tuple["_State", SignedRecord]:
         now = self.clock.now()
         if state is None:
-            state = _State(False, 0, GENESIS_PREV, MerkleFrontier(), 0, format_ts(now))
+            state = _State(False, 0, GENESIS_PREV, MerkleFrontier(), 0, format_ts(now), format_ts(now))
+        anomaly = went_backwards(parse_ts(state.high_ts), now, state.high_ts, format_ts(now))
+        if anomaly is not None and type_ != CLOCK_OBSERVED:
+            # Evidence first: the record that follows carries a time earlier than one already written.
+            state, _ = self._append_one(conn, state, CLOCK_OBSERVED, anomaly.body())
         signed = seal(
             self.identity.key,
             chain=self.chain,
@@ -218,6 +224,9 @@ class LocalStore:
         state.frontier.add(signed.hash)
         state.seq = signed.record.seq
         state.head_hash = signed.hash_hex
+        state.high_ts = max(state.high_ts, signed.record.ts)
+        for project in self.projectors:
+            project(conn, signed)
         return state, signed
 
     def _maybe_checkpoint(self, conn: Connection, state: "_State") -> "_State":
@@ -238,17 +247,18 @@ class LocalStore:
         return state
 
     def _save_state(self, conn: Connection, state: "_State") -> None:
-        params = (state.seq, state.head_hash, json.dumps(state.frontier.state()), state.cp_seq, state.cp_ts, self.chain)
+        params = (state.seq, state.head_hash, json.dumps(state.frontier.state()), state.cp_seq, state.cp_ts,
+                  state.high_ts, self.chain)
         if state.exists:
             conn.connection.driver_connection.execute(
                 "UPDATE chain_state SET head_seq=?, head_hash=?, frontier=?, last_checkpoint_seq=?, "
-                "last_checkpoint_ts=? WHERE chain=?",
+                "last_checkpoint_ts=?, high_ts=? WHERE chain=?",
                 params,
             )
         else:
             conn.exec_driver_sql(
                 "INSERT INTO chain_state (head_seq, head_hash, frontier, last_checkpoint_seq, "
-                "last_checkpoint_ts, chain) VALUES (?, ?, ?, ?, ?, ?)",
+                "last_checkpoint_ts, high_ts, chain) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
 
@@ -275,6 +285,14 @@ class LocalStore:
                   batch: int = READ_BATCH) -> Iterator[StoredRow]:
         return iter_rows(self._read, chain or self.chain, after_seq, upto, batch)
 
+    def clock_suspect(self) -> bool:
+        """True while the clock reads earlier than a record this chain already holds."""
+        with self._read.connect() as conn:
+            row = conn.exec_driver_sql("SELECT high_ts FROM chain_state WHERE chain = ?", (self.chain,)).first()
+        if row is None or row[0] is None:
+            return False
+        return went_backwards(parse_ts(row[0]), self.clock.now(), row[0], "") is not None
+
     def read_engine(self) -> Engine:
         return self._read
 
@@ -287,6 +305,7 @@ class _State:
     frontier: MerkleFrontier
     cp_seq: int
     cp_ts: str
+    high_ts: str
 
 
 def read_head(engine: Engine, chain: str) -> Head | None:

@@ -212,7 +212,19 @@ def _alert_ack(record: Record, get: Getter) -> list[Change]:
     return [(ALERT, alert_id, alert)]
 
 
+def _clock_observed(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    return [(ALERT, record.id, {
+        "alert_id": record.id, "kind": f"clock.{body.get('kind')}", "severity": "critical",
+        "message": f"kiosk clock anomaly ({body.get('kind')}): kiosk {body.get('kiosk_ts')} vs "
+                   f"{body.get('reference_ts')}, offset {body.get('offset_s')} s",
+        "target": {"kind": "device", "id": record.device_id}, "device": record.chain, "at": record.ts,
+        "acknowledged_by": None, "acknowledged_at": None,
+    })]
+
+
 _HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
+    "clock.observed": _clock_observed,
     "user.created": _user_created,
     "user.updated": _user_updated,
     "user.password_changed": _password_changed,

@@ -108,3 +108,23 @@ def test_store_from_a_newer_schema_is_refused(store, data_dir, clock):
     engine.dispose()
     with pytest.raises(SchemaTooNew, match="newer than this kiosk knows"):
         LocalStore.open(data_dir, load_identity(data_dir), clock)
+
+
+@pytest.mark.req("DI-ALCOA")
+def test_clock_going_backwards_is_recorded_before_the_next_record(store, data_dir, clock):
+    import datetime as dt
+
+    store.append("step.signed", {"i": 1})
+    assert not store.clock_suspect()
+    clock.set(clock.now() - dt.timedelta(minutes=10))
+    assert store.clock_suspect()
+    store.append("step.signed", {"i": 2})
+    rows = list(store.iter_rows())
+    assert [r.type for r in rows[-3:]] == ["step.signed", "clock.observed", "step.signed"]
+    from kiosk.domain.records import parse_raw
+    body = parse_raw(rows[-2].raw)[0].body
+    assert body["kind"] == "backwards" and body["offset_s"].startswith("-600")
+    assert rows[-1].ts < rows[-3].ts  # the record keeps the kiosk's own (wrong) time: evidence, not correction
+    clock.advance(601)
+    assert not store.clock_suspect()
+    assert verify_local_store(data_dir).ok

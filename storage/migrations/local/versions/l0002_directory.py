@@ -11,6 +11,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The latest record time this chain has seen: a clock earlier than it went backwards.
+    op.execute("ALTER TABLE chain_state ADD COLUMN high_ts TEXT")
     # Derived state: rebuilt from records at any time, so it may be updated in place.
     op.execute(
         """
