@@ -86,8 +86,9 @@ def test_progressive_delay_then_suspension_then_supervisor_unlock(kiosk, admin, 
     assert not result.ok and result.message == SUSPENDED
     kinds = [a["kind"] for a in kiosk.auth.alerts()]
     assert "account.suspended" in kinds and kinds.count("auth.bad_password") == 5
+    otto = make_user(kiosk, admin, "otto.op", ("operator",), "Otto Operator")
     with pytest.raises(NotPermitted, match="supervisor or admin"):
-        kiosk.auth.unlock("jane.op", issued.temporary_password, totp_now(issued.totp_secret, clock), "jane.op", "typo")
+        kiosk.auth.unlock("otto.op", otto.temporary_password, totp_now(otto.totp_secret, clock), "jane.op", "typo")
     clock.advance(31)
     kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op",
                       reason="verified by phone")
