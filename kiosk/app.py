@@ -15,7 +15,11 @@ from kiosk.domain.lockout import LockoutPolicy
 from kiosk.domain.passwords import Blocklist, PasswordHasher, PasswordPolicy
 from kiosk.domain.totp import SecretBox
 from kiosk.resources import defaults_dir
+from kiosk.domain.session import SessionPolicy
 from kiosk.services.auth import AuthService
+from kiosk.services.session import SessionService
+from kiosk.services.signing import SigningService
+from storage.drafts_local import LocalDrafts
 from storage.directory_local import LocalDirectory, directory_projector
 from storage.keyfile import DeviceIdentity, load_or_create_identity
 from storage.local_store import CheckpointPolicy, LocalStore
@@ -33,6 +37,8 @@ class Kiosk:
     store: LocalStore
     directory: LocalDirectory
     auth: AuthService
+    session: SessionService
+    signing: SigningService
 
     def close(self) -> None:
         self.store.close()
@@ -87,4 +93,18 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
         totp_at_login=config.auth.totp_at_login,
         issuer=config.site.name,
     )
-    return Kiosk(config, Path(data_dir), clock, identity, store, directory, auth)
+    session = SessionService(store, auth, LocalDrafts(store, clock), clock, session_policy(config))
+    signing = SigningService(store, directory, auth, session, clock, clock_suspect=store.clock_suspect,
+                             refuse_on_bad_clock=config.clock.refuse_signing_on_bad_clock)
+    return Kiosk(config, Path(data_dir), clock, identity, store, directory, auth, session, signing)
+
+
+def session_policy(config: KioskConfig) -> SessionPolicy:
+    s = config.session
+    return SessionPolicy(idle_timeout_s=s.idle_timeout_s, idle_warning_s=s.idle_warning_s,
+                         absolute_limit_s=s.absolute_limit_s, full_auth_every_signature=s.full_auth_every_signature,
+                         totp_at_first_signature=config.auth.totp_at_first_signature)
+
+
+def shipped_recipes() -> list[Path]:
+    return sorted((defaults_dir() / "recipes").glob("*.toml"))

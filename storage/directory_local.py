@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from sqlalchemy.engine import Connection, Engine
 
-from kiosk.domain import directory
+from kiosk.domain import batches, directory
 from kiosk.domain.records import SignedRecord
 
 
@@ -19,7 +19,7 @@ def directory_projector(conn: Connection, signed: SignedRecord) -> None:
         row = db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    for kind, key, doc in directory.project(signed.record, get):
+    for kind, key, doc in directory.project(signed.record, get) + batches.project(signed.record, get):
         db.execute(
             "INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, chain = excluded.chain, seq = excluded.seq",

@@ -162,6 +162,12 @@ class LocalStore:
             raise explain_operational_error(exc, self.path) from None
 
     @contextlib.contextmanager
+    def side_transaction(self) -> Iterator[Connection]:
+        """A write transaction for the store's mutable side tables (drafts), serialised with appends."""
+        with self._write_lock, self._transaction() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         if self._write_conn is None:
             self._write_conn = self._write.connect()

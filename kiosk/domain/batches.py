@@ -1,0 +1,158 @@
+"""Executed batch records, derived from records only (replaying the chain rebuilds them exactly).
+
+A step's signatures are bound to the hash of the exact content they signed
+(values, units, step, recipe version). A correction never edits: it is a new
+record with the old and new values and a reason, and it invalidates the
+step's earlier signatures so the step must be signed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Mapping
+
+from kiosk.domain.canonical import encode
+from kiosk.domain.directory import Change, DirectoryConflict, Getter
+from kiosk.domain.records import Record
+from kiosk.domain.recipes import Meaning, Recipe, Step, parse_recipe_dict
+
+BATCH = "batch"
+RECIPE = "recipe"
+
+
+def content_hash(batch_id: str, step_id: str, recipe_key: str, recipe_hash: str,
+                 values: Mapping[str, str], units: Mapping[str, str]) -> str:
+    """SHA-256 of exactly what a signature is about; change any of it and the signature no longer applies."""
+    content = {"batch_id": batch_id, "step_id": step_id, "recipe": recipe_key, "recipe_hash": recipe_hash,
+               "values": dict(values), "units": dict(units)}
+    return hashlib.sha256(encode(content)).hexdigest()
+
+
+def recipe_from_doc(doc: Mapping[str, Any]) -> Recipe:
+    return parse_recipe_dict(doc["source"], doc["key"])
+
+
+def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:
+    """locked | open | in_progress | needs_resign | done."""
+    for pre in step.prerequisites:
+        if step_status(recipe, batch, recipe.step(pre)) != "done":  # type: ignore[arg-type]
+            return "locked"
+    state = batch["steps"].get(step.id) or {}
+    valid = {s["meaning"] for s in state.get("signatures", []) if s.get("valid")}
+    needed = {r.meaning.value for r in step.signatures}
+    if needed <= valid:
+        return "done"
+    if state.get("corrections") and not valid:
+        return "needs_resign"
+    return "in_progress" if valid or state.get("values") else "open"
+
+
+def valid_signatures(batch: Mapping[str, Any], step_id: str) -> list[dict[str, Any]]:
+    return [s for s in (batch["steps"].get(step_id) or {}).get("signatures", []) if s.get("valid")]
+
+
+def project(record: Record, get: Getter) -> list[Change]:
+    handler = _HANDLERS.get(record.type)
+    return handler(record, get) if handler else []
+
+
+def _recipe_registered(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    recipe = parse_recipe_dict(body["recipe"], body["key"])
+    if recipe.key != body["key"] or recipe.content_hash != body["content_hash"]:
+        raise DirectoryConflict("the recipe's key or content hash does not match its content")
+    existing = get(RECIPE, recipe.key)
+    if existing is not None and existing["content_hash"] != recipe.content_hash:
+        raise DirectoryConflict(f"recipe {recipe.key} is already registered with other content; raise the version")
+    return [(RECIPE, recipe.key, {"key": recipe.key, "id": recipe.id, "version": recipe.version,
+                                  "title": recipe.title, "product": recipe.product,
+                                  "content_hash": recipe.content_hash, "source": body["recipe"],
+                                  "registered_at": record.ts})]
+
+
+def _batch_created(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    bid = body["batch_id"]
+    if get(BATCH, bid) is not None:
+        raise DirectoryConflict(f"batch {bid} already exists")
+    recipe = get(RECIPE, body["recipe_key"])
+    if recipe is None or recipe["content_hash"] != body["recipe_hash"]:
+        raise DirectoryConflict(f"recipe {body['recipe_key']} is not registered with that content")
+    return [(BATCH, bid, {"batch_id": bid, "recipe_key": body["recipe_key"], "recipe_hash": body["recipe_hash"],
+                          "title": recipe["title"], "created_at": record.ts,
+                          "created_by": body["actor"]["user_id"], "steps": {}})]
+
+
+def _signed(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    batch = get(BATCH, body["batch_id"])
+    if batch is None:
+        raise DirectoryConflict(f"no batch {body['batch_id']}")
+    batch = _copy(batch)
+    expected = content_hash(batch["batch_id"], body["step_id"], batch["recipe_key"], batch["recipe_hash"],
+                            body["values"], body["units"])
+    if body["content_hash"] != expected:
+        raise DirectoryConflict("the signature's content hash does not match the values it carries")
+    step = batch["steps"].setdefault(body["step_id"], {"signatures": [], "corrections": []})
+    current = [s for s in step["signatures"] if s["valid"]]
+    if current and current[0]["content_hash"] != expected:
+        raise DirectoryConflict("the step's content changed since it was signed; record a correction first")
+    man = body["manifestation"]
+    if any(s["meaning"] == man["meaning"] for s in current):
+        raise DirectoryConflict(f"{man['meaning']} is already signed for this step")
+    step["values"] = dict(body["values"])
+    step["units"] = dict(body["units"])
+    step["content_hash"] = expected
+    step["signatures"].append({
+        "meaning": man["meaning"], "user_id": man["user_id"], "name": man["printed_name"], "role": man["role"],
+        "signed_at": man["signed_at"], "tz": man["tz"], "record_id": record.id, "content_hash": expected,
+        "valid": True, "comment": body.get("comment", ""), "deviation_ref": body.get("deviation_ref", ""),
+    })
+    return [(BATCH, batch["batch_id"], batch)]
+
+
+def _corrected(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    batch = get(BATCH, body["batch_id"])
+    if batch is None:
+        raise DirectoryConflict(f"no batch {body['batch_id']}")
+    batch = _copy(batch)
+    step = batch["steps"].setdefault(body["step_id"], {"signatures": [], "corrections": []})
+    step["corrections"].append({"old": body["old"], "new": body["new"], "reason": body["reason"],
+                                "by": body["actor"]["user_id"], "at": record.ts, "record_id": record.id})
+    step["values"] = dict(body["new"])
+    step["content_hash"] = None
+    return [(BATCH, batch["batch_id"], batch)]
+
+
+def _invalidated(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    batch = get(BATCH, body["batch_id"])
+    if batch is None:
+        raise DirectoryConflict(f"no batch {body['batch_id']}")
+    batch = _copy(batch)
+    for sig in batch["steps"].get(body["step_id"], {}).get("signatures", []):
+        if sig["record_id"] == body["signature_record_id"]:
+            sig["valid"] = False
+            sig["invalidated_by"] = record.id
+    return [(BATCH, batch["batch_id"], batch)]
+
+
+def _copy(doc: Mapping[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(dict(doc))
+
+
+_HANDLERS = {
+    "recipe.registered": _recipe_registered,
+    "batch.created": _batch_created,
+    "step.signed": _signed,
+    "witness.signed": _signed,
+    "step.corrected": _corrected,
+    "signature.invalidated": _invalidated,
+}
+
+
+def meaning_of(text: str) -> Meaning:
+    return Meaning(text)

@@ -1,0 +1,265 @@
+"""Master batch records: versioned recipes with ordered steps, fields, limits and signature rules.
+
+A recipe is data an admin edits, so every mistake must come back as a message
+naming the file, the step and the field. Limits are decimals compared
+exactly (never floats): 7.2 must mean 7.2.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from kiosk.domain.canonical import encode
+
+ROLES = ("operator", "supervisor", "qa", "admin")
+FIELD_TYPES = ("decimal", "integer", "text", "choice", "bool")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class Meaning(str, enum.Enum):
+    PERFORMED = "Performed"
+    VERIFIED = "Verified"
+    WITNESSED = "Witnessed"
+    REVIEWED = "Reviewed"
+    APPROVED = "Approved"
+    RELEASED = "Released"
+
+
+class RecipeError(ValueError):
+    """A recipe file is not valid; the message names file, step and field."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: str
+    unit: str = ""
+    min: Decimal | None = None
+    max: Decimal | None = None
+    choices: tuple[str, ...] = ()
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class SignatureRule:
+    meaning: Meaning
+    roles: tuple[str, ...]
+    distinct_from: tuple[Meaning, ...] = ()
+    qualification: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    instructions: str
+    prerequisites: tuple[str, ...]
+    fields: tuple[Field, ...]
+    signatures: tuple[SignatureRule, ...]
+
+    def rule(self, meaning: Meaning) -> SignatureRule | None:
+        return next((r for r in self.signatures if r.meaning == meaning), None)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    id: str
+    version: int
+    title: str
+    product: str
+    steps: tuple[Step, ...]
+    content_hash: str = field(default="", compare=False)
+    source: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+def _err(source: str, where: str, msg: str) -> RecipeError:
+    return RecipeError(f"{source}: {where}: {msg}")
+
+
+def _known(table: Mapping[str, Any], allowed: set[str], source: str, where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise _err(source, where, f"unknown key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _decimal(value: Any, source: str, where: str) -> Decimal:
+    if isinstance(value, float) or not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise _err(source, where, "write limits as strings, e.g. \"7.2\" (decimals are exact, floats are not)")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise _err(source, where, f"{value!r} is not a number") from None
+
+
+def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
+    _known(data, {"id", "version", "title", "product", "steps"}, source, "recipe")
+    for key in ("id", "version", "title", "steps"):
+        if key not in data:
+            raise _err(source, "recipe", f"missing {key!r}")
+    rid = data["id"]
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise _err(source, "recipe id", "use lowercase letters, digits, '.', '_' or '-'")
+    version = data["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _err(source, "version", "must be a positive integer")
+    steps_raw = data["steps"]
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise _err(source, "steps", "a recipe needs at least one [[steps]] table")
+    steps: list[Step] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(steps_raw, start=1):
+        where = f"step {index}"
+        if not isinstance(raw, dict):
+            raise _err(source, where, "must be a table")
+        _known(raw, {"id", "title", "instructions", "after", "fields", "signatures"}, source, where)
+        sid = raw.get("id")
+        if not isinstance(sid, str) or not _ID.match(sid):
+            raise _err(source, where, "needs an id of lowercase letters, digits, '.', '_' or '-'")
+        where = f"step '{sid}'"
+        if sid in seen:
+            raise _err(source, where, "step ids must be unique")
+        title = raw.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise _err(source, where, "needs a title")
+        after = raw.get("after", [steps[-1].id] if steps else [])
+        if isinstance(after, str):
+            after = [after]
+        for pre in after:
+            if pre not in seen:
+                raise _err(source, where, f"prerequisite {pre!r} is not an earlier step (steps run in order; no cycles)")
+        fields = tuple(_field(f, source, where) for f in raw.get("fields", []))
+        if len({f.name for f in fields}) != len(fields):
+            raise _err(source, where, "field names must be unique")
+        sigs = tuple(_signature(s, source, where) for s in raw.get("signatures", []))
+        if not sigs:
+            raise _err(source, where, "needs at least one [[steps.signatures]] (e.g. meaning = \"Performed\")")
+        meanings = [s.meaning for s in sigs]
+        if len(set(meanings)) != len(meanings):
+            raise _err(source, where, "each meaning may appear once per step")
+        for s in sigs:
+            for other in s.distinct_from:
+                if other not in meanings:
+                    raise _err(source, where, f"{s.meaning.value} must differ from {other.value}, which this step does not have")
+        steps.append(Step(sid, title.strip(), str(raw.get("instructions", "")).strip(), tuple(after), fields, sigs))
+        seen.add(sid)
+    digest = hashlib.sha256(encode(_jsonable(data))).hexdigest()
+    return Recipe(rid, version, str(data["title"]).strip(), str(data.get("product", "")).strip(), tuple(steps),
+                  digest, _jsonable(data))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        raise RecipeError("floats are not allowed in recipes; write decimals as strings")
+    return value
+
+
+def _field(raw: Any, source: str, step_where: str) -> Field:
+    if not isinstance(raw, dict):
+        raise _err(source, step_where, "each field must be a table")
+    name = raw.get("name")
+    where = f"{step_where}, field '{name}'"
+    _known(raw, {"name", "type", "label", "unit", "min", "max", "choices", "required"}, source, where)
+    if not isinstance(name, str) or not _ID.match(name):
+        raise _err(source, where, "needs a name of lowercase letters, digits, '.', '_' or '-'")
+    ftype = raw.get("type", "text")
+    if ftype not in FIELD_TYPES:
+        raise _err(source, where, f"type {ftype!r} is unknown; allowed: {', '.join(FIELD_TYPES)}")
+    lo = _decimal(raw["min"], source, where + " min") if "min" in raw else None
+    hi = _decimal(raw["max"], source, where + " max") if "max" in raw else None
+    if lo is not None and hi is not None and lo > hi:
+        raise _err(source, where, f"min {lo} is above max {hi}")
+    if (lo is not None or hi is not None) and ftype not in ("decimal", "integer"):
+        raise _err(source, where, "limits apply to decimal and integer fields only")
+    choices = tuple(raw.get("choices", ()))
+    if ftype == "choice" and not choices:
+        raise _err(source, where, "a choice field needs choices = [...]")
+    return Field(name, ftype, str(raw.get("label", name)), str(raw.get("unit", "")), lo, hi, choices,
+                 bool(raw.get("required", True)))
+
+
+def _meaning(value: Any, source: str, where: str) -> Meaning:
+    try:
+        return Meaning(value)
+    except ValueError:
+        raise _err(source, where, f"meaning {value!r} is unknown; allowed: {', '.join(m.value for m in Meaning)}") from None
+
+
+def _signature(raw: Any, source: str, step_where: str) -> SignatureRule:
+    if not isinstance(raw, dict):
+        raise _err(source, step_where, "each signature must be a table")
+    _known(raw, {"meaning", "roles", "distinct_from", "qualification"}, source, step_where + " signature")
+    meaning = _meaning(raw.get("meaning"), source, step_where)
+    where = f"{step_where}, signature '{meaning.value}'"
+    roles = tuple(raw.get("roles", ()))
+    if not roles or any(r not in ROLES for r in roles):
+        raise _err(source, where, f"roles must be one or more of {', '.join(ROLES)}")
+    distinct = tuple(_meaning(m, source, where) for m in raw.get("distinct_from", ()))
+    qual = raw.get("qualification")
+    return SignatureRule(meaning, roles, distinct, str(qual) if qual else None)
+
+
+def parse_recipe_toml(text: str, source: str) -> Recipe:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{source}: not valid TOML: {exc}") from None
+    return parse_recipe_dict(data, source)
+
+
+@dataclass(frozen=True)
+class Finding:
+    field: str
+    message: str
+    out_of_range: bool
+
+
+def check_values(step: Step, values: Mapping[str, str]) -> list[Finding]:
+    """Type errors and missing values (must be fixed) and out-of-range values (need a deviation reference)."""
+    findings: list[Finding] = []
+    for f in step.fields:
+        raw = (values.get(f.name) or "").strip()
+        if not raw:
+            if f.required:
+                findings.append(Finding(f.name, f"{f.label}: enter a value", False))
+            continue
+        if f.type in ("decimal", "integer"):
+            try:
+                number = Decimal(raw)
+                if not number.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                findings.append(Finding(f.name, f"{f.label}: {raw!r} is not a number", False))
+                continue
+            if f.type == "integer" and number != number.to_integral_value():
+                findings.append(Finding(f.name, f"{f.label}: enter a whole number", False))
+                continue
+            if (f.min is not None and number < f.min) or (f.max is not None and number > f.max):
+                findings.append(Finding(f.name, f"{f.label}: {raw} {f.unit} is outside {f.min} .. {f.max} {f.unit}".strip(), True))
+        elif f.type == "choice" and raw not in f.choices:
+            findings.append(Finding(f.name, f"{f.label}: choose one of {', '.join(f.choices)}", False))
+        elif f.type == "bool" and raw not in ("yes", "no"):
+            findings.append(Finding(f.name, f"{f.label}: answer yes or no", False))
+        elif len(raw) > 500:
+            findings.append(Finding(f.name, f"{f.label}: at most 500 characters", False))
+    unknown = sorted(set(values) - {f.name for f in step.fields})
+    for name in unknown:
+        findings.append(Finding(name, f"{name}: not a field of this step", False))
+    return findings

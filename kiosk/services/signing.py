@@ -1,0 +1,349 @@
+"""Signing batch-record steps: sequencing, authority, content binding, continuity, witnesses.
+
+Every check runs twice: when the sign dialog is prepared (so the person sees
+the full manifestation and what credentials are needed) and again at the
+moment of signing, against the state then. The step shows as signed only
+after its record is durably committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from kiosk.domain import batches as bx
+from kiosk.domain.audit import actor as actor_body, target
+from kiosk.domain.clock import Clock, format_ts, local_time
+from kiosk.domain.directory import DirectoryConflict
+from kiosk.domain.identity import InvalidText, check_text
+from kiosk.domain.recipes import Meaning, Recipe, RecipeError, check_values, parse_recipe_toml
+from kiosk.domain.session import components_required
+from kiosk.services.auth import AuthService, UserView
+from kiosk.services.ports import DirectoryReader, RecordWriter
+from kiosk.services.session import SessionService
+
+
+class SigningError(Exception):
+    """A signature was refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Manifestation:
+    printed_name: str
+    user_id: str
+    role: str
+    meaning: str
+    signed_at: str      # UTC
+    site_time: str      # in the site zone
+    tz: str
+    device: str
+
+    def body(self) -> dict[str, str]:
+        return {"printed_name": self.printed_name, "user_id": self.user_id, "role": self.role,
+                "meaning": self.meaning, "signed_at": self.signed_at, "tz": self.tz, "device": self.device}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the sign dialog shows before anyone types a password."""
+
+    batch_id: str
+    step_id: str
+    meaning: str
+    values: tuple[tuple[str, str], ...]
+    units: tuple[tuple[str, str], ...]
+    content_hash: str
+    components: tuple[str, ...]
+    preview: Manifestation | None       # None for a witness: the signer is not known yet
+    witness: bool = False
+    comment: str = ""
+    deviation_ref: str = ""
+    out_of_range: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepView:
+    step_id: str
+    title: str
+    status: str
+    signatures: tuple[dict, ...]
+    values: dict = field(default_factory=dict)
+
+
+class SigningService:
+    def __init__(self, store: RecordWriter, directory: DirectoryReader, auth: AuthService, session: SessionService,
+                 clock: Clock, *, clock_suspect=lambda: False, refuse_on_bad_clock: bool = True) -> None:
+        self.store = store
+        self.directory = directory
+        self.auth = auth
+        self.session = session
+        self.clock = clock
+        self.clock_suspect = clock_suspect
+        self.refuse_on_bad_clock = refuse_on_bad_clock
+
+    # -- recipes and batches ---------------------------------------------
+    def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
+        recipe = parse_recipe_toml(Path(path).read_text("utf-8"), str(path))
+        existing = self.directory.get(bx.RECIPE, recipe.key)
+        if existing is not None:
+            if existing["content_hash"] != recipe.content_hash:
+                raise RecipeError(f"{path}: {recipe.key} is registered with other content; raise the version")
+            return recipe
+        self._append([("recipe.registered", {"actor": actor, "target": target("recipe", recipe.key),
+                                              "key": recipe.key, "content_hash": recipe.content_hash,
+                                              "recipe": recipe.source, "reason": reason})])
+        return recipe
+
+    def recipes(self) -> list[dict[str, Any]]:
+        return list(self.directory.all(bx.RECIPE))
+
+    def recipe(self, key: str) -> Recipe:
+        doc = self.directory.get(bx.RECIPE, key)
+        if doc is None:
+            raise SigningError(f"recipe {key} is not registered on this kiosk")
+        return bx.recipe_from_doc(doc)
+
+    def create_batch(self, batch_id: str, recipe_key: str) -> dict[str, Any]:
+        user = self.session.owner()
+        role = self.session.session.role or ""
+        if role not in ("supervisor", "qa", "admin") and "operator" not in user.roles:
+            raise SigningError("this role cannot start batches")
+        try:
+            bid = check_text("batch id", batch_id, 40)
+        except InvalidText as exc:
+            raise SigningError(str(exc)) from None
+        recipe = self.recipe(recipe_key)
+        if self.directory.get(bx.BATCH, bid) is not None:
+            raise SigningError(f"batch {bid} already exists")
+        self._append([("batch.created", {"actor": actor_body(user.user_id, user.printed_name, role),
+                                          "target": target("batch", bid), "batch_id": bid,
+                                          "recipe_key": recipe.key, "recipe_hash": recipe.content_hash,
+                                          "new": {"recipe": recipe.key}})])
+        return self.directory.get(bx.BATCH, bid)  # type: ignore[return-value]
+
+    def batches(self) -> list[dict[str, Any]]:
+        return list(self.directory.all(bx.BATCH))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        doc = self.directory.get(bx.BATCH, batch_id)
+        if doc is None:
+            raise SigningError(f"no batch {batch_id}")
+        return doc
+
+    def steps(self, batch_id: str) -> list[StepView]:
+        batch = self.batch(batch_id)
+        recipe = self.recipe(batch["recipe_key"])
+        out = []
+        for step in recipe.steps:
+            state = batch["steps"].get(step.id) or {}
+            out.append(StepView(step.id, step.title, bx.step_status(recipe, batch, step),
+                                tuple(state.get("signatures", ())), dict(state.get("values", {}))))
+        return out
+
+    # -- signing ---------------------------------------------------------
+    def prepare(self, batch_id: str, step_id: str, meaning: str, values: Mapping[str, str], *,
+                witness: bool = False, comment: str = "", deviation_ref: str = "") -> Prepared:
+        """Check everything that can be checked before credentials; returns what the dialog shows."""
+        owner = self.session.owner()
+        batch = self.batch(batch_id)
+        recipe = self.recipe(batch["recipe_key"])
+        step = recipe.step(step_id)
+        if step is None:
+            raise SigningError(f"step {step_id} is not in {recipe.key}")
+        try:
+            wanted = Meaning(meaning)
+        except ValueError:
+            raise SigningError(f"{meaning!r} is not a signature meaning") from None
+        rule = step.rule(wanted)
+        if rule is None:
+            raise SigningError(f"step '{step.title}' does not take a {wanted.value} signature")
+        status = bx.step_status(recipe, batch, step)
+        if status == "locked":
+            missing = [p for p in step.prerequisites if bx.step_status(recipe, batch, recipe.step(p)) != "done"]
+            title = recipe.step(missing[0]).title if missing else "an earlier step"
+            raise SigningError(f"sign '{title}' first: steps are signed in order (21 CFR 11.10(f))")
+        signed = bx.valid_signatures(batch, step.id)
+        if any(s["meaning"] == wanted.value for s in signed):
+            raise SigningError(f"{wanted.value} is already signed for this step")
+        if self.refuse_on_bad_clock and self.clock_suspect():
+            raise SigningError("the terminal clock is behind a time it already recorded; signing is paused. "
+                               "Ask an admin to check the clock.")
+        clean = {k: str(v).strip() for k, v in values.items() if str(v).strip() != ""}
+        findings = check_values(step, clean)
+        errors = [f.message for f in findings if not f.out_of_range]
+        if errors:
+            raise SigningError("; ".join(errors))
+        out_of_range = tuple(f.message for f in findings if f.out_of_range)
+        comment = self._text("comment", comment) if comment.strip() else ""
+        deviation_ref = self._text("deviation reference", deviation_ref) if deviation_ref.strip() else ""
+        if out_of_range and not (comment and deviation_ref):
+            raise SigningError("out of range: " + "; ".join(out_of_range) +
+                               ". Enter a comment and a deviation reference before signing.")
+        units = {f.name: f.unit for f in step.fields if f.name in clean}
+        chash = bx.content_hash(batch_id, step.id, recipe.key, recipe.content_hash, clean, units)
+        if signed and signed[0]["content_hash"] != chash:
+            raise SigningError("the values differ from what was already signed for this step; "
+                               "record a correction with a reason instead")
+        if witness:
+            components: tuple[str, ...] = ("user_id", "password", "totp")
+            preview = None
+        else:
+            role = self._role_for(owner, rule.roles)
+            self._check_distinct(signed, rule, owner.user_id)
+            components = components_required(self.session.session, owner.user_id, self.session.policy,
+                                              owner.totp_enrolled)
+            preview = self._manifestation(owner, role, wanted.value)
+        return Prepared(batch_id, step.id, wanted.value, tuple(sorted(clean.items())), tuple(sorted(units.items())),
+                        chash, components, preview, witness, comment, deviation_ref, out_of_range)
+
+    def sign(self, prepared: Prepared, password: str, user_text: str | None = None,
+             totp_code: str | None = None) -> dict[str, Any]:
+        """The session owner signs. Returns the signature as stored (after the durable commit)."""
+        if prepared.witness:
+            raise SigningError("a witness signs with witness(), with their own credentials")
+        owner = self.session.owner()
+        if user_text is not None and user_text.strip():
+            from kiosk.domain.identity import InvalidUserId, normalize_user_id
+
+            try:
+                claimed = normalize_user_id(user_text)
+            except InvalidUserId:
+                claimed = user_text
+            if claimed != owner.user_id:
+                self.auth.raise_alert("sign.other_identity", "critical",
+                                      f"attempt to sign as {claimed!r} in the session of {owner.user_id!r}",
+                                      target("user", owner.user_id))
+                raise SigningError("you can only sign as yourself; the other person must sign with the witness dialog")
+        again = self.prepare(prepared.batch_id, prepared.step_id, prepared.meaning, dict(prepared.values),
+                             comment=prepared.comment, deviation_ref=prepared.deviation_ref)
+        if again.content_hash != prepared.content_hash or again.components != prepared.components:
+            raise SigningError("the step changed while the dialog was open; review it and sign again")
+        needs_totp = "totp" in again.components
+        result = self.auth.authenticate(owner.user_id, password, totp_code, require_totp=needs_totp, purpose="sign")
+        if not result.ok:
+            self.session.activity()
+            raise SigningError(result.message)
+        role = again.preview.role if again.preview else owner.roles[0]
+        man = self._manifestation(owner, role, prepared.meaning)  # the time of signing, not of preparing
+        record = self._sign_record("step.signed", again, man, result.auth_body(), components=again.components)
+        self.session.signed()
+        self.session.drafts.clear_draft(owner.user_id, prepared.batch_id, prepared.step_id)
+        return record
+
+    def witness(self, prepared: Prepared, user_text: str, password: str, totp_code: str | None) -> dict[str, Any]:
+        """A second person signs with their own full credentials; never the session owner."""
+        owner = self.session.owner()
+        result = self.auth.authenticate(user_text, password, totp_code, require_totp=True, purpose="witness")
+        if not result.ok:
+            raise SigningError(result.message)
+        person = result.user
+        assert person is not None
+        if person.user_id == owner.user_id:
+            raise SigningError("a witness must be a different person from the one logged in")
+        batch = self.batch(prepared.batch_id)
+        recipe = self.recipe(batch["recipe_key"])
+        step = recipe.step(prepared.step_id)
+        rule = step.rule(Meaning(prepared.meaning)) if step else None
+        if rule is None:
+            raise SigningError("that signature is not part of this step")
+        role = self._role_for(person, rule.roles)
+        self._check_distinct(bx.valid_signatures(batch, prepared.step_id), rule, person.user_id)
+        again = self.prepare(prepared.batch_id, prepared.step_id, prepared.meaning, dict(prepared.values),
+                             witness=True, comment=prepared.comment, deviation_ref=prepared.deviation_ref)
+        if again.content_hash != prepared.content_hash:
+            raise SigningError("the step changed while the dialog was open; review it and sign again")
+        man = self._manifestation(person, role, prepared.meaning)
+        return self._sign_record("witness.signed", again, man, result.auth_body(), components=("user_id", "password", "totp"))
+
+    def correct(self, batch_id: str, step_id: str, values: Mapping[str, str], reason: str) -> None:
+        """Change entered values: a new record with old, new and reason; earlier signatures are invalidated."""
+        owner = self.session.owner()
+        role = self.session.session.role or owner.roles[0]
+        batch = self.batch(batch_id)
+        recipe = self.recipe(batch["recipe_key"])
+        step = recipe.step(step_id)
+        if step is None:
+            raise SigningError(f"step {step_id} is not in {recipe.key}")
+        try:
+            reason = check_text("reason", reason, 500)
+        except InvalidText as exc:
+            raise SigningError(str(exc)) from None
+        if len(reason) < 4:
+            raise SigningError("give a reason for the correction (at least 4 characters)")
+        state = batch["steps"].get(step_id) or {}
+        old = dict(state.get("values", {}))
+        new = {k: str(v).strip() for k, v in values.items() if str(v).strip() != ""}
+        if old == new:
+            raise SigningError("nothing changed")
+        errors = [f.message for f in check_values(step, new) if not f.out_of_range]
+        if errors:
+            raise SigningError("; ".join(errors))
+        who = actor_body(owner.user_id, owner.printed_name, role)
+        items: list[tuple[str, dict[str, Any]]] = [("step.corrected", {
+            "actor": who, "target": target("step", f"{batch_id}/{step_id}"), "batch_id": batch_id,
+            "step_id": step_id, "old": old, "new": new, "reason": reason,
+            "supersedes": state.get("content_hash"),
+        })]
+        for sig in bx.valid_signatures(batch, step_id):
+            items.append(("signature.invalidated", {
+                "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id,
+                "step_id": step_id, "signature_record_id": sig["record_id"],
+                "reason": f"content corrected: {reason}",
+            }))
+        self._append(items)
+
+    # -- helpers -----------------------------------------------------------
+    def _manifestation(self, user: UserView, role: str, meaning: str) -> Manifestation:
+        now = self.clock.now()
+        site = local_time(now, self.clock.zone)
+        return Manifestation(user.printed_name, user.user_id, role, meaning, format_ts(now),
+                             site.strftime("%Y-%m-%d %H:%M:%S %Z"), self.clock.zone,
+                             self.store.chain.rpartition(":")[0])
+
+    def _role_for(self, user: UserView, allowed: Iterable[str]) -> str:
+        allowed = tuple(allowed)
+        session_role = self.session.session.role if self.session.session.owner == user.user_id else None
+        if session_role in allowed and session_role in user.roles:
+            return session_role  # type: ignore[return-value]
+        for role in allowed:
+            if role in user.roles:
+                return role
+        raise SigningError(f"this signature needs the {' or '.join(allowed)} role")
+
+    def _check_distinct(self, signed: list[dict], rule, user_id: str) -> None:
+        for other in rule.distinct_from:
+            if any(s["meaning"] == other.value and s["user_id"] == user_id for s in signed):
+                raise SigningError(f"{rule.meaning.value} must be signed by a different person than {other.value}")
+        if rule.qualification:
+            user = self.auth.user(user_id)
+            if user is None or rule.qualification not in user.qualifications:
+                raise SigningError(f"this signature needs the training record '{rule.qualification}' (ask QA)")
+
+    def _text(self, name: str, text: str) -> str:
+        try:
+            return check_text(name, text, 200)
+        except InvalidText as exc:
+            raise SigningError(str(exc)) from None
+
+    def _sign_record(self, rtype: str, p: Prepared, man: Manifestation, auth: dict, components) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "actor": actor_body(man.user_id, man.printed_name, man.role),
+            "target": target("step", f"{p.batch_id}/{p.step_id}"),
+            "batch_id": p.batch_id, "step_id": p.step_id, "meaning": p.meaning,
+            "manifestation": man.body(), "values": dict(p.values), "units": dict(p.units),
+            "content_hash": p.content_hash, "recipe_key": self.batch(p.batch_id)["recipe_key"],
+            "auth": auth, "new": dict(p.values),
+        }
+        if p.comment:
+            body["comment"] = p.comment
+        if p.deviation_ref:
+            body["deviation_ref"] = p.deviation_ref
+        self._append([(rtype, body)])
+        return {"record_type": rtype, **body}
+
+    def _append(self, items) -> None:
+        try:
+            self.store.append_many(items)
+        except DirectoryConflict as exc:
+            raise SigningError(str(exc)) from None

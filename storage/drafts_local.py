@@ -1,0 +1,35 @@
+"""Durable drafts: every typed field is committed (synchronous=FULL) before the UI moves on."""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+from kiosk.domain.clock import Clock, format_ts
+from storage.local_store import LocalStore
+
+
+class LocalDrafts:
+    def __init__(self, store: LocalStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def save_draft(self, user_id: str, batch_id: str, step_id: str, fields: Mapping[str, str]) -> None:
+        with self.store.side_transaction() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO drafts (user_id, batch_id, step_id, fields, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id, batch_id, step_id) DO UPDATE SET fields = excluded.fields, "
+                "updated_at = excluded.updated_at",
+                (user_id, batch_id, step_id, json.dumps(dict(fields), ensure_ascii=False), format_ts(self.clock.now())),
+            )
+
+    def load_draft(self, user_id: str, batch_id: str, step_id: str) -> dict[str, str] | None:
+        with self.store.read_engine().connect() as conn:
+            row = conn.exec_driver_sql("SELECT fields FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
+                                       (user_id, batch_id, step_id)).first()
+        return None if row is None else json.loads(row[0])
+
+    def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None:
+        with self.store.side_transaction() as conn:
+            conn.exec_driver_sql("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
+                                 (user_id, batch_id, step_id))

@@ -1,0 +1,170 @@
+import pytest
+
+from kiosk.app import shipped_recipes
+from kiosk.domain.records import parse_raw
+from kiosk.domain.session import LockReason
+from kiosk.services.auth import Actor
+from kiosk.services.signing import SigningError
+from storage.verify_local import verify_local_store
+from tests.services.conftest import totp_now
+
+PW = "correct horse battery staple"
+
+
+@pytest.fixture
+def floor(kiosk, admin, clock):
+    """Admin, two operators, a QA reviewer with real passwords; recipes registered; a batch started."""
+    actor, admin_issued = admin
+    people = {}
+    for uid, name, roles in [("jane.op", "Jane Operator", ("operator",)), ("omar.op", "Omar Operator", ("operator",)),
+                             ("quinn.qa", "Quinn QA", ("qa",))]:
+        issued = kiosk.auth.create_user(actor, uid, name, roles, reason="new starter", identity_verified=True)
+        clock.advance(31)
+        kiosk.auth.change_password(uid, issued.temporary_password, PW, totp_now(issued.totp_secret, clock))
+        people[uid] = issued
+    for path in shipped_recipes():
+        kiosk.signing.register_recipe_file(path, actor.body(), "initial recipes")
+    clock.advance(31)
+    assert kiosk.session.login("jane.op", PW, totp_now(people["jane.op"].totp_secret, clock)).ok
+    kiosk.signing.create_batch("B-1", "buffer-prep@3")
+    return people
+
+
+def code(floor, uid, clock):
+    clock.advance(31)
+    return totp_now(floor[uid].totp_secret, clock)
+
+
+def clear_line(kiosk, floor, clock):
+    """Line clearance performed by the session owner and verified by a second operator."""
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       PW, "jane.op", code(floor, "jane.op", clock))
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"},
+                                                witness=True), "omar.op", PW, code(floor, "omar.op", clock))
+
+
+@pytest.mark.req("P11-200a1")
+@pytest.mark.req("P11-50")
+@pytest.mark.req("P11-70")
+def test_first_signature_needs_all_components_later_ones_the_password(kiosk, floor, clock):
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    assert p.components == ("user_id", "password", "totp")
+    assert p.preview.printed_name == "Jane Operator" and p.preview.meaning == "Performed"
+    assert p.preview.tz == "Europe/Dublin" and p.preview.signed_at.endswith("Z")
+    with pytest.raises(SigningError, match="Invalid"):
+        kiosk.signing.sign(p, PW, "jane.op", None)
+    record = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert record["manifestation"]["printed_name"] == "Jane Operator"
+    assert record["content_hash"] == p.content_hash
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"},
+                                                witness=True), "omar.op", PW, code(floor, "omar.op", clock))
+    p2 = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    assert p2.components == ("password",)
+    kiosk.signing.sign(p2, PW)
+    steps = {s.step_id: s.status for s in kiosk.signing.steps("B-1")}
+    assert steps["line-clearance"] == "done" and steps["weigh-salts"] == "in_progress"
+    assert steps["dissolve"] == "locked"
+
+
+@pytest.mark.req("P11-200a1")
+@pytest.mark.req("P11-200a2")
+def test_continuity_ends_at_lock_timeout_and_restart(kiosk, floor, clock):
+    clear_line(kiosk, floor, clock)
+    kiosk.session.lock(LockReason.MANUAL)
+    with pytest.raises(Exception, match="log in"):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    assert p.components == ("user_id", "password", "totp")
+    clock.advance(301)
+    assert kiosk.session.tick() == LockReason.IDLE
+    with pytest.raises(Exception, match="log in"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    types = [r.type for r in kiosk.store.iter_rows()]
+    assert "session.locked" in types and "session.timeout" in types
+
+
+@pytest.mark.req("P11-10f")
+def test_steps_are_signed_in_order(kiosk, floor):
+    with pytest.raises(SigningError, match="sign 'Weigh sodium phosphate' first"):
+        kiosk.signing.prepare("B-1", "dissolve", "Performed", {"water_l": "100", "mix_min": "20"})
+
+
+@pytest.mark.req("P11-200a3")
+@pytest.mark.req("P11-10g")
+def test_witness_is_a_different_person_with_own_full_credentials(kiosk, floor, clock):
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       PW, "jane.op", code(floor, "jane.op", clock))
+    w = kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"}, witness=True)
+    with pytest.raises(SigningError, match="different person"):
+        kiosk.signing.witness(w, "jane.op", PW, code(floor, "jane.op", clock))
+    with pytest.raises(SigningError, match="Invalid"):
+        kiosk.signing.witness(w, "omar.op", PW, None)
+    rec = kiosk.signing.witness(w, "omar.op", PW, code(floor, "omar.op", clock))
+    assert rec["manifestation"]["user_id"] == "omar.op" and rec["record_type"] == "witness.signed"
+    assert kiosk.session.session.owner == "jane.op"  # the witness never took over the session
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "done"
+
+
+@pytest.mark.req("P11-10g")
+def test_role_authority_and_signing_as_someone_else_is_refused_and_alerted(kiosk, floor, clock):
+    clear_line(kiosk, floor, clock)
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    with pytest.raises(SigningError, match="only sign as yourself"):
+        kiosk.signing.sign(p, PW, "omar.op", code(floor, "omar.op", clock))
+    assert any(a["kind"] == "sign.other_identity" for a in kiosk.auth.alerts())
+
+
+@pytest.mark.req("P11-70")
+@pytest.mark.req("A11-8")
+def test_correction_invalidates_signatures_and_needs_resign(kiosk, floor, clock):
+    clear_line(kiosk, floor, clock)
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    kiosk.signing.sign(p, PW)
+    with pytest.raises(SigningError, match="correction"):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Verified", {"balance_id": "BAL-7", "net_kg": "1.501"}, witness=True)
+    kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": "BAL-7", "net_kg": "1.501"}, "transcription error")
+    status = {s.step_id: s for s in kiosk.signing.steps("B-1")}["weigh-salts"]
+    assert status.status == "needs_resign" and not any(s["valid"] for s in status.signatures)
+    types = [r.type for r in kiosk.store.iter_rows()][-2:]
+    assert types == ["step.corrected", "signature.invalidated"]
+
+
+@pytest.mark.req("P11-10f")
+def test_out_of_range_needs_comment_and_deviation(kiosk, floor, clock):
+    clear_line(kiosk, floor, clock)
+    with pytest.raises(SigningError, match="deviation reference"):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.600"})
+    with pytest.raises(SigningError, match="not a number"):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1,5"})
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.600"},
+                              comment="balance re-checked", deviation_ref="DEV-2026-118")
+    assert p.out_of_range
+
+
+@pytest.mark.req("DI-ALCOA")
+@pytest.mark.req("A11-14")
+def test_replaying_the_records_rebuilds_identical_state(kiosk, floor, clock, tmp_path):
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       PW, "jane.op", code(floor, "jane.op", clock))
+    from kiosk.domain import batches, directory
+
+    docs: dict = {}
+    get = lambda kind, key: docs.get((kind, key))  # noqa: E731
+    for row in kiosk.store.iter_rows():
+        record = parse_raw(row.raw)[0]
+        for kind, key, doc in directory.project(record, get) + batches.project(record, get):
+            docs[(kind, key)] = doc
+    assert docs[("batch", "B-1")] == kiosk.directory.get("batch", "B-1")
+    assert docs[("user", "jane.op")] == kiosk.directory.get("user", "jane.op")
+    assert verify_local_store(kiosk.data_dir).ok
+
+
+def test_drafts_are_per_user_and_survive(kiosk, floor, clock):
+    kiosk.session.save_draft("B-1", "line-clearance", {"area_clear": "ye"})
+    kiosk.session.lock(LockReason.IDLE)
+    assert kiosk.session.login("omar.op", PW, code(floor, "omar.op", clock)).ok
+    assert kiosk.session.load_draft("B-1", "line-clearance") is None
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    assert kiosk.session.load_draft("B-1", "line-clearance") == {"area_clear": "ye"}
