@@ -108,3 +108,23 @@ def session_policy(config: KioskConfig) -> SessionPolicy:
 
 def shipped_recipes() -> list[Path]:
     return sorted((defaults_dir() / "recipes").glob("*.toml"))
+
+
+def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0):
+    """The one factory for the Textual app: `kiosk run`, `kiosk demo` and the UI tests use it."""
+    from kiosk.ui_adapter import UiServices
+    from screens.app import KioskApp
+
+    services = UiServices(kiosk)
+    kiosk.session.restart()
+
+    class _App(KioskApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            if banner is not None:
+                from screens.demo_banner import DemoBanner
+
+                self.lock_screen.mount(DemoBanner(banner))
+
+    return _App(clock=kiosk.clock, session_policy=kiosk.config.session, services=services,
+                on_exit_request=services.record_exit, idle_check_s=idle_check_s)

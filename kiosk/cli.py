@@ -65,6 +65,51 @@ def verify(data_dir: DataDirOption = None) -> None:
     raise typer.Exit(EXIT_FAILED)
 
 
+@app.command()
+def demo(data_dir: DataDirOption = None) -> None:
+    """Start a complete demo kiosk (embedded store, demo users and recipes; credentials on screen)."""
+    from kiosk.app import make_app
+    from kiosk.demo import banner_text, create_demo
+    from kiosk.system_clock import SystemClock
+
+    clock = SystemClock("Europe/Dublin")
+    typer.echo("Preparing the demo kiosk (users, recipes, batches)...")
+    kiosk, users = create_demo(data_dir, clock)
+    typer.echo(f"Demo data directory: {kiosk.data_dir}")
+    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock))
+    try:
+        app_.run()
+    finally:
+        kiosk.close()
+    typer.echo(f"Demo ended. Its records stay in {kiosk.data_dir}; check them with: kiosk verify --data-dir {kiosk.data_dir}")
+
+
+@app.command()
+def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Start the kiosk from its configuration and data directory."""
+    from kiosk.app import build_kiosk, make_app
+    from kiosk.config import ConfigError, load_config
+    from kiosk.paths import resolve_data_dir
+    from kiosk.system_clock import SystemClock
+    from storage.keyfile import KeyFileError
+    from storage.migrate import SchemaTooNew
+    from storage.sqlite import StoreUnavailable
+
+    try:
+        cfg = load_config(config)
+        clock = SystemClock(cfg.site.timezone)
+        kiosk = build_kiosk(cfg, resolve_data_dir(data_dir), clock)
+    except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:
+        raise fail(str(exc))
+    if not kiosk.auth.any_admin():
+        kiosk.close()
+        raise fail("this kiosk has no users yet: run `kiosk admin bootstrap` first")
+    try:
+        make_app(kiosk).run()
+    finally:
+        kiosk.close()
+
+
 def _register_subcommands() -> None:
     from kiosk import cli_admin, cli_export, cli_validation
 

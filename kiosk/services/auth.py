@@ -382,6 +382,20 @@ class AuthService:
             return AuthResult(False, DEACTIVATED)
         return AuthResult(True, "ok", view(doc), totp_step, tuple(components))
 
+    def badge_holder(self, badge: str, password: str) -> str | None:
+        """The user id a badge belongs to. An unknown or revoked badge is a failed attempt
+        (recorded and alerted) after the same work as a real check."""
+        holder = self.user_by_badge(badge)
+        if holder is not None:
+            return holder.user_id
+        now = self.clock.now()
+        key = "badge:" + "".join(ch for ch in badge.strip()[:64] if ch.isprintable())
+        user_state = _failures(self.directory.get(dirx.FAILURES_ID, key))
+        device_state = _failures(self.directory.get(dirx.FAILURES_DEVICE, self.device_id))
+        self.hasher.verify_dummy(password)
+        self._record_failure(key, None, "unknown_badge", user_state, device_state, now, count=True)
+        return None
+
     def _wait(self, state: FailureState, now: dt.datetime) -> int:
         delay, _ = decide(state, now, self.lockout)
         return int(delay + 0.999)
@@ -405,7 +419,7 @@ class AuthService:
         }
         if doc is not None:
             body["target"] = target("user", doc["user_id"])
-        severity = "warning" if cause in ("unknown_user", "suspended", "deactivated") else "info"
+        severity = "warning" if cause in ("unknown_user", "unknown_badge", "suspended", "deactivated") else "info"
         items: list[tuple[str, dict[str, Any]]] = [
             ("auth.failed", body),
             self._alert_item(f"auth.{cause}", severity,
