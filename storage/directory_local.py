@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Iterator
 
 from sqlalchemy.engine import Connection, Engine
@@ -19,7 +20,12 @@ def directory_projector(conn: Connection, signed: SignedRecord) -> None:
         row = db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    for kind, key, doc in directory.project(signed.record, get) + batches.project(signed.record, get):
+    record = signed.record
+    if record.type in ("step.signed", "witness.signed"):
+        # The signed values are now in the record: the signer's draft of that step is done with.
+        db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
+                   (record.body["actor"]["user_id"], record.body["batch_id"], record.body["step_id"]))
+    for kind, key, doc in directory.project(record, get) + batches.project(record, get):
         db.execute(
             "INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, chain = excluded.chain, seq = excluded.seq",
@@ -28,14 +34,29 @@ def directory_projector(conn: Connection, signed: SignedRecord) -> None:
 
 
 class LocalDirectory:
-    """Read side of the directory cache."""
+    """Read side of the directory cache.
+
+    Point reads sit on the signing path, so each thread keeps one pooled
+    DB-API connection instead of a checkout per read (WAL: readers never
+    block the writer, and each statement sees the latest commit).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._local = threading.local()
+
+    def _db(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self.engine.raw_connection()
+        return db
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).first()
+        cur = self._db().cursor()
+        try:
+            row = cur.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        finally:
+            cur.close()
         return None if row is None else json.loads(row[0])
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 
 
 class StoreUnavailable(Exception):
@@ -33,7 +32,7 @@ def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
 def sqlite_engine(path: Path, *, write: bool) -> Engine:
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
-        poolclass=NullPool if not write else None,
+        pool_size=5 if not write else 1,
         connect_args={"check_same_thread": False, "timeout": 30},
     )
     event.listen(engine, "connect", _pragmas)

@@ -28,8 +28,19 @@ def content_hash(batch_id: str, step_id: str, recipe_key: str, recipe_hash: str,
     return hashlib.sha256(encode(content)).hexdigest()
 
 
+_PARSED: dict[tuple[str, str], Recipe] = {}
+
+
 def recipe_from_doc(doc: Mapping[str, Any]) -> Recipe:
-    return parse_recipe_dict(doc["source"], doc["key"])
+    """Recipes are immutable per (key, content hash), so each is parsed once per process."""
+    cache_key = (doc["key"], doc["content_hash"])
+    recipe = _PARSED.get(cache_key)
+    if recipe is None:
+        recipe = parse_recipe_dict(doc["source"], doc["key"])
+        if recipe.content_hash != doc["content_hash"]:
+            raise ValueError(f"recipe {doc['key']}: stored content hash does not match its content")
+        _PARSED[cache_key] = recipe
+    return recipe
 
 
 def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:

@@ -228,7 +228,6 @@ class SigningService:
         man = self._manifestation(owner, role, prepared.meaning)  # the time of signing, not of preparing
         record = self._sign_record("step.signed", again, man, result.auth_body(), components=again.components)
         self.session.signed()
-        self.session.drafts.clear_draft(owner.user_id, prepared.batch_id, prepared.step_id)
         return record
 
     def witness(self, prepared: Prepared, user_text: str, password: str, totp_code: str | None) -> dict[str, Any]:
