@@ -112,19 +112,35 @@ def shipped_recipes() -> list[Path]:
 
 def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0):
     """The one factory for the Textual app: `kiosk run`, `kiosk demo` and the UI tests use it."""
-    from kiosk.ui_adapter import UiServices
+    from kiosk.ui_adapter import UiServices, UiWork
     from screens.app import KioskApp
+    from screens.worklist import WorklistScreen
 
     services = UiServices(kiosk)
+    work = UiWork(kiosk)
     kiosk.session.restart()
 
     class _App(KioskApp):
+        """In the demo, the banner with demo credentials sits on top of every full screen."""
+
         def on_mount(self) -> None:
             super().on_mount()
+            self._add_banner(self.lock_screen)
+
+        def _add_banner(self, screen) -> None:
             if banner is not None:
                 from screens.demo_banner import DemoBanner
 
-                self.lock_screen.mount(DemoBanner(banner))
+                screen.mount(DemoBanner(banner))
+
+        def push_screen(self, screen, *args, **kwargs):
+            from textual.screen import ModalScreen
+
+            result = super().push_screen(screen, *args, **kwargs)
+            if banner is not None and not isinstance(screen, ModalScreen) and not screen.query("DemoBanner"):
+                screen.call_after_refresh(self._add_banner, screen)
+            return result
 
     return _App(clock=kiosk.clock, session_policy=kiosk.config.session, services=services,
-                on_exit_request=services.record_exit, idle_check_s=idle_check_s)
+                on_exit_request=services.record_exit, idle_check_s=idle_check_s,
+                home_factory=lambda session: WorklistScreen(session, services, work, kiosk.clock))

@@ -76,7 +76,7 @@ def demo(data_dir: DataDirOption = None) -> None:
     typer.echo("Preparing the demo kiosk (users, recipes, batches)...")
     kiosk, users = create_demo(data_dir, clock)
     typer.echo(f"Demo data directory: {kiosk.data_dir}")
-    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock))
+    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock, kiosk))
     try:
         app_.run()
     finally:

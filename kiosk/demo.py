@@ -86,12 +86,28 @@ def _login(kiosk: Kiosk, user: DemoUser, clock: Clock) -> None:
         raise RuntimeError(f"demo set-up could not log in {user.user_id}: {outcome.message}")
 
 
-def banner_text(users: list[DemoUser], clock: Clock) -> str:
+def banner_text(users: list[DemoUser], clock: Clock, kiosk: Kiosk | None = None) -> str:
+    """Demo credentials and, per user, a one-time code that is still unused right now.
+
+    Codes are single use: once this step's code is used (a login, a signature), the banner
+    shows the next step's code, which the ±1 step window accepts immediately.
+    """
+    import datetime as dt
+
     now = clock.now()
+    step = int(now.timestamp()) // 30
     left = 30 - int(now.timestamp()) % 30
-    lines = [f"DEMO — every password is '{DEMO_PASSWORD}'. One-time codes (next change in {left:2d} s):"]
-    cells = [f"{u.user_id} {pyotp.TOTP(u.totp_secret).at(now)} ({'/'.join(u.roles)}{', badge ;' + u.badge if u.badge else ''})"
-             for u in users]
+    lines = [f"DEMO — every password is '{DEMO_PASSWORD}'. Unused one-time codes (change in {left:2d} s):"]
+    cells = []
+    for u in users:
+        doc = kiosk.directory.get("user", u.user_id) if kiosk else None
+        used = doc is not None and doc.get("totp_last_step", -1) >= step
+        at = now + dt.timedelta(seconds=30) if used else now
+        if doc is not None and doc.get("totp_last_step", -1) >= step + 1:
+            code = "wait"
+        else:
+            code = pyotp.TOTP(u.totp_secret).at(at)
+        cells.append(f"{u.user_id} {code} ({'/'.join(u.roles)}{', badge ;' + u.badge if u.badge else ''})")
     for i in range(0, len(cells), 2):
         lines.append("   ".join(c.ljust(44) for c in cells[i:i + 2]).rstrip())
     return "\n".join(lines)

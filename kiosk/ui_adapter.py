@@ -81,3 +81,136 @@ class UiServices:
             self.kiosk.store.append("app.error", {"error": type(exc).__name__, "where": frames})
         except Exception:  # noqa: BLE001 - the UI already showed a notice; never raise from here
             pass
+
+
+class UiWork:
+    """Batch work (worklist, step, sign dialog) as the screens see it."""
+
+    def __init__(self, kiosk) -> None:
+        self.kiosk = kiosk
+
+    def _errors(self):
+        from kiosk.services.auth import AuthError
+        from kiosk.services.session import SessionError
+        from kiosk.services.signing import SigningError
+
+        return (SigningError, SessionError, AuthError)
+
+    def batches(self):
+        from screens.ports import BatchRow
+
+        rows = []
+        for b in sorted(self.kiosk.signing.batches(), key=lambda d: d["created_at"], reverse=True):
+            steps = self.kiosk.signing.steps(b["batch_id"])
+            rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"],
+                                 sum(1 for s in steps if s.status == "done"), len(steps)))
+        return rows
+
+    def _sig_views(self, signatures):
+        from kiosk.domain.clock import local_time, parse_ts
+        from screens.ports import SignatureView
+
+        out = []
+        for s in signatures:
+            site = local_time(parse_ts(s["signed_at"]), s["tz"]).strftime("%Y-%m-%d %H:%M:%S %Z")
+            out.append(SignatureView(s["meaning"], s["name"], s["user_id"], s["role"],
+                                     f"{site} ({s['signed_at']})", bool(s["valid"])))
+        return tuple(out)
+
+    def steps(self, batch_id: str):
+        from screens.ports import StepRow
+
+        return [StepRow(s.step_id, s.title, s.status, self._sig_views(s.signatures))
+                for s in self.kiosk.signing.steps(batch_id)]
+
+    def step_detail(self, batch_id: str, step_id: str):
+        from kiosk.domain import batches as bx
+        from screens.ports import FieldView, StepDetail
+
+        signing = self.kiosk.signing
+        batch = signing.batch(batch_id)
+        recipe = signing.recipe(batch["recipe_key"])
+        step = recipe.step(step_id)
+        state = batch["steps"].get(step_id) or {}
+        values = dict(state.get("values", {}))
+        try:
+            draft = self.kiosk.session.load_draft(batch_id, step_id)
+        except Exception:  # noqa: BLE001 - no session: no draft
+            draft = None
+        values.update(draft or {})
+        fields = tuple(FieldView(f.name, f.label, f.type, f.unit,
+                                 f"{f.min} .. {f.max}" if f.min is not None or f.max is not None else "",
+                                 f.choices if f.type == "choice" else (("yes", "no") if f.type == "bool" else ()))
+                       for f in step.fields)
+        signed = {s["meaning"] for s in bx.valid_signatures(batch, step_id)}
+        open_meanings = tuple(r.meaning.value for r in step.signatures if r.meaning.value not in signed)
+        corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
+                            for c in state.get("corrections", []))
+        return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
+                          fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections)
+
+    def save_draft(self, batch_id: str, step_id: str, values: dict) -> None:
+        self.kiosk.session.save_draft(batch_id, step_id, values)
+
+    def prepare_signature(self, batch_id, step_id, meaning, values, comment, deviation_ref):
+        from kiosk.domain import batches as bx
+        from kiosk.domain.recipes import Meaning
+        from screens.ports import ActionResult, SignPreview
+
+        signing = self.kiosk.signing
+        try:
+            owner = self.kiosk.session.owner()
+            batch = signing.batch(batch_id)
+            rule = signing.recipe(batch["recipe_key"]).step(step_id).rule(Meaning(meaning))
+            mine = {s["meaning"] for s in bx.valid_signatures(batch, step_id) if s["user_id"] == owner.user_id}
+            witness = bool(rule and any(m.value in mine for m in rule.distinct_from))
+            p = signing.prepare(batch_id, step_id, meaning, values, witness=witness, comment=comment,
+                                deviation_ref=deviation_ref)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        vals = ", ".join(f"{k} = {v}{(' ' + dict(p.units).get(k, '')) if dict(p.units).get(k) else ''}" for k, v in p.values)
+        lines = [f"Meaning: {p.meaning}", f"Batch {batch_id}, step {step_id}", f"Values: {vals or '-'}"]
+        if p.out_of_range:
+            lines.append(f"Out of range: {'; '.join(p.out_of_range)} (comment: {p.comment}; deviation {p.deviation_ref})")
+        if p.preview:
+            m = p.preview
+            lines[0:0] = [f"Signed by: {m.printed_name} ({m.user_id}), role {m.role}",
+                          f"Date and time: {m.site_time} ({m.signed_at} UTC) on {m.device}"]
+            title = f"Sign: {p.meaning}"
+        else:
+            lines[0:0] = [f"A second person signs as {p.meaning} with their own user id, password and code.",
+                          f"They may not be {owner.printed_name} ({owner.user_id})."]
+            title = f"Second person: {p.meaning}"
+        lines.append(f"Content SHA-256: {p.content_hash[:16]}…  (the signature is bound to exactly these values)")
+        signer = owner.user_id if p.components == ("password",) else None
+        return SignPreview(p, title, tuple(lines), p.components, signer, p.witness)
+
+    def sign(self, preview, credentials):
+        from screens.ports import ActionResult
+
+        p = preview.token
+        try:
+            user_text = credentials.user_id
+            if credentials.badge:
+                user_text = self.kiosk.auth.badge_holder(credentials.badge, credentials.password)
+                if user_text is None:
+                    from kiosk.services.auth import INVALID
+
+                    return ActionResult(False, INVALID)
+            if p.witness:
+                rec = self.kiosk.signing.witness(p, user_text, credentials.password, credentials.totp)
+            else:
+                rec = self.kiosk.signing.sign(p, credentials.password, user_text or None, credentials.totp)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        m = rec["manifestation"]
+        return ActionResult(True, f"Signed: {m['meaning']} by {m['printed_name']} at {m['signed_at']}")
+
+    def correct(self, batch_id, step_id, values, reason):
+        from screens.ports import ActionResult
+
+        try:
+            self.kiosk.signing.correct(batch_id, step_id, values, reason)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, "Correction recorded.")

@@ -125,3 +125,100 @@ class KioskServices(Protocol):
     def report_error(self, exc: BaseException) -> None:
         """Record an unexpected error (the UI showed a notice). Must not raise."""
         ...
+
+
+# -- batch work: worklist, step detail, signing ------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_id: str
+    title: str
+    recipe: str
+    done_steps: int
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class SignatureView:
+    meaning: str
+    name: str
+    user_id: str
+    role: str
+    signed_at: str  # UTC and site time, already formatted
+    valid: bool
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step_id: str
+    title: str
+    status: str  # locked | open | in_progress | needs_resign | done
+    signatures: tuple[SignatureView, ...] = ()
+
+
+@dataclass(frozen=True)
+class FieldView:
+    name: str
+    label: str
+    type: str
+    unit: str = ""
+    limits: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    batch_id: str
+    step_id: str
+    title: str
+    instructions: str
+    status: str
+    fields: tuple[FieldView, ...]
+    values: dict
+    open_meanings: tuple[str, ...]
+    signatures: tuple[SignatureView, ...]
+    corrections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignPreview:
+    """What the sign dialog shows before any credential is typed.
+
+    ``lines`` is the full manifestation; ``signer`` is the fixed user id when
+    only the password is needed, None when the signer types their own id (first
+    signature of a session, or a witness).
+    """
+
+    token: object
+    title: str
+    lines: tuple[str, ...]
+    components: tuple[str, ...]
+    signer: str | None
+    witness: bool
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str = ""
+
+
+@runtime_checkable
+class WorkServices(Protocol):
+    """Batch work for the worklist and step screens. ``sign`` is slow (argon2): call it in a worker."""
+
+    def batches(self) -> list[BatchRow]: ...
+
+    def steps(self, batch_id: str) -> list[StepRow]: ...
+
+    def step_detail(self, batch_id: str, step_id: str) -> StepDetail: ...
+
+    def save_draft(self, batch_id: str, step_id: str, values: dict) -> None: ...
+
+    def prepare_signature(self, batch_id: str, step_id: str, meaning: str, values: dict, comment: str,
+                          deviation_ref: str) -> "SignPreview | ActionResult": ...
+
+    def sign(self, preview: SignPreview, credentials: Credentials) -> ActionResult: ...
+
+    def correct(self, batch_id: str, step_id: str, values: dict, reason: str) -> ActionResult: ...

@@ -1,0 +1,201 @@
+"""One step of a batch: entry fields (saved as a draft on every change), signatures, corrections.
+
+The sign dialog shows the full manifestation (printed name, user id, role,
+meaning, date and time with zone, content hash) before anything is typed;
+the step shows as signed only after the services confirm the durable record.
+A dialog closed by F12 or the idle lock returns None: not signed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Input, Label, Static
+
+from kiosk.domain.clock import Clock
+from screens.base import FOCUS_BINDINGS, KioskModal, KioskScreen
+from screens.dialogs import CredentialsDialog
+from screens.ports import ActionResult, Credentials, KioskServices, SignPreview, StepDetail, WorkServices
+from screens.widgets import StatusBar, safe_text
+from screens.worklist import STATUS_LABEL
+
+
+class ReasonDialog(KioskModal[str | None]):
+    """Ask for the reason of a correction (required; shown in the audit trail)."""
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Vertical
+
+        with Vertical(classes="dialog"):
+            yield Static(Text("Reason for the correction", style="bold"), classes="dialog-title")
+            yield Static("Signed values change only with a reason; the earlier signatures become invalid "
+                         "and the step must be signed again.", classes="dialog-body")
+            yield Input(placeholder="reason", id="reason", max_length=500)
+            yield Static("", id="message", classes="message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Record correction", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        reason = self.query_one("#reason", Input).value.strip()
+        if len(reason) < 4:
+            self.query_one("#message", Static).update("Give a reason (at least 4 characters).")
+            return
+        self.dismiss(reason)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+def manifestation_text(preview: SignPreview) -> Text:
+    text = Text()
+    for line in preview.lines:
+        text.append_text(safe_text(line))
+        text.append("\n")
+    needs = {"user_id": "your user id", "password": "your password", "totp": "your one-time code"}
+    text.append("Needed now: " + ", ".join(needs[c] for c in preview.components if c in needs), style="bold")
+    return text
+
+
+class StepScreen(KioskScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *FOCUS_BINDINGS,
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, batch_id: str, step_id: str, services: KioskServices, work: WorkServices, clock: Clock) -> None:
+        super().__init__(id="step")
+        self._batch_id = batch_id
+        self._step_id = step_id
+        self._services = services
+        self._work = work
+        self._clock = clock
+        self._detail: StepDetail = work.step_detail(batch_id, step_id)
+        self._loading = True
+
+    def compose(self) -> ComposeResult:
+        d = self._detail
+        with VerticalScroll(id="step-box"):
+            yield Static(Text.assemble(safe_text(d.title, style="bold"), "  —  batch ", safe_text(d.batch_id)),
+                         classes="dialog-title")
+            if d.instructions:
+                yield Static(safe_text(d.instructions))
+            yield Static(Text(f"Status: {STATUS_LABEL.get(d.status, d.status)}"), id="step-status")
+            for f in d.fields:
+                label = f"{f.label}" + (f" [{f.unit}]" if f.unit else "") + (f"  ({f.limits})" if f.limits else "")
+                if f.choices:
+                    label += "  one of: " + ", ".join(f.choices)
+                yield Label(Text(label))
+                yield Input(value=str(d.values.get(f.name, "")), id=f"field-{f.name}", max_length=200)
+            yield Label(Text("Comment (needed when a value is out of range)"))
+            yield Input(id="comment", max_length=200)
+            yield Label(Text("Deviation reference (needed when a value is out of range)"))
+            yield Input(id="deviation", max_length=60)
+            yield Static(self._signatures_text(), id="signatures")
+            yield Static("", id="message", classes="message")
+            with Horizontal(classes="dialog-buttons", id="actions"):
+                for meaning in d.open_meanings:
+                    yield Button(f"Sign: {meaning}", variant="primary", id=f"sign-{meaning}")
+                if any(s.valid for s in d.signatures):
+                    yield Button("Correct values", id="correct")
+                yield Button("Back", id="back")
+        yield StatusBar(self._clock, self._services.status)
+
+    def _signatures_text(self) -> Text:
+        text = Text("Signatures:\n" if self._detail.signatures else "Not signed yet.\n")
+        for s in self._detail.signatures:
+            line = Text(f"  {s.meaning}: ")
+            line.append_text(safe_text(f"{s.name} ({s.user_id}, {s.role}) {s.signed_at}"))
+            if not s.valid:
+                line.append("  [invalidated by a correction]", style="bold")
+            text.append_text(line)
+            text.append("\n")
+        for c in self._detail.corrections:
+            text.append_text(safe_text("  correction: " + c))
+            text.append("\n")
+        return text
+
+    def on_mount(self) -> None:
+        first = self.query(Input).first()
+        if first is not None:
+            first.focus()
+        self._loading = False
+
+    def values(self) -> dict:
+        return {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self._detail.fields}
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        if self._loading or not (event.input.id or "").startswith("field-"):
+            return
+        self._work.save_draft(self._batch_id, self._step_id, self.values())
+
+    def show_message(self, text: str) -> None:
+        self.query_one("#message", Static).update(safe_text(text))
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        if bid == "back":
+            self.action_back()
+        elif bid == "correct":
+            self.app.open_dialog(ReasonDialog(classes="dialog-screen"), self._correct)  # type: ignore[attr-defined]
+        elif bid.startswith("sign-"):
+            self._start_sign(bid[len("sign-"):])
+
+    def _start_sign(self, meaning: str) -> None:
+        result = self._work.prepare_signature(self._batch_id, self._step_id, meaning, self.values(),
+                                              self.query_one("#comment", Input).value,
+                                              self.query_one("#deviation", Input).value)
+        if isinstance(result, ActionResult):
+            self.show_message(result.message)
+            return
+        preview = result
+        dialog = CredentialsDialog(preview.title, manifestation_text(preview), ask_totp="totp" in preview.components,
+                                   allow_badge=preview.signer is None, user_id=preview.signer, ok_label="Sign")
+        self.app.open_dialog(dialog, lambda creds: self._signed(preview, creds))  # type: ignore[attr-defined]
+
+    def _signed(self, preview: SignPreview, credentials: Credentials | None) -> None:
+        if credentials is None:
+            self.show_message("Not signed.")
+            return
+        self.show_message("Signing…")
+        self._sign_worker(preview, credentials)
+
+    @work(thread=True, exit_on_error=False)
+    def _sign_worker(self, preview: SignPreview, credentials: Credentials) -> None:
+        result = self._work.sign(preview, credentials)
+        self.app.call_from_thread(self._sign_done, result)
+
+    def _sign_done(self, result: ActionResult) -> None:
+        if not self.is_attached or self.app.screen is not self:
+            return  # locked or left meanwhile: the worklist shows the stored state
+        if result.ok:
+            self.app.pop_screen()
+            self.app.notify(result.message or "Signed.", markup=False)
+        else:
+            self.show_message(result.message)
+
+    def _correct(self, reason: str | None) -> None:
+        if reason is None:
+            return
+        result = self._work.correct(self._batch_id, self._step_id, self.values(), reason)
+        if result.ok:
+            self.app.pop_screen()
+            self.app.notify("Correction recorded; the step must be signed again.", markup=False)
+        else:
+            self.show_message(result.message)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
