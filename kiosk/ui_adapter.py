@@ -100,7 +100,8 @@ class UiWork:
         from screens.ports import BatchRow
 
         rows = []
-        for b in sorted(self.kiosk.signing.batches(), key=lambda d: d["created_at"], reverse=True):
+        batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
+        for b in sorted(batches, key=lambda d: d["created_at"], reverse=True):  # newest first, then by id
             steps = self.kiosk.signing.steps(b["batch_id"])
             rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"],
                                  sum(1 for s in steps if s.status == "done"), len(steps)))

@@ -142,7 +142,8 @@ class StepScreen(KioskScreen):
         self._work.save_draft(self._batch_id, self._step_id, self.values())
 
     def show_message(self, text: str) -> None:
-        self.query_one("#message", Static).update(safe_text(text))
+        if self.is_attached:  # a lock may have popped this screen while a dialog was open
+            self.query_one("#message", Static).update(safe_text(text))
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
@@ -167,6 +168,8 @@ class StepScreen(KioskScreen):
         self.app.open_dialog(dialog, lambda creds: self._signed(preview, creds))  # type: ignore[attr-defined]
 
     def _signed(self, preview: SignPreview, credentials: Credentials | None) -> None:
+        if not self.is_attached:
+            return  # locked away: not signed, nothing to show
         if credentials is None:
             self.show_message("Not signed.")
             return

@@ -1,0 +1,126 @@
+"""The whole operator flow on the real services: log in, open a step, sign, witness (Pilot, FakeClock)."""
+
+import pyotp
+import pytest
+
+from kiosk.app import make_app
+from kiosk.demo import DEMO_PASSWORD, banner_text, create_demo
+from kiosk.domain.passwords import PasswordHasher
+from kiosk.domain.records import parse_raw
+from screens.dialogs import CredentialsDialog
+from screens.step import StepScreen
+from screens.worklist import WorklistScreen
+
+
+@pytest.fixture
+def demo(tmp_path, clock):
+    kiosk, users = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    yield kiosk, {u.user_id: u for u in users}
+    kiosk.close()
+
+
+async def type_text(pilot, text):
+    for ch in text:
+        await pilot.press("space" if ch == " " else ch)
+
+
+async def login(pilot, clock, user):
+    clock.advance(31)
+    await type_text(pilot, user.user_id)
+    await pilot.press("tab")
+    await type_text(pilot, DEMO_PASSWORD)
+    await pilot.press("tab")
+    await type_text(pilot, pyotp.TOTP(user.totp_secret).at(clock.now()))
+    await pilot.press("enter")
+    for _ in range(50):
+        await pilot.pause(0.05)
+        if isinstance(pilot.app.screen, WorklistScreen):
+            return
+    raise AssertionError(f"login did not reach the worklist: {pilot.app.screen}")
+
+
+async def wait_for(pilot, predicate, what):
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if predicate():
+            await pilot.pause(0.1)  # let the new screen finish mounting and take focus
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.req("P11-50")
+@pytest.mark.req("P11-200a1")
+@pytest.mark.req("P11-200a3")
+async def test_operator_signs_and_a_second_person_verifies(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["ana.op"])
+        await pilot.press("enter")       # batch -> steps
+        await pilot.press("enter")       # first step
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        await type_text(pilot, "yes")
+        assert kiosk.session.load_draft("PB-2026-001", "line-clearance") == {"area_clear": "yes"}
+        app.screen.query_one("#sign-Performed").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the sign dialog")
+        shown = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "Signed by: Ana Ortiz (ana.op), role operator" in shown
+        assert "Meaning: Performed" in shown and "Europe/Dublin" not in shown or "GMT" in shown
+        clock.advance(31)
+        await type_text(pilot, "ana.op")
+        await pilot.press("tab")
+        await type_text(pilot, DEMO_PASSWORD)
+        await pilot.press("tab")
+        await type_text(pilot, pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now()))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "back to the worklist")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
+        app.screen.query_one("#sign-Verified").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the witness dialog")
+        clock.advance(31)
+        await type_text(pilot, "ben.op")
+        await pilot.press("tab")
+        await type_text(pilot, DEMO_PASSWORD)
+        await pilot.press("tab")
+        await type_text(pilot, pyotp.TOTP(users["ben.op"].totp_secret).at(clock.now()))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist after witnessing")
+    types = [r.type for r in kiosk.store.iter_rows()]
+    assert types.count("step.signed") == 1 and types.count("witness.signed") == 1
+    last = parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0]
+    assert last.body["manifestation"]["user_id"] == "ben.op" and last.body["meaning"] == "Verified"
+    assert kiosk.session.session.owner is None or kiosk.session.session.owner == "ana.op"
+
+
+@pytest.mark.req("P11-200a1")
+async def test_f12_in_the_sign_dialog_means_not_signed(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    errors = []
+    app.services.report_error = errors.append
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["ana.op"])
+        await pilot.press("enter")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        await type_text(pilot, "yes")
+        app.screen.query_one("#sign-Performed").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the sign dialog")
+        await pilot.press("f12")
+        await wait_for(pilot, lambda: app.screen is app.lock_screen, "the lock screen")
+    assert errors == []
+    types = [r.type for r in kiosk.store.iter_rows()]
+    assert "step.signed" not in types and types[-1] == "session.locked"
+    assert kiosk.session.load_draft  # the draft stays for the same user
+    from storage.drafts_local import LocalDrafts
+
+    assert LocalDrafts(kiosk.store, clock).load_draft("ana.op", "PB-2026-001", "line-clearance") == {"area_clear": "yes"}
+
+
+def test_demo_banner_shows_every_demo_user_and_no_used_code(demo, clock):
+    kiosk, users = demo
+    text = banner_text(list(users.values()), clock, kiosk)
+    for uid in users:
+        assert uid in text
+    assert DEMO_PASSWORD in text
