@@ -58,6 +58,7 @@ def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | No
                                   verification_method="demo data: no real person", badge_id=badge)
         _set_password(kiosk, uid, issued.temporary_password, issued.totp_secret, clock)
         users.append(DemoUser(uid, name, roles, badge, issued.totp_secret or ""))
+    # The demo people accept the e-signature statement at their first login, on screen, like real users.
     for path in shipped_recipes():
         kiosk.signing.register_recipe_file(path, admin.body(), "demo recipes")
     sup = next(u for u in users if u.user_id == "sam.sup")

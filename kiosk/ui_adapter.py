@@ -31,7 +31,12 @@ class UiServices:
 
                 return LoginResult(False, INVALID)
             user_text = holder
-        outcome = self.kiosk.session.login(user_text, credentials.password, credentials.totp)
+        from storage.sqlite import StoreUnavailable
+
+        try:
+            outcome = self.kiosk.session.login(user_text, credentials.password, credentials.totp)
+        except StoreUnavailable as exc:  # honest: not "invalid credentials" when the store is the problem
+            return LoginResult(False, f"This terminal cannot record right now, so nobody can log in: {exc}")
         if not outcome.ok:
             return LoginResult(False, outcome.message)
         s = self.kiosk.session.session
@@ -215,3 +220,43 @@ class UiWork:
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         return ActionResult(True, "Correction recorded.")
+
+    # -- onboarding ---------------------------------------------------------
+    def onboarding(self):
+        from kiosk.services.auth import FIRST_USE_STATEMENT
+        from screens.ports import Onboarding
+
+        try:
+            user = self.kiosk.session.owner()
+        except self._errors():
+            return None
+        if not user.first_use_accepted:
+            return Onboarding("first_use", f"{user.printed_name} ({user.user_id}):\n\n{FIRST_USE_STATEMENT}\n\n"
+                                           "Your acceptance is recorded with the date and time.")
+        if user.must_change_password or self.kiosk.auth.password_expired(user):
+            why = ("Your password was issued by an administrator" if user.must_change_password
+                   else "Your password has expired")
+            return Onboarding("change_password", f"{why}; choose your own before you continue.",
+                              ask_totp=user.totp_enrolled)
+        return None
+
+    def accept_first_use(self):
+        from screens.ports import ActionResult
+
+        try:
+            self.kiosk.auth.accept_first_use(self.kiosk.session.owner())
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True)
+
+    def change_password(self, current, new, repeat, totp):
+        from screens.ports import ActionResult
+
+        if new != repeat:
+            return ActionResult(False, "The two new passwords differ; type them again.")
+        try:
+            user = self.kiosk.session.owner()
+            result = self.kiosk.auth.change_password(user.user_id, current, new, totp or None)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(result.ok, result.message)

@@ -222,3 +222,23 @@ class WorkServices(Protocol):
     def sign(self, preview: SignPreview, credentials: Credentials) -> ActionResult: ...
 
     def correct(self, batch_id: str, step_id: str, values: dict, reason: str) -> ActionResult: ...
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """What a user must do before working: accept the e-signature statement, then change a temporary password."""
+
+    kind: str  # "first_use" | "change_password"
+    text: str
+    ask_totp: bool = False
+
+
+@runtime_checkable
+class OnboardingServices(Protocol):
+    def onboarding(self) -> Onboarding | None: ...
+
+    def accept_first_use(self) -> ActionResult: ...
+
+    def change_password(self, current: str, new: str, repeat: str, totp: str | None) -> ActionResult:
+        """Slow (argon2): call it in a worker."""
+        ...

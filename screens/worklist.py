@@ -60,6 +60,7 @@ class WorklistScreen(KioskScreen):
         yield StatusBar(self._clock, self._services.status)
 
     def on_mount(self) -> None:
+        self._onboard()
         batches = self.query_one("#batches", DataTable)
         batches.add_columns("Batch", "Product / recipe", "Steps done")
         steps = self.query_one("#steps", DataTable)
@@ -69,6 +70,19 @@ class WorklistScreen(KioskScreen):
 
     def on_screen_resume(self) -> None:
         self.action_refresh()
+
+    def _onboard(self, _result: bool | None = True) -> None:
+        """Before any work: accept the e-signature statement, change a temporary password."""
+        from screens.onboarding import ChangePasswordDialog, FirstUseDialog
+
+        if _result is False:
+            self.app.logout()  # type: ignore[attr-defined]
+            return
+        step = self._work.onboarding()  # type: ignore[attr-defined]
+        if step is None:
+            return
+        dialog = FirstUseDialog(step, self._work) if step.kind == "first_use" else ChangePasswordDialog(step, self._work)
+        self.app.open_dialog(dialog, self._onboard)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
         table = self.query_one("#batches", DataTable)

@@ -146,6 +146,7 @@ class SigningService:
                 witness: bool = False, comment: str = "", deviation_ref: str = "") -> Prepared:
         """Check everything that can be checked before credentials; returns what the dialog shows."""
         owner = self.session.owner()
+        self._ready_to_sign(owner)
         batch = self.batch(batch_id)
         recipe = self.recipe(batch["recipe_key"])
         step = recipe.step(step_id)
@@ -238,6 +239,7 @@ class SigningService:
             raise SigningError(result.message)
         person = result.user
         assert person is not None
+        self._ready_to_sign(person)
         if person.user_id == owner.user_id:
             raise SigningError("a witness must be a different person from the one logged in")
         batch = self.batch(prepared.batch_id)
@@ -293,6 +295,14 @@ class SigningService:
         self._append(items)
 
     # -- helpers -----------------------------------------------------------
+    def _ready_to_sign(self, user: UserView) -> None:
+        """11.100: no signature before the first-use certification, nor with an admin-issued password."""
+        if not user.first_use_accepted:
+            raise SigningError(f"{user.printed_name} must first accept the electronic-signature statement "
+                               "(log in once to see it)")
+        if user.must_change_password or self.auth.password_expired(user):
+            raise SigningError(f"{user.printed_name} must change their password before signing (log in to change it)")
+
     def _manifestation(self, user: UserView, role: str, meaning: str) -> Manifestation:
         now = self.clock.now()
         site = local_time(now, self.clock.zone)

@@ -21,6 +21,7 @@ def floor(kiosk, admin, clock):
         issued = kiosk.auth.create_user(actor, uid, name, roles, reason="new starter", identity_verified=True)
         clock.advance(31)
         kiosk.auth.change_password(uid, issued.temporary_password, PW, totp_now(issued.totp_secret, clock))
+        kiosk.auth.accept_first_use(kiosk.auth.user(uid))
         people[uid] = issued
     for path in shipped_recipes():
         kiosk.signing.register_recipe_file(path, actor.body(), "initial recipes")
@@ -168,3 +169,22 @@ def test_drafts_are_per_user_and_survive(kiosk, floor, clock):
     kiosk.session.logout()
     assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
     assert kiosk.session.load_draft("B-1", "line-clearance") == {"area_clear": "ye"}
+
+
+@pytest.mark.req("P11-100")
+@pytest.mark.req("A11d-11")
+def test_no_signature_before_first_use_statement_or_with_a_temporary_password(kiosk, admin, clock):
+    actor, _ = admin
+    issued = kiosk.auth.create_user(actor, "new.op", "New Operator", ["operator"], reason="starter", identity_verified=True)
+    for path in shipped_recipes():
+        kiosk.signing.register_recipe_file(path, actor.body(), "recipes")
+    clock.advance(31)
+    assert kiosk.session.login("new.op", issued.temporary_password, totp_now(issued.totp_secret, clock)).must_change_password
+    kiosk.signing.create_batch("B-9", "buffer-prep@3")
+    with pytest.raises(SigningError, match="electronic-signature statement"):
+        kiosk.signing.prepare("B-9", "line-clearance", "Performed", {"area_clear": "yes"})
+    kiosk.auth.accept_first_use(kiosk.auth.user("new.op"))
+    with pytest.raises(SigningError, match="change their password"):
+        kiosk.signing.prepare("B-9", "line-clearance", "Performed", {"area_clear": "yes"})
+    rows = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "user.first_use_accepted"]
+    assert rows and "legally binding" in rows[-1].body["statement"]

@@ -8,6 +8,7 @@ from kiosk.demo import DEMO_PASSWORD, banner_text, create_demo
 from kiosk.domain.passwords import PasswordHasher
 from kiosk.domain.records import parse_raw
 from screens.dialogs import CredentialsDialog
+from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
 
@@ -34,7 +35,11 @@ async def login(pilot, clock, user):
     await pilot.press("enter")
     for _ in range(50):
         await pilot.pause(0.05)
-        if isinstance(pilot.app.screen, WorklistScreen):
+        if isinstance(pilot.app.screen, FirstUseDialog):
+            await pilot.pause(0.1)
+            await pilot.click("#accept")
+        elif isinstance(pilot.app.screen, WorklistScreen):
+            await pilot.pause(0.1)
             return
     raise AssertionError(f"login did not reach the worklist: {pilot.app.screen}")
 
@@ -53,9 +58,11 @@ async def wait_for(pilot, predicate, what):
 @pytest.mark.req("P11-200a3")
 async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     kiosk, users = demo
+    kiosk.auth.accept_first_use(kiosk.auth.user("ben.op"))  # Ben accepted at his own first login, earlier
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         await login(pilot, clock, users["ana.op"])
+        assert kiosk.auth.user("ana.op").first_use_accepted
         await pilot.press("enter")       # batch -> steps
         await pilot.press("enter")       # first step
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
@@ -124,3 +131,44 @@ def test_demo_banner_shows_every_demo_user_and_no_used_code(demo, clock):
     for uid in users:
         assert uid in text
     assert DEMO_PASSWORD in text
+
+
+@pytest.mark.req("P11-100")
+@pytest.mark.req("A11d-11")
+async def test_first_login_with_a_temporary_password_must_change_it(demo, clock):
+    kiosk, users = demo
+    from kiosk.services.auth import Actor
+
+    issued = kiosk.auth.create_user(Actor("admin", "Ada Admin", "admin"), "new.op", "New Operator", ["operator"],
+                                    reason="starter", identity_verified=True)
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        clock.advance(31)
+        await type_text(pilot, "new.op")
+        await pilot.press("tab")
+        await type_text(pilot, issued.temporary_password)
+        await pilot.press("tab")
+        await type_text(pilot, pyotp.TOTP(issued.totp_secret).at(clock.now()))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, FirstUseDialog), "the first-use statement")
+        await pilot.click("#accept")
+        from screens.onboarding import ChangePasswordDialog
+
+        await wait_for(pilot, lambda: isinstance(app.screen, ChangePasswordDialog), "the change-password dialog")
+        dialog = app.screen
+        dialog.query_one("#current").value = issued.temporary_password
+        dialog.query_one("#new").value = "password1234"
+        dialog.query_one("#repeat").value = "password1234"
+        clock.advance(31)
+        dialog.query_one("#totp").value = pyotp.TOTP(issued.totp_secret).at(clock.now())
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "common or breached" in str(dialog.query_one("#message").render()), "a refusal")
+        dialog.query_one("#current").value = issued.temporary_password
+        dialog.query_one("#new").value = "lantern orchard seventeen"
+        dialog.query_one("#repeat").value = "lantern orchard seventeen"
+        clock.advance(31)
+        dialog.query_one("#totp").value = pyotp.TOTP(issued.totp_secret).at(clock.now())
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
+    user = kiosk.auth.user("new.op")
+    assert user.first_use_accepted and not user.must_change_password
