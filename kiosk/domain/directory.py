@@ -23,6 +23,7 @@ BADGE = "badge"
 FAILURES_ID = "failures.id"        # per attempted user id, known or not (no enumeration)
 FAILURES_DEVICE = "failures.device"
 ALERT = "alert"
+SESSION = "session"                # per chain: the session open on this terminal, if any
 
 
 class DirectoryConflict(Exception):
@@ -160,7 +161,7 @@ def _login(record: Record, get: Getter) -> list[Change]:
     uid = _target_id(record.body)
     user = _require_user(get, uid)
     user["last_login"] = record.ts
-    return [
+    return _session_open(record, get) + [
         (USER, uid, user),
         (FAILURES_ID, uid, empty_failures()),
         (FAILURES_DEVICE, record.device_id, empty_failures()),
@@ -223,8 +224,21 @@ def _clock_observed(record: Record, get: Getter) -> list[Change]:
     })]
 
 
+def _session_open(record: Record, get: Getter) -> list[Change]:
+    actor = record.body.get("actor") or {}
+    return [(SESSION, record.chain, {"open": True, "session_id": record.body.get("session_id"),
+                                     "actor": dict(actor), "since": record.ts})]
+
+
+def _session_closed(record: Record, get: Getter) -> list[Change]:
+    return [(SESSION, record.chain, {"open": False, "session_id": record.body.get("session_id"), "since": record.ts})]
+
+
 _HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
     "clock.observed": _clock_observed,
+    "session.locked": _session_closed,
+    "session.logout": _session_closed,
+    "session.timeout": _session_closed,
     "user.created": _user_created,
     "user.updated": _user_updated,
     "user.password_changed": _password_changed,

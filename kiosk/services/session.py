@@ -120,8 +120,22 @@ class SessionService:
         })
 
     def restart(self) -> None:
-        """At start-up: a session that was open when the kiosk stopped ended with the restart."""
-        self.session = Session(last_reason=LockReason.RESTART)
+        """At start-up: a session still open when the kiosk stopped (crash, power cut) ended with the restart.
+
+        Continuity never survives a restart; the record says so, naming who was logged in.
+        """
+        from kiosk.domain.directory import SESSION
+
+        with self._lock:
+            self.session = Session(last_reason=LockReason.RESTART)
+            doc = self.auth.directory.get(SESSION, self.store.chain)
+            if doc and doc.get("open"):
+                actor = doc.get("actor") or {}
+                self.session = Session(last_owner=actor.get("user_id"), last_reason=LockReason.RESTART)
+                self.store.append("session.locked", {
+                    "actor": dict(actor), "target": target("user", actor.get("user_id", "")),
+                    "session_id": doc.get("session_id"), "reason": LockReason.RESTART.value,
+                })
 
     def signed(self) -> None:
         with self._lock:

@@ -188,3 +188,15 @@ def test_no_signature_before_first_use_statement_or_with_a_temporary_password(ki
         kiosk.signing.prepare("B-9", "line-clearance", "Performed", {"area_clear": "yes"})
     rows = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "user.first_use_accepted"]
     assert rows and "legally binding" in rows[-1].body["statement"]
+
+
+@pytest.mark.req("P11-200a1")
+def test_a_restart_ends_the_open_session_with_a_record(kiosk, floor, clock):
+    clear_line(kiosk, floor, clock)
+    assert kiosk.session.session.signatures == 1
+    kiosk.session.restart()  # what start-up does after a crash or power cut
+    assert not kiosk.session.session.active and kiosk.session.session.last_owner == "jane.op"
+    last = parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0]
+    assert last.type == "session.locked" and last.body["reason"] == "restart"
+    kiosk.session.restart()  # a clean start records nothing more
+    assert parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0].id == last.id

@@ -1,0 +1,145 @@
+"""Stateful property test: whatever order people log in, lock, time out, sign and witness,
+the signing rules hold (21 CFR 11.200(a), 11.10(g))."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from kiosk.app import build_kiosk, shipped_recipes
+from kiosk.config import KioskConfig
+from kiosk.domain.clock import FakeClock
+from kiosk.domain.passwords import PasswordHasher
+from kiosk.domain.records import parse_raw
+from kiosk.domain.session import LockReason
+from kiosk.services.auth import Actor
+from kiosk.services.signing import SigningError
+from tests.services.conftest import totp_now
+
+PW = "lantern orchard seventeen"
+PEOPLE = ["jane.op", "omar.op", "sam.op"]
+
+
+class SigningMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.clock = FakeClock()
+        self.dir = tempfile.TemporaryDirectory()
+        self.kiosk = build_kiosk(KioskConfig(), Path(self.dir.name) / "d", self.clock, device_id="sm-1",
+                                 hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+        admin = self.kiosk.auth.bootstrap("site.admin", "Ada Admin")
+        actor = Actor("site.admin", "Ada Admin", "admin")
+        self.secrets = {}
+        for uid in PEOPLE:
+            issued = self.kiosk.auth.create_user(actor, uid, uid.title(), ["operator"], reason="starter",
+                                                 identity_verified=True)
+            self.tick()
+            self.kiosk.auth.change_password(uid, issued.temporary_password, PW, self.code_for(uid, issued.totp_secret))
+            self.kiosk.auth.accept_first_use(self.kiosk.auth.user(uid))
+            self.secrets[uid] = issued.totp_secret
+        for path in shipped_recipes():
+            self.kiosk.signing.register_recipe_file(path, actor.body(), "recipes")
+        self.batches = 0
+        self.owner = None          # the model's idea of who is logged in
+        self.signed_in_session = 0
+        self.performed = []        # (batch, performer) with Performed signed, Verified not yet
+        self.checked = 0           # records already checked by the invariant
+
+    def tick(self):
+        self.clock.advance(31)
+
+    def code_for(self, uid, secret=None):
+        return totp_now(secret or self.secrets[uid], self.clock)
+
+    def teardown(self):
+        self.kiosk.close()
+        self.dir.cleanup()
+
+    @rule(uid=st.sampled_from(PEOPLE), good_code=st.booleans())
+    def login(self, uid, good_code):
+        self.tick()
+        code = self.code_for(uid) if good_code else "000000"
+        outcome = self.kiosk.session.login(uid, PW, code)
+        if self.owner is not None:
+            self.owner, self.signed_in_session = None, 0  # any login attempt ended the previous session
+        if outcome.ok:
+            assert good_code
+            self.owner, self.signed_in_session = uid, 0
+            self.batches += 1  # each session works on a fresh batch
+            self.kiosk.signing.create_batch(f"B-{self.batches}", "buffer-prep@3")
+        else:
+            assert not good_code
+
+    @rule(reason=st.sampled_from([LockReason.MANUAL, LockReason.LOGOUT]))
+    def lock(self, reason):
+        self.kiosk.session.lock(reason)
+        self.owner, self.signed_in_session = None, 0
+
+    @rule()
+    def idle_timeout(self):
+        self.clock.advance(301)
+        self.kiosk.session.tick()
+        self.owner, self.signed_in_session = None, 0
+
+    @precondition(lambda self: self.batches > 0)
+    @rule(full=st.booleans(), claim=st.sampled_from(PEOPLE + [None]))
+    def sign(self, full, claim):
+        self.tick()
+        batch = f"B-{self.batches}"
+        try:
+            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": "yes"})
+        except Exception:
+            assert self.owner is None or any(b == batch for b, _ in self.performed)
+            return
+        assert self.owner is not None
+        needs_full = self.signed_in_session == 0
+        assert ("totp" in prepared.components) == needs_full
+        code = self.code_for(self.owner) if full else None
+        user_text = (claim or self.owner) if full else None
+        try:
+            self.kiosk.signing.sign(prepared, PW, user_text, code)
+        except SigningError:
+            assert (needs_full and not full) or (full and claim not in (None, self.owner))
+            return
+        assert not (needs_full and not full), "a first signature passed without all components"
+        self.signed_in_session += 1
+        self.performed.append((batch, self.owner))
+
+    @precondition(lambda self: self.performed)
+    @rule(who=st.sampled_from(PEOPLE))
+    def witness(self, who):
+        self.tick()
+        batch, performer = self.performed[-1]
+        try:
+            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Verified", {"area_clear": "yes"},
+                                                  witness=True)
+            self.kiosk.signing.witness(prepared, who, PW, self.code_for(who))
+        except Exception:
+            assert self.owner is None or who in (performer, self.owner)
+            return
+        assert who != performer and who != self.owner
+        self.performed.pop()
+
+    @invariant()
+    def records_obey_the_rules(self):
+        rows = list(self.kiosk.store.iter_rows(after_seq=self.checked))
+        for row in rows:
+            record = parse_raw(row.raw)[0]
+            if record.type == "witness.signed":
+                assert "totp" in record.body["auth"]["components"]
+                batch = self.kiosk.signing.batch(record.body["batch_id"])
+                performers = {s["user_id"] for s in batch["steps"]["line-clearance"]["signatures"]
+                              if s["meaning"] == "Performed"}
+                assert record.body["actor"]["user_id"] not in performers
+            if record.type == "step.signed":
+                assert record.body["manifestation"]["user_id"] == record.body["actor"]["user_id"]
+        if rows:
+            self.checked = rows[-1].seq
+
+
+SigningMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None,
+                                            suppress_health_check=[HealthCheck.too_slow])
+test_signing_rules_hold_in_any_order = pytest.mark.req("P11-200a1")(
+    pytest.mark.req("P11-200a2")(pytest.mark.req("P11-200a3")(pytest.mark.req("P11-10g")(SigningMachine.TestCase))))
