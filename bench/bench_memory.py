@@ -40,6 +40,10 @@ def build(data: Path, n: int) -> None:
 
 
 STEPS = {
+    "kiosk app (Textual)": "import asyncio; from kiosk.app import build_kiosk, make_app; from kiosk.config import KioskConfig;"
+                           "from kiosk.domain.clock import FakeClock; k = build_kiosk(KioskConfig(), D, FakeClock());"
+                           "app = make_app(k);\nasync def main():\n    async with app.run_test(size=(120, 40)) as pilot:\n"
+                           "        await pilot.pause(1.0)\nasyncio.run(main()); print(k.store.head().seq)",
     "open store": "from storage.keyfile import load_identity; from storage.local_store import LocalStore;"
                   "from kiosk.domain.clock import FakeClock; s = LocalStore.open(D, load_identity(D), FakeClock());"
                   "print(s.head().seq)",

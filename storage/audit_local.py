@@ -7,7 +7,7 @@ from typing import Iterator
 from kiosk.domain.chain import genesis_key
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import RecordError, parse_raw
-from kiosk.services.audit_export import AuditFilter
+from kiosk.domain.exports import AuditFilter
 from storage.sqlite import sqlite_engine
 
 BATCH = 1000

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
 from kiosk.domain.keys import b64url
 from kiosk.domain.records import parse_raw, split_chain
-from kiosk.services.bundle import BundleDevice
+from kiosk.domain.exports import BundleDevice
 from storage.local_store import iter_rows, read_head
 from storage.sqlite import sqlite_engine
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from kiosk.domain.audit import AuditRow, audit_row
+from kiosk.domain.exports import AuditFilter
 from kiosk.domain.clock import UTC, format_ts
 from kiosk.domain.keys import b64url
 from kiosk.domain.keys import PublicKey
@@ -25,19 +25,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 class ExportError(Exception):
     """The export cannot be produced as asked; the message says why."""
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    start: str | None = None  # record ts bounds, inclusive start, exclusive end
-    end: str | None = None
-    user: str | None = None
-    batch: str | None = None
-    device: str | None = None
-    types: tuple[str, ...] = field(default_factory=tuple)
-
-    def describe(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
 
 
 def parse_bound(text: str | None, option: str) -> str | None:

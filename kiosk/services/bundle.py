@@ -10,24 +10,14 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+from kiosk.domain.exports import BundleDevice
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 BUNDLE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BundleDevice:
-    device_id: str
-    epoch: int
-    kid: str
-    public_key: str  # base64url of the raw 32 bytes
-    status: str
-    registration_record: str | None = None
-    approval_record: str | None = None
-    revocation_record: str | None = None
 
 
 class BundleSource(Protocol):
