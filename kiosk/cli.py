@@ -111,8 +111,10 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
 
 
 def _register_subcommands() -> None:
-    from kiosk import cli_admin, cli_export, cli_validation
+    from kiosk import cli_admin, cli_central, cli_export, cli_validation
 
+    app.add_typer(cli_central.central_app, name="central")
+    app.add_typer(cli_central.sync_app, name="sync")
     app.add_typer(cli_admin.app, name="admin")
     app.add_typer(cli_validation.app, name="validation")
     app.add_typer(cli_export.app, name="export")

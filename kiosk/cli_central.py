@@ -1,0 +1,149 @@
+"""`kiosk central ...` and `kiosk sync ...`: the central store and this kiosk's outbox."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+central_app = typer.Typer(help="The central store (PostgreSQL, or SQLite for a single site).", no_args_is_help=True)
+devices_app = typer.Typer(help="Device registrations in the central store.", no_args_is_help=True)
+central_app.add_typer(devices_app, name="devices")
+sync_app = typer.Typer(help="This kiosk's sync with the central store.", no_args_is_help=True)
+
+Url = Annotated[str, typer.Option("--url", envvar="KIOSK_CENTRAL_URL",
+                                  help="e.g. postgresql+psycopg://user@host/db or sqlite:///central.db")]
+
+
+def _open(url: str):
+    from kiosk.cli import fail
+    from kiosk.system_clock import SystemClock
+    from storage.central import CentralStore, safe_url
+
+    try:
+        return CentralStore.open(url, SystemClock())
+    except Exception as exc:  # noqa: BLE001 - connection and migration failures are usage errors here
+        raise fail(f"{safe_url(url)}: cannot open the central store ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+
+
+@central_app.command()
+def init(url: Url) -> None:
+    """Create or migrate the central store schema."""
+    _open(url).close()
+    typer.echo("central store ready")
+
+
+@central_app.command()
+def ingest(url: Url, once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+           poll_s: Annotated[float, typer.Option(help="Seconds between passes.")] = 2.0) -> None:
+    """Verify inbox records and move them to the ledger (quarantining what fails)."""
+    store = _open(url)
+    try:
+        while True:
+            r = store.ingest_all()
+            if r.ingested or r.replays or r.quarantined or once:
+                typer.echo(f"ingested {r.ingested}, replays {r.replays}, quarantined {r.quarantined}, held {r.held}")
+            if once:
+                return
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    finally:
+        store.close()
+
+
+@devices_app.command("list")
+def devices_list(url: Url) -> None:
+    """Device chains with status and key id."""
+    store = _open(url)
+    try:
+        for d in store.devices():
+            typer.echo(f"{d['chain']:<30} {d['status']:<9} kid {d['kid']}  head #{d['seq']}  {d['reason'] or ''}")
+    finally:
+        store.close()
+
+
+def _set(url: str, chain: str, status: str, admin: str, reason: str) -> None:
+    from kiosk.cli import EXIT_FAILED, fail
+    from storage.central import CentralError
+
+    store = _open(url)
+    try:
+        store.set_device_status(chain, status, admin, reason)
+    except CentralError as exc:
+        raise fail(str(exc), code=EXIT_FAILED)
+    finally:
+        store.close()
+    typer.echo(f"{chain}: {status}")
+
+
+@devices_app.command()
+def approve(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
+            reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+    """Approve a pending device after comparing its key fingerprint on site."""
+    _set(url, chain, "approved", admin, reason)
+
+
+@devices_app.command()
+def reject(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
+           reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+    """Reject a device registration."""
+    _set(url, chain, "rejected", admin, reason)
+
+
+@devices_app.command()
+def revoke(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
+           reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+    """Revoke a device: its later records are quarantined."""
+    _set(url, chain, "revoked", admin, reason)
+
+
+def _sync_service(data_dir: Optional[Path], url: str):
+    from kiosk.cli import fail
+    from kiosk.paths import resolve_data_dir
+    from kiosk.services.sync import SyncService
+    from kiosk.system_clock import SystemClock
+    from storage.central import CentralStore
+    from storage.keyfile import KeyFileError, load_identity
+    from storage.local_store import LocalStore
+
+    directory = resolve_data_dir(data_dir)
+    clock = SystemClock()
+    try:
+        identity = load_identity(directory)
+    except KeyFileError as exc:
+        raise fail(str(exc))
+    if identity is None:
+        raise fail(f"{directory}: no kiosk here (wrong --data-dir?)")
+    store = LocalStore.open(directory, identity, clock)
+    return store, SyncService(store, lambda: CentralStore(url, clock), clock)
+
+
+@sync_app.command()
+def status(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None) -> None:
+    """Queued records, last sync and last error of this kiosk."""
+    store, service = _sync_service(data_dir, url)
+    try:
+        s = service.status()
+        head = store.head()
+        typer.echo(f"chain {store.chain}: {s.queued} queued, synced up to #{head.synced_upto} of #{head.seq}")
+    finally:
+        store.close()
+
+
+@sync_app.command()
+def now(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None) -> None:
+    """Push unsynced records now and apply the central receipt."""
+    from kiosk.cli import EXIT_FAILED
+
+    store, service = _sync_service(data_dir, url)
+    try:
+        s = service.sync_once()
+    finally:
+        store.close()
+    if s.last_error:
+        typer.echo(f"offline: {s.last_error}; {s.queued} queued (kept, retried later)")
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo(f"synced; {s.queued} queued")

@@ -1,0 +1,220 @@
+"""Central store and sync against real databases: PostgreSQL (KIOSK_TEST_PG_URL) and SQLite."""
+
+import os
+import uuid
+
+import psycopg
+import pytest
+
+from kiosk.domain.clock import FakeClock
+from kiosk.services.sync import ReceiptMismatch, SyncService
+from storage.central import CentralStore
+from storage.keyfile import load_identity, load_or_create_identity
+from storage.local_store import LocalStore
+
+# PostgreSQL runs on every developer machine and in CI (.ci/run starts it if it is down).
+PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def pg_database():
+    name = f"kiosk_test_{uuid.uuid4().hex[:12]}"
+    admin = PG.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def central(request, tmp_path, clock):
+    if request.param == "postgresql":
+        base = request.getfixturevalue("pg_database")
+        schema_db = f"c_{uuid.uuid4().hex[:10]}"
+        admin = base.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{schema_db}"')
+        url = base.rsplit("/", 1)[0] + "/" + schema_db
+    else:
+        url = f"sqlite:///{tmp_path / 'central.db'}"
+    store = CentralStore.open(url, clock)
+    yield store
+    store.close()
+    if request.param == "postgresql":
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{schema_db}" WITH (FORCE)')
+
+
+def enroll(central, local):
+    """The device's first records arrived: ingest registers it as pending; an admin approves it."""
+    central.ingest_all()
+    central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared")
+    central.ingest_all()
+
+
+def kiosk_store(tmp_path, clock, name="line-1"):
+    data = tmp_path / name
+    return LocalStore.open(data, load_or_create_identity(data, name), clock)
+
+
+@pytest.mark.req("P11-10c")
+@pytest.mark.req("P11-10h")
+@pytest.mark.req("A11-16")
+def test_push_ingest_receipt_round_trip_with_approval(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    for i in range(40):
+        clock.advance(1)
+        local.append("step.signed", {"i": i})
+    sync = SyncService(local, lambda: central, clock, batch_size=7)
+    sync.sync_once()
+    report = central.ingest_all()
+    assert report.held >= 1 and central.ledger_count(local.chain) == 0   # pending: held, not lost
+    assert central.devices()[0]["status"] == "pending"
+    central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared on site")
+    assert central.ingest_all().ingested == 41
+    status = sync.sync_once()
+    assert status.queued == 0 and local.head().synced_upto == 41 and status.last_error is None
+    assert [r for r in local.iter_rows()][-1].seq == 41  # nothing deleted locally
+    local.close()
+
+
+@pytest.mark.req("A11-16")
+def test_replays_are_acknowledged_once(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    for i in range(10):
+        local.append("step.signed", {"i": i})
+    sync = SyncService(local, lambda: central, clock)
+    sync.sync_once()
+    enroll(central, local)
+    rows = [(r.chain, r.seq, r.hash, r.raw, r.sig) for r in local.iter_rows()]
+    central.push(rows)          # the same records again (a retry after a lost answer)
+    report = central.ingest_all()
+    assert central.ledger_count(local.chain) == 11 and report.ingested == 0 and central.inbox_count() == 0
+    local.close()
+
+
+@pytest.mark.req("P11-10c")
+@pytest.mark.req("P11-300e")
+def test_a_fork_quarantines_and_freezes_the_chain(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    local.append("step.signed", {"i": 0})
+    sync = SyncService(local, lambda: central, clock)
+    sync.sync_once()
+    enroll(central, local)
+    # A cloned key elsewhere writes a different record #3 on the same chain.
+    clone_dir = tmp_path / "clone"
+    import shutil
+    shutil.copytree(tmp_path / "line-1", clone_dir)
+    clone = LocalStore.open(clone_dir, load_identity(clone_dir), clock)
+    clone.append("step.signed", {"i": "forged"})
+    local.append("step.signed", {"i": 1})
+    SyncService(clone, lambda: central, clock).sync_once()
+    sync.sync_once()
+    central.ingest_all()
+    assert central.head(local.chain)["status"] == "frozen"
+    reasons = [q["reason"] for q in central.quarantine()]
+    assert any("fork" in r for r in reasons)
+    assert any(a["kind"] == "chain.frozen" for a in central.alerts())
+    local.close()
+    clone.close()
+
+
+@pytest.mark.req("P11-10h")
+@pytest.mark.req("P11-300e")
+def test_records_after_revocation_are_quarantined_not_dropped(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    sync = SyncService(local, lambda: central, clock)
+    sync.sync_once()
+    enroll(central, local)
+    central.set_device_status(local.chain, "revoked", "site.admin", "terminal stolen")
+    for i in range(3):
+        local.append("step.signed", {"i": i})
+    sync.sync_once()
+    central.ingest_all()
+    assert central.ledger_count(local.chain) == 1
+    assert [q["reason"] for q in central.quarantine()] == ["after revocation"] * 3
+    local.close()
+
+
+@pytest.mark.req("P11-10e")
+def test_a_tampered_record_is_quarantined_with_its_reason(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    local.append("step.signed", {"i": 1})
+    SyncService(local, lambda: central, clock).sync_once()
+    enroll(central, local)
+    local.append("step.signed", {"value": "7.01"})
+    row = list(local.iter_rows())[-1]
+    forged = row.raw.replace(b"7.01", b"7.91")
+    import hashlib
+    central.push([(row.chain, row.seq, hashlib.sha256(forged).digest(), forged, row.sig)])
+    central.ingest_all()
+    assert "bad signature" in central.quarantine()[0]["reason"]
+    assert central.head(local.chain)["status"] == "frozen"
+    local.close()
+
+
+@pytest.mark.req("A11-16")
+def test_central_down_then_back_loses_and_duplicates_nothing(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    down = SyncService(local, lambda: CentralStore("postgresql+psycopg://postgres@127.0.0.1:1/none", clock), clock,
+                       interval_s=30)
+    for i in range(300):
+        local.append("step.signed", {"i": i})
+        if i % 100 == 0:
+            status = down.sync_once()
+            assert status.offline_since is not None and status.last_error.startswith("OperationalError")
+    assert down.status().failures == 3 and down.status().next_attempt > clock.now()
+    up = SyncService(local, lambda: central, clock, batch_size=64)
+    up.sync_once()
+    enroll(central, local)
+    up.sync_once()
+    assert central.ledger_count(local.chain) == local.head().seq == local.head().synced_upto
+    local.close()
+
+
+def test_a_receipt_naming_another_record_is_an_alarm_not_a_sync(central, tmp_path, clock):
+    local = kiosk_store(tmp_path, clock)
+    sync = SyncService(local, lambda: central, clock)
+    sync.sync_once()
+    enroll(central, local)
+
+    class Liar:
+        def push(self, rows):
+            return len(rows)
+
+        def receipt(self, chain):
+            return (1, "00" * 32)
+
+    with pytest.raises(ReceiptMismatch):
+        SyncService(local, lambda: Liar(), clock).sync_once()
+    assert local.head().synced_upto == 0  # never marked on a receipt that disagrees
+    assert local.clock_suspect() is False and list(local.iter_rows())[-1].type == "alert.raised"
+    local.close()
+
+
+@pytest.mark.req("P11-10c")
+def test_cli_round_trip_on_sqlite(tmp_path, clock):
+    import subprocess
+    import sys
+
+    def kiosk(*args):
+        return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True, timeout=120)
+
+    local = kiosk_store(tmp_path, clock)
+    local.append("step.signed", {"i": 1})
+    local.close()
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    assert kiosk("central", "init", "--url", url).returncode == 0
+    assert kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1")).returncode == 0
+    assert "held 2" in kiosk("central", "ingest", "--once", "--url", url).stdout
+    assert "pending" in kiosk("central", "devices", "list", "--url", url).stdout
+    r = kiosk("central", "devices", "approve", "line-1:1", "--url", url, "--admin", "ada", "--reason", "compared")
+    assert r.returncode == 0, r.stderr
+    assert "ingested 2" in kiosk("central", "ingest", "--once", "--url", url).stdout
+    kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
+    assert "0 queued, synced up to #2 of #2" in kiosk("sync", "status", "--url", url, "--data-dir",
+                                                       str(tmp_path / "line-1")).stdout
+    bad = kiosk("sync", "now", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/x", "--data-dir",
+                str(tmp_path / "line-1"))
+    assert bad.returncode == 1 and "secret" not in bad.stdout + bad.stderr
