@@ -110,13 +110,16 @@ def shipped_recipes() -> list[Path]:
     return sorted((defaults_dir() / "recipes").glob("*.toml"))
 
 
-def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0):
-    """The one factory for the Textual app: `kiosk run`, `kiosk demo` and the UI tests use it."""
+def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0, sync=None):
+    """The one factory for the Textual app: `kiosk run`, `kiosk demo` and the UI tests use it.
+
+    ``sync`` is a SyncService whose status the status bar shows (a SyncWorker runs it).
+    """
     from kiosk.ui_adapter import UiServices, UiWork
     from screens.app import KioskApp
     from screens.worklist import WorklistScreen
 
-    services = UiServices(kiosk)
+    services = UiServices(kiosk, sync.status if sync is not None else None)
     work = UiWork(kiosk)
     kiosk.session.restart()
 
@@ -144,3 +147,13 @@ def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0):
     return _App(clock=kiosk.clock, session_policy=kiosk.config.session, services=services,
                 on_exit_request=services.record_exit, idle_check_s=idle_check_s,
                 home_factory=lambda session: WorklistScreen(session, services, work, kiosk.clock))
+
+
+def central_sync(kiosk: Kiosk, url: str):
+    """The sync service for ``url`` (one central store object, reused by the worker thread)."""
+    from kiosk.services.sync import SyncService
+    from storage.central import CentralStore
+
+    central = CentralStore(url, kiosk.clock)
+    return central, SyncService(kiosk.store, lambda: central, kiosk.clock,
+                                batch_size=kiosk.config.sync.batch_size, interval_s=kiosk.config.sync.interval_s)

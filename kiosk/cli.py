@@ -69,17 +69,24 @@ def verify(data_dir: DataDirOption = None) -> None:
 def demo(data_dir: DataDirOption = None) -> None:
     """Start a complete demo kiosk (embedded store, demo users and recipes; credentials on screen)."""
     from kiosk.app import make_app
-    from kiosk.demo import banner_text, create_demo
+    from kiosk.demo import banner_text, create_demo, demo_central
+    from kiosk.sync_worker import SyncWorker
     from kiosk.system_clock import SystemClock
 
     clock = SystemClock("Europe/Dublin")
-    typer.echo("Preparing the demo kiosk (users, recipes, batches)...")
+    typer.echo("Preparing the demo kiosk (users, recipes, batches, embedded central store)...")
     kiosk, users = create_demo(data_dir, clock)
+    central, sync = demo_central(kiosk)
     typer.echo(f"Demo data directory: {kiosk.data_dir}")
-    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock, kiosk))
+    worker = SyncWorker(sync, after_sync=central.ingest_all)
+    worker.start()
+    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock, kiosk), sync=sync)
     try:
         app_.run()
     finally:
+        worker.stop()
+        worker.join(5)
+        central.close()
         kiosk.close()
     typer.echo(f"Demo ended. Its records stay in {kiosk.data_dir}; check them with: kiosk verify --data-dir {kiosk.data_dir}")
 
@@ -104,9 +111,21 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     if not kiosk.auth.any_admin():
         kiosk.close()
         raise fail("this kiosk has no users yet: run `kiosk admin bootstrap` first")
+    worker = central = sync = None
+    if cfg.sync.central_url:
+        from kiosk.app import central_sync
+        from kiosk.sync_worker import SyncWorker
+
+        central, sync = central_sync(kiosk, cfg.sync.central_url)
+        worker = SyncWorker(sync)
+        worker.start()
     try:
-        make_app(kiosk).run()
+        make_app(kiosk, sync=sync).run()
     finally:
+        if worker is not None:
+            worker.stop()
+            worker.join(5)
+            central.close()
         kiosk.close()
 
 

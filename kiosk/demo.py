@@ -69,6 +69,22 @@ def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | No
     return kiosk, users
 
 
+def demo_central(kiosk: Kiosk):
+    """An embedded SQLite central store next to the demo kiosk, with this terminal approved."""
+    from kiosk.app import central_sync
+    from storage.central import CentralStore
+
+    url = f"sqlite:///{kiosk.data_dir / 'central.db'}"
+    CentralStore.open(url, kiosk.clock).close()
+    central, sync = central_sync(kiosk, url)
+    sync.sync_once()
+    central.ingest_all()
+    central.set_device_status(kiosk.store.chain, "approved", "admin", "demo set-up: the demo terminal")
+    central.ingest_all()
+    sync.sync_once()
+    return central, sync
+
+
 def _set_password(kiosk: Kiosk, uid: str, temporary: str, secret: str | None, clock: Clock) -> None:
     # Use the previous step's code (accepted within the ±1 step window) so the code the banner
     # shows now is still unused when a newcomer types it.

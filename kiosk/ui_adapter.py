@@ -65,8 +65,12 @@ class UiServices:
 
     def status(self) -> KioskStatus:
         s = self.kiosk.session.session
-        sync = self._sync_status() if self._sync_status else SyncState(queued=self._queued(), last_sync=None,
-                                                                        offline=True)
+        if self._sync_status is not None:
+            st = self._sync_status()
+            sync = SyncState(queued=st.queued, last_sync=st.last_sync, offline=st.last_sync is None or
+                             st.offline_since is not None)
+        else:
+            sync = SyncState(queued=self._queued(), last_sync=None, offline=True)
         device = split_chain(self.kiosk.store.chain)[0]
         if not s.active:
             return KioskStatus(device, sync=sync)

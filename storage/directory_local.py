@@ -14,6 +14,14 @@ from kiosk.domain.records import SignedRecord
 
 def directory_projector(conn: Connection, signed: SignedRecord) -> None:
     """Apply one record's directory changes; raising aborts the whole append."""
+    try:
+        _project(conn, signed)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise directory.DirectoryConflict(
+            f"a {signed.record.type} record needs field {exc} in its body; nothing was written") from None
+
+
+def _project(conn: Connection, signed: SignedRecord) -> None:
     db = conn.connection.driver_connection
 
     def get(kind: str, key: str) -> dict | None:

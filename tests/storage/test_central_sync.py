@@ -218,3 +218,30 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     bad = kiosk("sync", "now", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/x", "--data-dir",
                 str(tmp_path / "line-1"))
     assert bad.returncode == 1 and "secret" not in bad.stdout + bad.stderr
+
+
+@pytest.mark.req("A11-16")
+def test_background_worker_syncs_the_demo_terminal(tmp_path, clock):
+    import time
+
+    from kiosk.demo import create_demo, demo_central
+    from kiosk.domain.passwords import PasswordHasher
+    from kiosk.sync_worker import SyncWorker
+
+    kiosk, _ = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    central, sync = demo_central(kiosk)
+    assert sync.status().queued == 0 and central.devices()[0]["status"] == "approved"
+    kiosk.store.append("note.added", {"i": 1})
+    assert sync.status().queued == 1
+    clock.advance(31)  # the next sync is due
+    worker = SyncWorker(sync, tick_s=0.05, after_sync=central.ingest_all)
+    worker.start()
+    for _ in range(100):
+        if sync.status().queued == 0:
+            break
+        time.sleep(0.05)
+    worker.stop()
+    worker.join(5)
+    assert sync.status().queued == 0 and central.ledger_count(kiosk.store.chain) == kiosk.store.head().seq
+    central.close()
+    kiosk.close()
