@@ -264,3 +264,36 @@ class UiWork:
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         return ActionResult(result.ok, result.message)
+
+    # -- supervisor -----------------------------------------------------------
+    def alerts(self):
+        from screens.ports import AlertView
+
+        return [AlertView(a["alert_id"], a["at"], a["severity"], a["kind"], a["message"])
+                for a in self.kiosk.auth.alerts(open_only=True)]
+
+    def suspended(self):
+        from screens.ports import SuspendedUser
+
+        return [SuspendedUser(u.user_id, u.printed_name) for u in self.kiosk.auth.users() if u.status == "suspended"]
+
+    def acknowledge(self, alert_id, note):
+        from kiosk.services.auth import Actor
+        from screens.ports import ActionResult
+
+        try:
+            owner = self.kiosk.session.owner()
+            role = self.kiosk.session.session.role
+            self.kiosk.auth.acknowledge_alert(Actor(owner.user_id, owner.printed_name, role), alert_id, note)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, "Alert acknowledged.")
+
+    def unlock(self, user_id, reason, credentials):
+        from screens.ports import ActionResult
+
+        try:
+            user = self.kiosk.auth.unlock(credentials.user_id, credentials.password, credentials.totp, user_id, reason)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, f"{user.user_id} is unlocked; the unlock is recorded.")

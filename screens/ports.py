@@ -242,3 +242,31 @@ class OnboardingServices(Protocol):
     def change_password(self, current: str, new: str, repeat: str, totp: str | None) -> ActionResult:
         """Slow (argon2): call it in a worker."""
         ...
+
+
+@dataclass(frozen=True)
+class AlertView:
+    alert_id: str
+    at: str
+    severity: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SuspendedUser:
+    user_id: str
+    name: str
+
+
+@runtime_checkable
+class SupervisorServices(Protocol):
+    def alerts(self) -> list[AlertView]: ...
+
+    def suspended(self) -> list[SuspendedUser]: ...
+
+    def acknowledge(self, alert_id: str, note: str) -> ActionResult: ...
+
+    def unlock(self, user_id: str, reason: str, credentials: Credentials) -> ActionResult:
+        """Slow (argon2): call it in a worker."""
+        ...

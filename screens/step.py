@@ -26,19 +26,25 @@ from screens.worklist import STATUS_LABEL
 
 
 class ReasonDialog(KioskModal[str | None]):
-    """Ask for the reason of a correction (required; shown in the audit trail)."""
+    """Ask for a reason (required for GMP-relevant changes; shown in the audit trail)."""
+
+    def __init__(self, title: str = "Reason for the correction",
+                 body: str = "Signed values change only with a reason; the earlier signatures become invalid "
+                             "and the step must be signed again.",
+                 ok_label: str = "Record correction", min_len: int = 4) -> None:
+        super().__init__(classes="dialog-screen")
+        self._title, self._body, self._ok_label, self._min = title, body, ok_label, min_len
 
     def compose(self) -> ComposeResult:
         from textual.containers import Vertical
 
         with Vertical(classes="dialog"):
-            yield Static(Text("Reason for the correction", style="bold"), classes="dialog-title")
-            yield Static("Signed values change only with a reason; the earlier signatures become invalid "
-                         "and the step must be signed again.", classes="dialog-body")
+            yield Static(Text(self._title, style="bold"), classes="dialog-title")
+            yield Static(safe_text(self._body), classes="dialog-body")
             yield Input(placeholder="reason", id="reason", max_length=500)
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Record correction", variant="primary", id="ok")
+                yield Button(self._ok_label, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -48,8 +54,8 @@ class ReasonDialog(KioskModal[str | None]):
     @on(Button.Pressed, "#ok")
     def _ok(self) -> None:
         reason = self.query_one("#reason", Input).value.strip()
-        if len(reason) < 4:
-            self.query_one("#message", Static).update("Give a reason (at least 4 characters).")
+        if len(reason) < self._min:
+            self.query_one("#message", Static).update(f"Give a reason (at least {self._min} characters).")
             return
         self.dismiss(reason)
 
@@ -151,7 +157,7 @@ class StepScreen(KioskScreen):
         if bid == "back":
             self.action_back()
         elif bid == "correct":
-            self.app.open_dialog(ReasonDialog(classes="dialog-screen"), self._correct)  # type: ignore[attr-defined]
+            self.app.open_dialog(ReasonDialog(), self._correct)  # type: ignore[attr-defined]
         elif bid.startswith("sign-"):
             self._start_sign(bid[len("sign-"):])
 

@@ -36,6 +36,7 @@ def signatures_text(step) -> Text:
 class WorklistScreen(KioskScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         *FOCUS_BINDINGS,
+        Binding("f3", "supervisor", "Supervisor"),
         Binding("f5", "refresh", "Refresh"),
         Binding("f9", "logout", "Log out"),
     ]
@@ -53,6 +54,8 @@ class WorklistScreen(KioskScreen):
             head = Text("Worklist — ")
             head.append_text(safe_text(self._session.display_name, style="bold"))
             head.append("   Enter: open · Tab: next table · F5: refresh · F9: log out · F12: lock")
+            if self._session.role in ("Supervisor", "Administrator"):
+                head.append(" · F3: supervisor")
             yield Static(head, id="worklist-head")
             yield DataTable(id="batches", cursor_type="row", zebra_stripes=True)
             yield Static("", id="batch-title")
@@ -121,6 +124,15 @@ class WorklistScreen(KioskScreen):
 
         if self._batch and event.row_key.value:
             self.app.push_screen(StepScreen(self._batch, event.row_key.value, self._services, self._work, self._clock))
+
+    def action_supervisor(self) -> None:
+        """Alerts and unlocks; the services check the role again."""
+        from screens.supervisor import SupervisorScreen
+
+        if self._session.role not in ("Supervisor", "Administrator"):
+            self.app.notify("The supervisor screen needs the supervisor or admin role.", markup=False)
+            return
+        self.app.push_screen(SupervisorScreen(self._services, self._work, self._clock))  # type: ignore[arg-type]
 
     def action_logout(self) -> None:
         self.app.logout()  # type: ignore[attr-defined]

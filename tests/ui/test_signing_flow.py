@@ -172,3 +172,37 @@ async def test_first_login_with_a_temporary_password_must_change_it(demo, clock)
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
     user = kiosk.auth.user("new.op")
     assert user.first_use_accepted and not user.must_change_password
+
+
+@pytest.mark.req("P11-300d")
+async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
+    kiosk, users = demo
+    for _ in range(5):
+        clock.advance(60)
+        kiosk.auth.authenticate("ana.op", "wrong password!", None)
+    assert kiosk.auth.user("ana.op").status == "suspended"
+    app = make_app(kiosk, idle_check_s=3600)
+    from screens.step import ReasonDialog
+    from screens.supervisor import SupervisorScreen
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["sam.sup"])
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
+        alerts = app.screen.query_one("#alerts")
+        assert alerts.row_count >= 6  # five failures and the suspension
+        await pilot.press("enter")  # the suspended account row
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the reason dialog")
+        await type_text(pilot, "verified by phone")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the credentials dialog")
+        clock.advance(31)
+        await type_text(pilot, "sam.sup")
+        await pilot.press("tab")
+        await type_text(pilot, DEMO_PASSWORD)
+        await pilot.press("tab")
+        await type_text(pilot, pyotp.TOTP(users["sam.sup"].totp_secret).at(clock.now()))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: kiosk.auth.user("ana.op").status == "active", "the unlock")
+    last = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "account.unlocked"][-1]
+    assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"

@@ -1,0 +1,114 @@
+"""Supervisor screen: open alerts (acknowledge) and suspended accounts (unlock).
+
+An unlock needs a reason and the supervisor's own full credentials typed at
+that moment; the services refuse a self-unlock or a deactivated account and
+the message says so.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from kiosk.domain.clock import Clock
+from screens.base import FOCUS_BINDINGS, KioskScreen
+from screens.dialogs import CredentialsDialog
+from screens.ports import ActionResult, Credentials, KioskServices, SupervisorServices
+from screens.step import ReasonDialog
+from screens.widgets import StatusBar, safe_text
+
+
+class SupervisorScreen(KioskScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *FOCUS_BINDINGS,
+        Binding("escape", "back", "Back"),
+        Binding("f5", "refresh", "Refresh"),
+    ]
+
+    def __init__(self, services: KioskServices, sup: SupervisorServices, clock: Clock) -> None:
+        super().__init__(id="supervisor")
+        self._services = services
+        self._sup = sup
+        self._clock = clock
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="supervisor-box"):
+            yield Static(Text("Supervisor — Enter on an alert: acknowledge · Enter on an account: unlock · "
+                              "Esc: back", style="bold"))
+            yield Static(Text("Suspended accounts"))
+            yield DataTable(id="suspended", cursor_type="row")
+            yield Static(Text("Open alerts (newest first)"))
+            yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="message", classes="message")
+        yield StatusBar(self._clock, self._services.status)
+
+    def on_mount(self) -> None:
+        self.query_one("#suspended", DataTable).add_columns("User", "Name")
+        self.query_one("#alerts", DataTable).add_columns("When (UTC)", "Severity", "Kind", "Message")
+        self.action_refresh()
+        self.query_one("#suspended", DataTable).focus()
+
+    def action_refresh(self) -> None:
+        users = self.query_one("#suspended", DataTable)
+        users.clear()
+        for u in self._sup.suspended():
+            users.add_row(safe_text(u.user_id), safe_text(u.name), key=u.user_id)
+        alerts = self.query_one("#alerts", DataTable)
+        alerts.clear()
+        for a in self._sup.alerts():
+            alerts.add_row(a.at[:19], a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
+
+    def show_message(self, text: str) -> None:
+        if self.is_attached:
+            self.query_one("#message", Static).update(safe_text(text))
+
+    @on(DataTable.RowSelected, "#alerts")
+    def _ack(self, event: DataTable.RowSelected) -> None:
+        alert_id = event.row_key.value
+        dialog = ReasonDialog("Acknowledge alert", "Optional note for the audit trail.", "Acknowledge", min_len=0)
+        self.app.open_dialog(dialog, lambda note: self._acked(alert_id, note))  # type: ignore[attr-defined]
+
+    def _acked(self, alert_id: str, note: str | None) -> None:
+        if note is None or not self.is_attached:
+            return
+        result = self._sup.acknowledge(alert_id, note)
+        self.show_message(result.message or "Acknowledged.")
+        self.action_refresh()
+
+    @on(DataTable.RowSelected, "#suspended")
+    def _unlock(self, event: DataTable.RowSelected) -> None:
+        user_id = event.row_key.value
+        dialog = ReasonDialog(f"Unlock {user_id}", "Why is it safe to unlock this account? (recorded)", "Next")
+        self.app.open_dialog(dialog, lambda reason: self._unlock_reason(user_id, reason))  # type: ignore[attr-defined]
+
+    def _unlock_reason(self, user_id: str, reason: str | None) -> None:
+        if reason is None or not self.is_attached:
+            return
+        dialog = CredentialsDialog("Your credentials", f"Unlock {user_id}: type your own user id, password and code.",
+                                   ask_totp=True, ok_label="Unlock")
+        self.app.open_dialog(dialog, lambda creds: self._unlock_go(user_id, reason, creds))  # type: ignore[attr-defined]
+
+    def _unlock_go(self, user_id: str, reason: str, credentials: Credentials | None) -> None:
+        if credentials is None or not self.is_attached:
+            return
+        self.show_message("Checking…")
+        self._unlock_worker(user_id, reason, credentials)
+
+    @work(thread=True, exit_on_error=False)
+    def _unlock_worker(self, user_id: str, reason: str, credentials: Credentials) -> None:
+        result = self._sup.unlock(user_id, reason, credentials)
+        self.app.call_from_thread(self._unlock_done, result)
+
+    def _unlock_done(self, result: ActionResult) -> None:
+        self.show_message(result.message)
+        if self.is_attached:
+            self.action_refresh()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,61 @@
+"""SVG snapshots of the worklist and the sign dialog on the real services (80x24 and 120x40)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kiosk.app import make_app
+from kiosk.demo import create_demo
+from kiosk.domain.clock import FakeClock
+from kiosk.domain.passwords import PasswordHasher
+from screens.ports import SessionInfo
+from screens.worklist import WorklistScreen
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def _app(tmp_path):
+    clock = FakeClock()
+    kiosk, users = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    for u in users:
+        kiosk.auth.accept_first_use(kiosk.auth.user(u.user_id))
+    import pyotp
+
+    ana = next(u for u in users if u.user_id == "ana.op")
+    clock.advance(31)
+    kiosk.session.login("ana.op", "demo kiosk password", pyotp.TOTP(ana.totp_secret).at(clock.now()))
+    app = make_app(kiosk, idle_check_s=3600)
+    session = SessionInfo("ana.op", "Ana Ortiz", "Operator")
+
+    async def open_worklist(pilot):
+        app.session = session
+        app.push_screen(app._home_factory(session))
+        await pilot.pause(0.2)
+
+    return app, kiosk, open_worklist
+
+
+@pytest.mark.req("P11-10f")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_worklist(snap_compare, tmp_path, size):
+    app, kiosk, open_worklist = _app(tmp_path)
+    assert snap_compare(app, terminal_size=size, run_before=open_worklist)
+
+
+@pytest.mark.req("P11-50")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sign_dialog_shows_the_manifestation(snap_compare, tmp_path, size):
+    app, kiosk, open_worklist = _app(tmp_path)
+
+    async def run_before(pilot):
+        await open_worklist(pilot)
+        await pilot.press("enter", "enter")
+        await pilot.pause(0.2)
+        for ch in "yes":
+            await pilot.press(ch)
+        app.screen.query_one("#sign-Performed").press()
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
