@@ -164,3 +164,42 @@ def test_deactivated_user_is_told_so_only_after_correct_password(kiosk, admin, c
     assert kiosk.auth.authenticate("jane.op", "wrong password!", None).message == INVALID
     clock.advance(30)
     assert login(kiosk, clock, "jane.op", issued.temporary_password, issued).message == DEACTIVATED
+
+
+@pytest.mark.req("P11-300b")
+def test_password_aging_forces_a_change_never_a_lockout(tmp_path, clock):
+    from kiosk.app import build_kiosk
+    from kiosk.config import KioskConfig
+    from kiosk.domain.passwords import PasswordHasher
+
+    config = KioskConfig().replace(password={"max_age_days": 30})
+    k = build_kiosk(config, tmp_path / "aging", clock, device_id="line-2",
+                    hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    issued = k.auth.bootstrap("site.admin", "Ada Admin")
+    clock.advance(31)
+    k.auth.change_password("site.admin", issued.temporary_password, "lantern orchard seventeen",
+                           totp_now(issued.totp_secret, clock))
+    clock.advance(days=31)
+    outcome = k.session.login("site.admin", "lantern orchard seventeen", totp_now(issued.totp_secret, clock))
+    assert outcome.ok and outcome.must_change_password
+    k.close()
+
+
+@pytest.mark.req("P11-300d")
+def test_failure_counts_survive_a_restart(tmp_path, clock):
+    from kiosk.app import build_kiosk
+    from kiosk.config import KioskConfig
+    from kiosk.domain.passwords import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1)
+    k = build_kiosk(KioskConfig(), tmp_path / "r", clock, device_id="line-3", hasher=cheap)
+    k.auth.bootstrap("site.admin", "Ada Admin")
+    for _ in range(4):
+        clock.advance(60)
+        k.auth.authenticate("site.admin", "wrong password!", None)
+    k.close()
+    again = build_kiosk(KioskConfig(), tmp_path / "r", clock, device_id="line-3", hasher=cheap)
+    clock.advance(60)
+    again.auth.authenticate("site.admin", "wrong password!", None)
+    assert again.auth.user("site.admin").status == "suspended"
+    again.close()

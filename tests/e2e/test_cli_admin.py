@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import pytest
+
+
+def kiosk(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True, timeout=120,
+                          input=input)
+
+
+@pytest.mark.req("P11-100")
+@pytest.mark.req("P11-10d")
+def test_bootstrap_prints_one_time_credentials_once(tmp_path):
+    data = tmp_path / "k"
+    first = kiosk("admin", "bootstrap", "--user-id", "Site.Admin", "--name", "Ada Admin", "--data-dir", str(data))
+    assert first.returncode == 0, first.stderr
+    assert "user id:            site.admin" in first.stdout
+    assert "temporary password:" in first.stdout and "otpauth://totp/" in first.stdout
+    assert "█" in first.stdout or "▀" in first.stdout  # the QR code
+    again = kiosk("admin", "bootstrap", "--user-id", "other", "--name", "Other", "--data-dir", str(data))
+    assert again.returncode == 1 and "only once" in again.stderr
+    listed = kiosk("admin", "users", "list", "--data-dir", str(data))
+    assert "site.admin" in listed.stdout and "admin" in listed.stdout
+
+
+def test_bad_config_stops_admin_commands_with_a_clear_message(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[session]\nidle_timeout_s = 0\n")
+    result = kiosk("admin", "users", "list", "--data-dir", str(tmp_path / "k"), "--config", str(bad))
+    assert result.returncode == 2 and "idle_timeout_s" in result.stderr and "30 .. 3600" in result.stderr
