@@ -13,6 +13,7 @@ def defaults_dir() -> Path:
     source_tree = Path(__file__).resolve().parent.parent / "config"
     if (source_tree / "kiosk.toml").is_file():
         return source_tree
-    from importlib.resources import files
-
-    return Path(str(files("kiosk.defaults")))
+    installed = Path(__file__).resolve().parent / "defaults"
+    if (installed / "kiosk.toml").is_file():
+        return installed
+    raise FileNotFoundError(f"the shipped defaults are missing (looked in {source_tree} and {installed}); reinstall the kiosk")
