@@ -96,10 +96,7 @@ def _batch_created(record: Record, get: Getter) -> list[Change]:
 
 def _signed(record: Record, get: Getter) -> list[Change]:
     body = record.body
-    batch = get(BATCH, body["batch_id"])
-    if batch is None:
-        raise DirectoryConflict(f"no batch {body['batch_id']}")
-    batch = _copy(batch)
+    batch = _batch_copy(body, get)
     expected = content_hash(batch["batch_id"], body["step_id"], batch["recipe_key"], batch["recipe_hash"],
                             body["values"], body["units"])
     if body["content_hash"] != expected:
@@ -124,10 +121,7 @@ def _signed(record: Record, get: Getter) -> list[Change]:
 
 def _corrected(record: Record, get: Getter) -> list[Change]:
     body = record.body
-    batch = get(BATCH, body["batch_id"])
-    if batch is None:
-        raise DirectoryConflict(f"no batch {body['batch_id']}")
-    batch = _copy(batch)
+    batch = _batch_copy(body, get)
     step = batch["steps"].setdefault(body["step_id"], {"signatures": [], "corrections": []})
     step["corrections"].append({"old": body["old"], "new": body["new"], "reason": body["reason"],
                                 "by": body["actor"]["user_id"], "at": record.ts, "record_id": record.id})
@@ -138,10 +132,7 @@ def _corrected(record: Record, get: Getter) -> list[Change]:
 
 def _invalidated(record: Record, get: Getter) -> list[Change]:
     body = record.body
-    batch = get(BATCH, body["batch_id"])
-    if batch is None:
-        raise DirectoryConflict(f"no batch {body['batch_id']}")
-    batch = _copy(batch)
+    batch = _batch_copy(body, get)
     for sig in batch["steps"].get(body["step_id"], {}).get("signatures", []):
         if sig["record_id"] == body["signature_record_id"]:
             sig["valid"] = False
@@ -149,10 +140,14 @@ def _invalidated(record: Record, get: Getter) -> list[Change]:
     return [(BATCH, batch["batch_id"], batch)]
 
 
-def _copy(doc: Mapping[str, Any]) -> dict[str, Any]:
+def _batch_copy(body: Mapping[str, Any], get: Getter) -> dict[str, Any]:
+    """The batch a record is about, as a copy the handler may change."""
     import copy
 
-    return copy.deepcopy(dict(doc))
+    batch = get(BATCH, body["batch_id"])
+    if batch is None:
+        raise DirectoryConflict(f"no batch {body['batch_id']}")
+    return copy.deepcopy(dict(batch))
 
 
 _HANDLERS = {

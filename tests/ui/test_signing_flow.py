@@ -26,13 +26,7 @@ async def type_text(pilot, text):
 
 
 async def login(pilot, clock, user):
-    clock.advance(31)
-    await type_text(pilot, user.user_id)
-    await pilot.press("tab")
-    await type_text(pilot, DEMO_PASSWORD)
-    await pilot.press("tab")
-    await type_text(pilot, pyotp.TOTP(user.totp_secret).at(clock.now()))
-    await pilot.press("enter")
+    await enter_credentials(pilot, clock, user.user_id, DEMO_PASSWORD, user.totp_secret)
     for _ in range(50):
         await pilot.pause(0.05)
         if isinstance(pilot.app.screen, FirstUseDialog):
@@ -42,6 +36,17 @@ async def login(pilot, clock, user):
             await pilot.pause(0.1)
             return
     raise AssertionError(f"login did not reach the worklist: {pilot.app.screen}")
+
+
+async def enter_credentials(pilot, clock, user_id, password, secret):
+    """Type user id, password and the current one-time code into a credentials form, then Enter."""
+    clock.advance(31)
+    await type_text(pilot, user_id)
+    await pilot.press("tab")
+    await type_text(pilot, password)
+    await pilot.press("tab")
+    await type_text(pilot, pyotp.TOTP(secret).at(clock.now()))
+    await pilot.press("enter")
 
 
 async def wait_for(pilot, predicate, what):
@@ -73,25 +78,13 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         shown = " ".join(str(s.render()) for s in app.screen.query("Static"))
         assert "Signed by: Ana Ortiz (ana.op), role operator" in shown
         assert "Meaning: Performed" in shown and "Europe/Dublin" not in shown or "GMT" in shown
-        clock.advance(31)
-        await type_text(pilot, "ana.op")
-        await pilot.press("tab")
-        await type_text(pilot, DEMO_PASSWORD)
-        await pilot.press("tab")
-        await type_text(pilot, pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now()))
-        await pilot.press("enter")
+        await enter_credentials(pilot, clock, "ana.op", DEMO_PASSWORD, users["ana.op"].totp_secret)
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "back to the worklist")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
         app.screen.query_one("#sign-Verified").press()
         await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the witness dialog")
-        clock.advance(31)
-        await type_text(pilot, "ben.op")
-        await pilot.press("tab")
-        await type_text(pilot, DEMO_PASSWORD)
-        await pilot.press("tab")
-        await type_text(pilot, pyotp.TOTP(users["ben.op"].totp_secret).at(clock.now()))
-        await pilot.press("enter")
+        await enter_credentials(pilot, clock, "ben.op", DEMO_PASSWORD, users["ben.op"].totp_secret)
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist after witnessing")
     types = [r.type for r in kiosk.store.iter_rows()]
     assert types.count("step.signed") == 1 and types.count("witness.signed") == 1
@@ -143,13 +136,7 @@ async def test_first_login_with_a_temporary_password_must_change_it(demo, clock)
                                     reason="starter", identity_verified=True)
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        clock.advance(31)
-        await type_text(pilot, "new.op")
-        await pilot.press("tab")
-        await type_text(pilot, issued.temporary_password)
-        await pilot.press("tab")
-        await type_text(pilot, pyotp.TOTP(issued.totp_secret).at(clock.now()))
-        await pilot.press("enter")
+        await enter_credentials(pilot, clock, "new.op", issued.temporary_password, issued.totp_secret)
         await wait_for(pilot, lambda: isinstance(app.screen, FirstUseDialog), "the first-use statement")
         await pilot.click("#accept")
         from screens.onboarding import ChangePasswordDialog
@@ -196,13 +183,7 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
         await type_text(pilot, "verified by phone")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the credentials dialog")
-        clock.advance(31)
-        await type_text(pilot, "sam.sup")
-        await pilot.press("tab")
-        await type_text(pilot, DEMO_PASSWORD)
-        await pilot.press("tab")
-        await type_text(pilot, pyotp.TOTP(users["sam.sup"].totp_secret).at(clock.now()))
-        await pilot.press("enter")
+        await enter_credentials(pilot, clock, "sam.sup", DEMO_PASSWORD, users["sam.sup"].totp_secret)
         await wait_for(pilot, lambda: kiosk.auth.user("ana.op").status == "active", "the unlock")
     last = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "account.unlocked"][-1]
     assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"
