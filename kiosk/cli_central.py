@@ -117,7 +117,9 @@ def _sync_service(data_dir: Optional[Path], url: str):
         raise fail(str(exc))
     if identity is None:
         raise fail(f"{directory}: no kiosk here (wrong --data-dir?)")
-    store = LocalStore.open(directory, identity, clock)
+    from storage.directory_local import directory_projector
+
+    store = LocalStore.open(directory, identity, clock, projectors=[directory_projector])
     return store, SyncService(store, lambda: CentralStore(url, clock), clock)
 
 

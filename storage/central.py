@@ -93,6 +93,11 @@ class CentralStore:
                                {"c": chain}).first()
         return None if row is None else (int(row[0]), row[1])
 
+    def device_status(self, chain: str) -> tuple[str, str | None] | None:
+        """(status, reason) of a device chain as the central store sees it."""
+        head = self.head(chain)
+        return None if head is None else (head["status"], head["reason"])
+
     def head(self, chain: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(text("SELECT * FROM chain_heads WHERE chain = :c"), {"c": chain}).mappings().first()

@@ -291,6 +291,13 @@ class LocalStore:
                   batch: int = READ_BATCH) -> Iterator[StoredRow]:
         return iter_rows(self._read, chain or self.chain, after_seq, upto, batch)
 
+    def device_status(self) -> str | None:
+        """This terminal's registration status as last observed from the central store."""
+        with self._read.connect() as conn:
+            row = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = 'device' AND key = ?",
+                                       (self.chain,)).first()
+        return None if row is None else json.loads(row[0])["status"]
+
     def clock_suspect(self) -> bool:
         """True while the clock reads earlier than a record this chain already holds."""
         with self._read.connect() as conn:

@@ -24,6 +24,7 @@ FAILURES_ID = "failures.id"        # per attempted user id, known or not (no enu
 FAILURES_DEVICE = "failures.device"
 ALERT = "alert"
 SESSION = "session"                # per chain: the session open on this terminal, if any
+DEVICE = "device"                  # per chain: this terminal's registration as last seen centrally
 
 
 class DirectoryConflict(Exception):
@@ -234,8 +235,14 @@ def _session_closed(record: Record, get: Getter) -> list[Change]:
     return [(SESSION, record.chain, {"open": False, "session_id": record.body.get("session_id"), "since": record.ts})]
 
 
+def _device_status(record: Record, get: Getter) -> list[Change]:
+    return [(DEVICE, record.chain, {"status": record.body["status"], "reason": record.body.get("reason", ""),
+                                    "since": record.ts})]
+
+
 _HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
     "clock.observed": _clock_observed,
+    "device.status_observed": _device_status,
     "session.locked": _session_closed,
     "session.logout": _session_closed,
     "session.timeout": _session_closed,

@@ -25,6 +25,8 @@ from kiosk.domain.totp import SecretBox, SecretBoxError, new_secret, provisionin
 from kiosk.services.ports import DirectoryReader, RecordWriter
 
 INVALID = "Invalid user id, password or one-time code."
+DEVICE_REVOKED = ("This terminal's registration was {status} by the site; nobody can sign in here. "
+                  "Ask a site admin. Records already made are kept and still sent.")
 SUSPENDED = "Your account is suspended. Ask a supervisor to unlock it."
 DEACTIVATED = "This account is deactivated. Ask a site admin."
 FIRST_USE_STATEMENT = (
@@ -343,6 +345,10 @@ class AuthService:
     def authenticate(self, user_text: str, password: str, totp_code: str | None = None, *,
                      require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
         """Check credentials; record and alert every failure. Does not open a session."""
+        device = self.directory.get(dirx.DEVICE, self.store.chain)
+        if device and device.get("status") in ("revoked", "rejected"):
+            self.hasher.verify_dummy(password)
+            return AuthResult(False, DEVICE_REVOKED.format(status=device["status"]))
         now = self.clock.now()
         try:
             uid = normalize_user_id(user_text)

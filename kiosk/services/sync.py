@@ -21,6 +21,8 @@ class CentralInbox(Protocol):
 
     def receipt(self, chain: str) -> tuple[int, str] | None: ...
 
+    def device_status(self, chain: str) -> tuple[str, str | None] | None: ...
+
 
 class Outbox(Protocol):
     @property
@@ -56,6 +58,7 @@ class SyncService:
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
         self._status = SyncStatus()
+        self._last_device_status: str | None = getattr(outbox, "device_status", lambda: None)()
 
     def status(self) -> SyncStatus:
         head = self.outbox.head()
@@ -71,6 +74,7 @@ class SyncService:
         now = self.clock.now()
         try:
             central = self.connect()
+            self._observe_device(central)  # first, so the observation travels in this push
             head = self.outbox.head()
             after = head.synced_upto if head else 0
             batch: list[tuple[str, int, bytes, bytes, bytes]] = []
@@ -109,6 +113,17 @@ class SyncService:
             self._alarm(f"the central receipt for #{upto} names a different record than the local store")
         if upto > head.synced_upto:
             self.outbox.mark_synced(upto, hash_hex)
+
+    def _observe_device(self, central: CentralInbox) -> None:
+        """Record a change of this terminal's registration status (revocation takes effect here)."""
+        seen = central.device_status(self.outbox.chain)
+        if seen is None:
+            return
+        status, reason = seen
+        if status != self._last_device_status:
+            self.outbox.append("device.status_observed", {"status": status, "reason": reason or "",
+                                                          "target": {"kind": "device", "id": self.outbox.chain}})
+            self._last_device_status = status
 
     def _alarm(self, message: str) -> None:
         self.outbox.append("alert.raised", {"alert_id": f"sync-{self.clock.now().timestamp():.0f}",

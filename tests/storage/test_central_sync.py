@@ -72,10 +72,13 @@ def test_push_ingest_receipt_round_trip_with_approval(central, tmp_path, clock):
     assert report.held >= 1 and central.ledger_count(local.chain) == 0   # pending: held, not lost
     assert central.devices()[0]["status"] == "pending"
     central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared on site")
-    assert central.ingest_all().ingested == 41
+    assert central.ingest_all().ingested == 41  # genesis and 40 records
     status = sync.sync_once()
-    assert status.queued == 0 and local.head().synced_upto == 41 and status.last_error is None
-    assert [r for r in local.iter_rows()][-1].seq == 41  # nothing deleted locally
+    assert local.head().synced_upto == 41 and status.last_error is None
+    assert status.queued == 1  # the "approved" observation, sent now and receipted after the next ingest
+    central.ingest_all()
+    assert sync.sync_once().queued == 0
+    assert [r for r in local.iter_rows()][-1].seq == 42  # nothing deleted locally
     local.close()
 
 
@@ -133,7 +136,8 @@ def test_records_after_revocation_are_quarantined_not_dropped(central, tmp_path,
     sync.sync_once()
     central.ingest_all()
     assert central.ledger_count(local.chain) == 1
-    assert [q["reason"] for q in central.quarantine()] == ["after revocation"] * 3
+    # the three records and the kiosk's own note that it saw the revocation: kept, never dropped
+    assert [q["reason"] for q in central.quarantine()] == ["after revocation"] * 4
     local.close()
 
 
@@ -168,6 +172,9 @@ def test_central_down_then_back_loses_and_duplicates_nothing(central, tmp_path, 
     up = SyncService(local, lambda: central, clock, batch_size=64)
     up.sync_once()
     enroll(central, local)
+    for _ in range(2):  # the sync after approval also records that the terminal is now approved
+        up.sync_once()
+        central.ingest_all()
     up.sync_once()
     assert central.ledger_count(local.chain) == local.head().seq == local.head().synced_upto
     local.close()
@@ -185,6 +192,9 @@ def test_a_receipt_naming_another_record_is_an_alarm_not_a_sync(central, tmp_pat
 
         def receipt(self, chain):
             return (1, "00" * 32)
+
+        def device_status(self, chain):
+            return None
 
     with pytest.raises(ReceiptMismatch):
         SyncService(local, lambda: Liar(), clock).sync_once()
@@ -213,8 +223,11 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     assert r.returncode == 0, r.stderr
     assert "ingested 2" in kiosk("central", "ingest", "--once", "--url", url).stdout
     kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
-    assert "0 queued, synced up to #2 of #2" in kiosk("sync", "status", "--url", url, "--data-dir",
-                                                       str(tmp_path / "line-1")).stdout
+    kiosk("central", "ingest", "--once", "--url", url)
+    kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
+    import re
+    out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
+    assert re.search(r"0 queued, synced up to #(\d+) of #\1$", out.strip()), out
     bad = kiosk("sync", "now", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/x", "--data-dir",
                 str(tmp_path / "line-1"))
     assert bad.returncode == 1 and "secret" not in bad.stdout + bad.stderr
@@ -245,3 +258,27 @@ def test_background_worker_syncs_the_demo_terminal(tmp_path, clock):
     assert sync.status().queued == 0 and central.ledger_count(kiosk.store.chain) == kiosk.store.head().seq
     central.close()
     kiosk.close()
+
+
+@pytest.mark.req("P11-10h")
+@pytest.mark.req("P11-300e")
+def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp_path, clock):
+    from kiosk.app import build_kiosk
+    from kiosk.config import KioskConfig
+    from kiosk.domain.passwords import PasswordHasher
+    from kiosk.services.auth import DEVICE_REVOKED
+
+    k = build_kiosk(KioskConfig(), tmp_path / "k", clock, device_id="line-9",
+                    hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    issued = k.auth.bootstrap("site.admin", "Ada Admin")
+    sync = SyncService(k.store, lambda: central, clock)
+    sync.sync_once()
+    enroll(central, k.store)
+    sync.sync_once()
+    central.set_device_status(k.store.chain, "revoked", "site.admin", "terminal replaced")
+    sync.sync_once()
+    result = k.auth.authenticate("site.admin", issued.temporary_password, None)
+    assert not result.ok and result.message == DEVICE_REVOKED.format(status="revoked")
+    types = [r.type for r in k.store.iter_rows()]
+    assert types.count("device.status_observed") == 2  # approved, then revoked
+    k.close()
