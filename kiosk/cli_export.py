@@ -88,3 +88,43 @@ def audit(
     finally:
         source.close()
     typer.echo(f"wrote {out}: {count} record(s)")
+
+
+@app.command("batch")
+def batch_report(
+    batch_id: Annotated[str, typer.Argument(help="The batch id.")],
+    out: Annotated[Path, typer.Option("--out", help="The PDF to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="pdf")] = "pdf",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to read.")] = None,
+) -> None:
+    """The executed batch record: steps, values, deviations, corrections, signatures; chain head and verification."""
+    from kiosk.cli import fail
+    from kiosk.domain.clock import format_ts
+    from kiosk.paths import resolve_data_dir
+    from kiosk.services.batch_report import write_batch_pdf
+    from kiosk.system_clock import SystemClock
+    from storage.directory_local import LocalDirectory
+    from storage.local_store import DB_FILE
+    from storage.sqlite import sqlite_engine
+    from storage.verify_local import verify_local_store
+
+    if fmt != "pdf":
+        raise fail("--format must be pdf")
+    directory = resolve_data_dir(data_dir)
+    if not (directory / DB_FILE).is_file():
+        raise fail(f"{directory / DB_FILE}: no local store here (wrong --data-dir?)")
+    report = verify_local_store(directory)
+    engine = sqlite_engine(directory / DB_FILE, write=False)
+    try:
+        reader = LocalDirectory(engine)
+        batch = reader.get("batch", batch_id)
+        if batch is None:
+            raise fail(f"no batch {batch_id!r} in this store")
+        recipe = reader.get("recipe", batch["recipe_key"])
+    finally:
+        engine.dispose()
+    head = report.chains[-1].head_hash[:16] + "…" if report.chains else "-"
+    verified = (f"OK, {report.records} records verified" if report.ok
+                else f"FAILED at {report.error.where}: {report.error.reason}")
+    write_batch_pdf(batch, recipe, out, head=head, verified=verified, printed_at=format_ts(SystemClock().now()))
+    typer.echo(f"wrote {out}")

@@ -62,7 +62,7 @@ class Report(FPDF):
 
     def paragraph(self, text: str, size: float = 9) -> None:
         self.set_font("body", "", size)
-        self.multi_cell(0, 4.6, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, 4.6, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def table(self, header: list[str], rows: list[list[str]], widths: list[float] | None = None, size: float = 7.5) -> None:
         self.set_font("body", "", size)

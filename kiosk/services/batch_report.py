@@ -1,0 +1,49 @@
+"""The executed batch record as a PDF (Annex 11 §8, 21 CFR 11.50): every step, value, deviation,
+correction and signature manifestation, with a footer naming the chain head and the verification
+result, so a printout says whether the data it shows was intact when printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kiosk.domain import batches as bx
+from kiosk.domain.clock import local_time, parse_ts
+from kiosk.services.pdf_report import Report
+
+
+def _when(ts: str, tz: str) -> str:
+    return f"{local_time(parse_ts(ts), tz).strftime('%Y-%m-%d %H:%M:%S %Z')} ({tz}; {ts} UTC)"
+
+
+def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path, *, head: str, verified: str,
+                    printed_at: str) -> None:
+    recipe = bx.recipe_from_doc(recipe_doc)
+    footer = (f"Batch {batch['batch_id']} · recipe {recipe.key} (sha256 {recipe.content_hash[:16]}…) · "
+              f"chain head {head} · verification: {verified} · printed {printed_at}")
+    pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
+    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
+                  f"by {batch['created_by']}")
+    for n, step in enumerate(recipe.steps, start=1):
+        state = batch["steps"].get(step.id) or {}
+        status = bx.step_status(recipe, batch, step)
+        pdf.heading(f"{n}. {step.title}   [{status.replace('_', ' ')}]")
+        values = state.get("values", {})
+        rows = []
+        for f in step.fields:
+            limits = f"{f.min} .. {f.max}" if f.min is not None or f.max is not None else ""
+            rows.append([f.label, f"{values.get(f.name, '')} {f.unit}".strip(), limits])
+        if rows:
+            pdf.table(["Field", "Entered value", "Limits"], rows, [70, 60, 52])
+        for sig in state.get("signatures", []):
+            mark = "" if sig["valid"] else "   INVALIDATED by a later correction"
+            text = (f"{sig['meaning']}: {sig['name']} ({sig['user_id']}), role {sig['role']}, "
+                    f"{_when(sig['signed_at'], sig['tz'])}; content sha256 {sig['content_hash'][:16]}…{mark}")
+            if sig.get("comment") or sig.get("deviation_ref"):
+                text += f"\n   comment: {sig.get('comment', '')}; deviation: {sig.get('deviation_ref', '')}"
+            pdf.paragraph(text)
+        for c in state.get("corrections", []):
+            pdf.paragraph(f"Correction {c['at']} by {c['by']}: {c['old']} -> {c['new']}; reason: {c['reason']}")
+        if not state.get("signatures"):
+            pdf.paragraph("Not signed.")
+    pdf.save(out)

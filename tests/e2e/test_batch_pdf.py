@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import pytest
+
+from tests.services.conftest import admin, config, kiosk  # noqa: F401
+from tests.services.test_signing import PW, clear_line, code, floor  # noqa: F401
+
+
+@pytest.mark.req("P11-50")
+@pytest.mark.req("A11-8")
+@pytest.mark.req("P11-10b")
+def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, floor, clock, tmp_path):  # noqa: F811
+    pdfium = pytest.importorskip("pypdfium2")
+    clear_line(kiosk, floor, clock)
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    kiosk.signing.sign(p, PW)
+    kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": "BAL-7", "net_kg": "1.501"}, "transcription error")
+    out = tmp_path / "B-1.pdf"
+    kiosk.close()
+    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "export", "batch", "B-1", "--out", str(out),
+                             "--data-dir", str(kiosk.data_dir)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = pdfium.PdfDocument(str(out))
+    text = "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    for expected in ("Executed batch record B-1", "Jane Operator (jane.op)", "Omar Operator (omar.op)",
+                     "Performed", "Verified", "INVALIDATED", "transcription error", "1.501", "Europe/Dublin",
+                     "verification: OK"):
+        assert expected in text.replace("\r\n", "\n").replace("\n", " ") or expected in text, expected
+    bitmap = doc[0].render(scale=0.5)
+    assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500
