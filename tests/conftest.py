@@ -59,7 +59,7 @@ def _results_path(config) -> Path | None:
     forced = os.environ.get("KIOSK_VALIDATION_RESULTS")
     if forced:
         return Path(forced)
-    partial = config.option.file_or_dir or config.option.keyword or config.option.markexpr
+    partial = config.option.file_or_dir or config.option.keyword or config.option.markexpr not in ("", "not soak")
     return None if partial else Path(config.rootpath) / "validation-results.json"
 
 
