@@ -128,3 +128,43 @@ def batch_report(
                 else f"FAILED at {report.error.where}: {report.error.reason}")
     write_batch_pdf(batch, recipe, out, head=head, verified=verified, printed_at=format_ts(SystemClock().now()))
     typer.echo(f"wrote {out}")
+
+
+@app.command("access-review")
+def access_review(
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="md or csv.")] = "md",
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to read.")] = None,
+) -> None:
+    """Users, roles, status, last login, failed attempts, suspensions, unlocks; devices (Annex 11 §11)."""
+    import json
+
+    from kiosk.cli import fail
+    from kiosk.domain.clock import format_ts
+    from kiosk.domain.records import parse_raw
+    from kiosk.paths import resolve_data_dir
+    from kiosk.services.access_review import render, review_rows
+    from kiosk.system_clock import SystemClock
+    from storage.audit_local import LocalAuditSource
+    from storage.directory_local import LocalDirectory
+    from storage.local_store import DB_FILE
+    from kiosk.domain.exports import AuditFilter
+
+    if fmt not in ("md", "csv"):
+        raise fail("--format must be md or csv")
+    db = resolve_data_dir(data_dir) / DB_FILE
+    if not db.is_file():
+        raise fail(f"{db}: no local store here (wrong --data-dir?)")
+    source = LocalAuditSource(db)
+    try:
+        users = list(LocalDirectory(source.engine).all("user"))
+        with source.engine.connect() as conn:
+            devices = [{"chain": chain, "status": json.loads(doc)["status"], "since": json.loads(doc)["since"]}
+                       for chain, doc in conn.exec_driver_sql("SELECT key, doc FROM directory WHERE kind = 'device'")]
+        records = (parse_raw(raw)[0] for raw, _, _ in source.iter_raw(
+            AuditFilter(types=("auth.failed", "account.suspended", "account.unlocked"))))
+        text = render(review_rows(users, records), devices, fmt, format_ts(SystemClock().now()))
+    finally:
+        source.close()
+    out.write_text(text, "utf-8")
+    typer.echo(f"wrote {out}: {len(users)} user(s)")

@@ -29,3 +29,25 @@ def test_bad_config_stops_admin_commands_with_a_clear_message(tmp_path):
     bad.write_text("[session]\nidle_timeout_s = 0\n")
     result = kiosk("admin", "users", "list", "--data-dir", str(tmp_path / "k"), "--config", str(bad))
     assert result.returncode == 2 and "idle_timeout_s" in result.stderr and "30 .. 3600" in result.stderr
+
+
+@pytest.mark.req("A11-11")
+def test_access_review_lists_users_roles_status_and_failures(tmp_path):
+    data = tmp_path / "k"
+    assert kiosk("admin", "bootstrap", "--user-id", "site.admin", "--name", "Ada Admin",
+                 "--data-dir", str(data)).returncode == 0
+    from kiosk.app import build_kiosk
+    from kiosk.config import KioskConfig
+    from kiosk.domain.clock import FakeClock
+
+    k = build_kiosk(KioskConfig(), data, FakeClock())
+    for _ in range(2):
+        k.auth.authenticate("site.admin", "wrong password!", None)
+    k.auth.authenticate("ghost", "wrong password!", None)
+    k.close()
+    out = tmp_path / "review.md"
+    result = kiosk("export", "access-review", "--out", str(out), "--data-dir", str(data))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "| site.admin | Ada Admin | admin | active | never | 2 | 0 | 0 |" in text
+    assert "(unknown ids)" in text

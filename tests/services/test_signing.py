@@ -200,3 +200,74 @@ def test_a_restart_ends_the_open_session_with_a_record(kiosk, floor, clock):
     assert last.type == "session.locked" and last.body["reason"] == "restart"
     kiosk.session.restart()  # a clean start records nothing more
     assert parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0].id == last.id
+
+
+QUALIFIED = '''
+id = "sterile-fill"
+version = 1
+title = "Sterile filling"
+[[steps]]
+id = "fill"
+title = "Aseptic fill"
+fields = [{ name = "units", type = "integer", label = "Units filled" }]
+signatures = [{ meaning = "Performed", roles = ["operator"], qualification = "aseptic-2026" }]
+'''
+
+
+@pytest.mark.req("P11-10i")
+def test_a_signature_can_require_a_training_record(kiosk, admin, floor, clock, tmp_path):
+    actor, _ = admin
+    path = tmp_path / "sterile.toml"
+    path.write_text(QUALIFIED)
+    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    kiosk.signing.create_batch("S-1", "sterile-fill@1")
+    with pytest.raises(SigningError, match="training record 'aseptic-2026'"):
+        kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"})
+    kiosk.auth.update_user(actor, "jane.op", qualifications=["aseptic-2026"], reason="course passed 2026-11-20")
+    assert kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"}).components
+
+
+@pytest.mark.req("P11-10k")
+@pytest.mark.req("A11-10")
+def test_recipes_are_versioned_records_and_every_signature_names_the_version(kiosk, admin, floor, clock, tmp_path):
+    actor, _ = admin
+    registered = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "recipe.registered"]
+    assert {r.body["key"] for r in registered} == {"buffer-prep@3", "tablet-compression@7"}
+    changed = tmp_path / "buffer.toml"
+    changed.write_text((shipped_recipes()[0]).read_text().replace('"1.480"', '"1.400"'))
+    from kiosk.domain.recipes import RecipeError
+    with pytest.raises(RecipeError, match="raise the version"):
+        kiosk.signing.register_recipe_file(changed, actor.body(), "edited limits")
+    clear_line(kiosk, floor, clock)
+    signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type in ("step.signed", "witness.signed")]
+    assert all(s.body["recipe_key"] == "buffer-prep@3" for s in signed)
+
+
+@pytest.mark.req("A11d-13")
+def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, clock):
+    from kiosk.app import build_kiosk, shipped_recipes as recipes
+    from kiosk.config import KioskConfig
+    from kiosk.domain.passwords import PasswordHasher
+
+    config = KioskConfig().replace(session={"full_auth_every_signature": True})
+    k = build_kiosk(config, tmp_path / "strict", clock, device_id="line-4",
+                    hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
+    issued = k.auth.bootstrap("site.admin", "Ada Admin")
+    actor = Actor("site.admin", "Ada Admin", "admin")
+    op = k.auth.create_user(actor, "jane.op", "Jane Operator", ["operator"], reason="starter", identity_verified=True)
+    clock.advance(31)
+    k.auth.change_password("jane.op", op.temporary_password, PW, totp_now(op.totp_secret, clock))
+    k.auth.accept_first_use(k.auth.user("jane.op"))
+    for path in recipes():
+        k.signing.register_recipe_file(path, actor.body(), "recipes")
+    clock.advance(31)
+    k.session.login("jane.op", PW, totp_now(op.totp_secret, clock))
+    k.signing.create_batch("B-1", "buffer-prep@3")
+    k.signing.create_batch("B-2", "buffer-prep@3")
+    clock.advance(31)
+    first = k.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    k.signing.sign(first, PW, "jane.op", totp_now(op.totp_secret, clock))
+    second = k.signing.prepare("B-2", "line-clearance", "Performed", {"area_clear": "yes"})
+    assert second.components == ("user_id", "password", "totp")
+    assert second.preview.user_id == "jane.op" and second.preview.role == "operator"
+    k.close()
