@@ -14,6 +14,7 @@ app = typer.Typer(help="Export records for review and inspection.", no_args_is_h
 def bundle(
     out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to export.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Export the central ledger instead (all devices).")] = None,
 ) -> None:
     """Write an inspector bundle: raw signed records, device keys, anchors and a standalone verifier."""
     from kiosk.cli import fail
@@ -24,15 +25,22 @@ def bundle(
     from storage.bundle_local import LocalBundleSource
     from storage.local_store import DB_FILE
 
-    db = resolve_data_dir(data_dir) / DB_FILE
-    if not db.is_file():
-        raise fail(f"{db}: no local store here (wrong --data-dir?)")
     if out.suffix != ".zip":
         raise fail("--out must name a .zip file")
-    source = LocalBundleSource(db)
+    if url:
+        from storage.bundle_central import CentralBundleSource
+        from storage.central import CentralStore, safe_url
+
+        source = CentralBundleSource(CentralStore.open(url, SystemClock()))
+        filters = {"source": "central", "url": safe_url(url)}
+    else:
+        db = resolve_data_dir(data_dir) / DB_FILE
+        if not db.is_file():
+            raise fail(f"{db}: no local store here (wrong --data-dir?)")
+        source = LocalBundleSource(db)
+        filters = {"source": "local", "data_dir": str(db.parent)}
     try:
-        hashes = write_bundle(out, source, exported_at=format_ts(SystemClock().now()),
-                              filters={"source": "local", "data_dir": str(db.parent)})
+        hashes = write_bundle(out, source, exported_at=format_ts(SystemClock().now()), filters=filters)
     except OSError as exc:
         raise fail(f"{out}: cannot be written ({exc.strerror})")
     finally:

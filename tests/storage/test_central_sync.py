@@ -282,3 +282,31 @@ def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp
     types = [r.type for r in k.store.iter_rows()]
     assert types.count("device.status_observed") == 2  # approved, then revoked
     k.close()
+
+
+@pytest.mark.req("P11-10b")
+@pytest.mark.req("P11-10c")
+def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, clock):
+    import subprocess
+    import sys
+    import zipfile
+
+    from kiosk.services.bundle import write_bundle
+    from storage.bundle_central import CentralBundleSource
+
+    for name in ("line-1", "line-2"):
+        local = kiosk_store(tmp_path, clock, name)
+        for i in range(30):
+            local.append("step.signed", {"i": i})
+        SyncService(local, lambda: central, clock).sync_once()
+        enroll(central, local)
+        local.close()
+    out = tmp_path / "central.zip"
+    write_bundle(out, CentralBundleSource(central), exported_at="2026-11-24T10:00:00.000000Z",
+                 filters={"source": "central"})
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(out).extractall(folder)
+    result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    assert "OK  line-1:1: 31 records" in result.stdout and "OK  line-2:1: 31 records" in result.stdout

@@ -1,0 +1,47 @@
+"""The central ledger as a bundle source: every device chain with the central store's anchors."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from sqlalchemy import text
+
+from kiosk.domain.exports import BundleDevice
+from kiosk.domain.keys import b64url
+from storage.central import CentralStore
+
+BATCH = 1000
+
+
+class CentralBundleSource:
+    def __init__(self, central: CentralStore) -> None:
+        self.central = central
+
+    def close(self) -> None:
+        self.central.close()
+
+    def devices(self) -> list[BundleDevice]:
+        return [BundleDevice(d["device_id"], int(d["epoch"]), d["kid"], d["public_key"], d["status"])
+                for d in self.central.devices() if d["seq"] > 0]
+
+    def record_lines(self, device: BundleDevice) -> Iterator[str]:
+        chain, last = f"{device.device_id}:{device.epoch}", 0
+        while True:
+            with self.central.engine.connect() as conn:
+                rows = conn.execute(text("SELECT seq, raw, sig FROM ledger WHERE chain = :c AND seq > :s "
+                                         "ORDER BY seq LIMIT :n"), {"c": chain, "s": last, "n": BATCH}).all()
+            for seq, raw, sig in rows:
+                yield '{"r":' + bytes(raw).decode("utf-8") + ',"s":"' + b64url(bytes(sig)) + '"}'
+            if len(rows) < BATCH:
+                return
+            last = rows[-1][0]
+
+    def anchors(self) -> dict[str, Any]:
+        chains: dict[str, Any] = {}
+        with self.central.engine.connect() as conn:
+            for chain, seq, digest, status in conn.execute(text("SELECT chain, seq, hash, status FROM chain_heads")):
+                cps = [{"seq": s, "hash": bytes(h).hex()} for s, h in conn.execute(
+                    text("SELECT seq, hash FROM ledger WHERE chain = :c AND type = 'checkpoint' ORDER BY seq"),
+                    {"c": chain})]
+                chains[chain] = {"seq": seq, "hash": digest, "status": status, "checkpoints": cps}
+        return {"source": "central store ledger heads", "chains": chains}
