@@ -71,9 +71,9 @@ def main(n: int = 300) -> None:
         hasher = TimedHasher()  # the site's real argon2 parameters
         kiosk, users = create_demo(tmp / "data", clock, hasher=hasher)
         ana = next(u for u in users if u.user_id == "ana.op")
+        kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
         clock.advance(31)
         kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(ana.totp_secret).at(clock.now()))
-        kiosk.session.session = kiosk.session.session  # continuity: later signatures need the password only
         events = []
         signing = kiosk.signing
         # Many batches of the buffer recipe; sign its first step (Performed) in each.
