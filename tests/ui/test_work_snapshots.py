@@ -24,9 +24,9 @@ def _app(tmp_path):
     import pyotp
 
     ana = next(u for u in users if u.user_id == "ana.op")
+    app = make_app(kiosk, idle_check_s=3600)  # a start-up: any open session ends here
     clock.advance(31)
-    kiosk.session.login("ana.op", "demo kiosk password", pyotp.TOTP(ana.totp_secret).at(clock.now()))
-    app = make_app(kiosk, idle_check_s=3600)
+    assert kiosk.session.login("ana.op", "demo kiosk password", pyotp.TOTP(ana.totp_secret).at(clock.now())).ok
     session = SessionInfo("ana.op", "Ana Ortiz", "Operator")
 
     async def open_worklist(pilot):
