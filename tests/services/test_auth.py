@@ -203,3 +203,21 @@ def test_failure_counts_survive_a_restart(tmp_path, clock):
     again.auth.authenticate("site.admin", "wrong password!", None)
     assert again.auth.user("site.admin").status == "suspended"
     again.close()
+
+
+@pytest.mark.req("P11-300d")
+def test_unlocking_one_user_leaves_other_counters_alone(kiosk, admin, clock):
+    issued = make_user(kiosk, admin)
+    other = make_user(kiosk, admin, "omar.op", ("operator",), "Omar Operator")
+    sup = make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    for _ in range(5):
+        clock.advance(60)
+        kiosk.auth.authenticate("jane.op", "wrong password!", None)
+    for _ in range(2):
+        clock.advance(60)
+        kiosk.auth.authenticate("omar.op", "wrong password!", None)
+    before = kiosk.directory.get("failures.id", "omar.op")
+    clock.advance(31)
+    kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op", "checked by phone")
+    assert kiosk.directory.get("failures.id", "omar.op") == before and before["count"] == 2
+    assert kiosk.directory.get("failures.id", "jane.op")["count"] == 0
