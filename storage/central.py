@@ -81,7 +81,8 @@ class CentralStore:
         params = [{"chain": c, "seq": s, "hash": h, "raw": r, "sig": g, "at": now} for c, s, h, r, g in rows]
         if not params:
             return 0
-        conflict = "ON CONFLICT (chain, seq, hash) DO NOTHING"
+        # No conflict target: a targeted ON CONFLICT needs SELECT on the inbox, which kiosks do not get.
+        conflict = "ON CONFLICT DO NOTHING"
         with self.engine.begin() as conn:
             conn.execute(text(f"INSERT INTO inbox (chain, seq, hash, raw, sig, received_at) "
                               f"VALUES (:chain, :seq, :hash, :raw, :sig, :at) {conflict}"), params)
@@ -94,9 +95,10 @@ class CentralStore:
         return None if row is None else (int(row[0]), row[1])
 
     def device_status(self, chain: str) -> tuple[str, str | None] | None:
-        """(status, reason) of a device chain as the central store sees it."""
-        head = self.head(chain)
-        return None if head is None else (head["status"], head["reason"])
+        """(status, reason) of a device chain as the central store sees it (the kiosk role may read only these)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT status, reason FROM chain_heads WHERE chain = :c"), {"c": chain}).first()
+        return None if row is None else (row[0], row[1])
 
     def head(self, chain: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

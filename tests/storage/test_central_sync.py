@@ -310,3 +310,36 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
     assert "OK  line-1:1: 31 records" in result.stdout and "OK  line-2:1: 31 records" in result.stdout
+
+
+@pytest.mark.req("A11-12")
+@pytest.mark.req("P11-10h")
+def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_database, tmp_path, clock):
+    from sqlalchemy import text as sql
+
+    store = CentralStore.open(pg_database, clock)
+    login = f"kiosk_t_{uuid.uuid4().hex[:8]}"
+    admin = pg_database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE kiosk_device")
+    try:
+        as_kiosk = pg_database.replace("postgres@", f"{login}@")
+        local = kiosk_store(tmp_path, clock)
+        kiosk_side = CentralStore(as_kiosk, clock)
+        SyncService(local, lambda: kiosk_side, clock).sync_once()       # push and read receipts: allowed
+        enroll(store, local)
+        SyncService(local, lambda: kiosk_side, clock).sync_once()
+        assert local.head().synced_upto >= 1
+        for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
+                          "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine"):
+            with pytest.raises(Exception, match="permission denied"):
+                with kiosk_side.engine.begin() as conn:
+                    conn.execute(sql(forbidden))
+        kiosk_side.close()
+        local.close()
+    finally:
+        store.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'REASSIGN OWNED BY {login} TO postgres')
+            conn.execute(f'DROP OWNED BY {login}')
+            conn.execute(f"DROP ROLE {login}")
