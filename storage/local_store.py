@@ -92,6 +92,7 @@ class LocalStore:
         # signature is measurable on the signing path.
         self._write_conn: Connection | None = None
         self._write_lock = threading.Lock()
+        self._directory_listeners: list[Callable[[], None]] = []
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -299,12 +300,25 @@ class LocalStore:
         return None if row is None else json.loads(row[0])["status"]
 
     def clock_suspect(self) -> bool:
-        """True while the clock reads earlier than a record this chain already holds."""
+        """True while the clock reads earlier than a record this chain already holds, or the last sync
+        found it too far from the central clock."""
         with self._read.connect() as conn:
             row = conn.exec_driver_sql("SELECT high_ts FROM chain_state WHERE chain = ?", (self.chain,)).first()
+            trust = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = 'clock' AND key = ?",
+                                         (self.chain,)).first()
+        if trust is not None and json.loads(trust[0]).get("skewed"):
+            return True
         if row is None or row[0] is None:
             return False
         return went_backwards(parse_ts(row[0]), self.clock.now(), row[0], "") is not None
+
+    def on_directory_change(self, listener: Callable[[], None]) -> None:
+        """Readers that cache directory documents hear when a pull replaced the directory wholesale."""
+        self._directory_listeners.append(listener)
+
+    def directory_changed(self) -> None:
+        for listener in self._directory_listeners:
+            listener()
 
     def read_engine(self) -> Engine:
         return self._read
