@@ -297,12 +297,22 @@ def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_databas
         as_kiosk = pg_database.replace("postgres@", f"{login}@")
         local = kiosk_store(tmp_path, clock)
         kiosk_side = CentralStore(as_kiosk, clock, central_time=clock)
+        local.append("alert.raised", {"alert_id": "a-1", "kind": "test", "message": "a directory change"})
         SyncService(local, lambda: kiosk_side, clock).sync_once()       # push and read receipts: allowed
         enroll(store, local)
         SyncService(local, lambda: kiosk_side, clock).sync_once()
         assert local.head().synced_upto >= 1
+        # What a kiosk reads to trust and pull: the central key, publications and directory documents.
+        assert kiosk_side.central_key() == store.key.public
+        pubs = kiosk_side.publications()
+        assert pubs and any(e.kind == "alert" for e in kiosk_side.directory_entries(0, 10**9))
+        assert kiosk_side.next_epoch(local.identity.device_id) == 2
         for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
-                          "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine"):
+                          "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine",
+                          "SELECT public_key FROM chain_heads", "UPDATE central_state SET value = 0",
+                          "INSERT INTO directory_changes (version, kind, key, doc, chain, seq) "
+                          "VALUES (999999, 'user', 'x', '{}', 'x:1', 1)",
+                          "INSERT INTO receipts (chain, upto, hash, central_ts) VALUES ('x:1', 1, 'h', 't')"):
             with pytest.raises(Exception, match="permission denied"):
                 with kiosk_side.engine.begin() as conn:
                     conn.execute(sql(forbidden))
