@@ -82,6 +82,7 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
         data_dir, identity, clock,
         checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s),
         projectors=[directory_projector],
+        registration={"site": config.site.name, "location": config.device.location},
     )
     directory = LocalDirectory(store.read_engine())
     auth = AuthService(

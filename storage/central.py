@@ -532,7 +532,8 @@ class CentralStore:
             note += f"; WARNING: it uses the same key as {', '.join(same_key)}"
         self._alert(conn, "device.pending", chain,
                     f"{chain} asks to be registered; key fingerprint {key.fingerprint}; "
-                    f"host {str(record.body.get('hostname', '?'))[:100]}{note}")
+                    f"host {str(record.body.get('hostname', '?'))[:100]}, site {str(record.body.get('site', '?'))[:100]}, "
+                    f"location {str(record.body.get('location', '?'))[:100]}{note}")
         return head
 
     def _drop_inbox(self, conn: Connection, row_id: int) -> None:

@@ -77,6 +77,7 @@ class LocalStore:
         checkpoints: CheckpointPolicy = CheckpointPolicy(),
         random_bytes: Callable[[int], bytes] = os.urandom,
         projectors: Sequence[Projector] = (),
+        registration: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
@@ -85,6 +86,7 @@ class LocalStore:
         self.checkpoints = checkpoints
         self._random = random_bytes
         self.projectors: list[Projector] = list(projectors)
+        self._registration = dict(registration or {})
         self._write: Engine = sqlite_engine(self.path, write=True)
         self._read: Engine = sqlite_engine(self.path, write=False)
         # One long-lived write connection: appends are serialised here anyway
@@ -120,6 +122,8 @@ class LocalStore:
             "kid": self.identity.key.kid,
             "fingerprint": self.identity.key.public.fingerprint,
             "hostname": socket.gethostname()[:100],
+            # The registration request: where the admin who compares the fingerprint will find this terminal.
+            **{k: str(v)[:100] for k, v in self._registration.items() if k in ("site", "location")},
         }
         self.append(CHAIN_OPENED, body, _allow_genesis=True)
 

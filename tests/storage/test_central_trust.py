@@ -255,6 +255,7 @@ def test_re_registration_after_a_wiped_disk_opens_a_new_epoch(central, tmp_path,
     cycle(central, sync_fresh)
     pending = [x for x in central.alerts() if x["kind"] == "device.pending" and x["chain"] == "line-a:2"]
     assert pending and "re-registers" in pending[0]["message"] and old_chain in pending[0]["message"]
+    assert "site Demo site" in pending[0]["message"]  # the registration request says where the terminal is
     central.decide_device("line-a:2", "approved", ADMIN, "new disk, fingerprint compared")
     assert central.head(old_chain)["status"] == "revoked"
     assert "superseded" in central.head(old_chain)["reason"]
