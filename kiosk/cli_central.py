@@ -84,6 +84,35 @@ def ingest(url: Url, key_file: KeyFile = None,
         store.close()
 
 
+@central_app.command()
+def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=1, help="Worker processes (default: one per CPU).")] = None) -> None:
+    """Re-verify every chain in the central ledger and report per device (exit 1 if any fails)."""
+    from kiosk.cli import EXIT_FAILED, fail
+    from storage.central import safe_url
+    from storage.verify_central import verify_central
+
+    def show(check) -> None:
+        if check.ok:
+            typer.echo(f"{'OK':<5} {check.chain}  {check.status}  {check.records} records, "
+                       f"{check.checkpoints} checkpoints")
+        else:
+            err = check.error
+            typer.echo(f"{'FAIL':<5} {check.chain}  {check.status}  first bad record: "
+                       f"{err.where}: {err.reason}: {err.detail}")
+
+    try:
+        report = verify_central(url, workers, on_chain=show)
+    except Exception as exc:  # noqa: BLE001 - an unreachable or unmigrated store is a usage error here
+        raise fail(f"{safe_url(url)}: cannot read the central ledger ({type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})".replace(url, safe_url(url)))
+    failed = [c for c in report.chains if not c.ok]
+    if failed:
+        typer.echo(f"FAILED: {len(failed)} of {len(report.chains)} device chains do not verify")
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo(f"OK: {report.records} records in {len(report.chains)} device chains verified")
+
+
 @devices_app.command("list")
 def devices_list(url: Url) -> None:
     """Device chains with status, key fingerprint and the reason of the last decision."""

@@ -4,19 +4,21 @@ Ingest rules (ARCHITECTURE.md "Stores"): the chain's device is enrolled and
 approved; bytes are canonical; hash, signature, seq and prev continue the
 chain head; a replay of a known record is acknowledged; a fork, a gap or a
 bad record quarantines the record with its reason and freezes the chain;
-nothing is ever dropped. One chain is ingested under a row lock on its head,
-so concurrent workers never interleave it.
+nothing is ever dropped. One chain is ingested under that chain's lock, taken
+before its inbox rows are read, so concurrent workers never interleave it
+(storage/ingest.py). What ingest derives (the directory, device decisions,
+signed receipts) and what the central store signs itself (its own chain)
+lives here.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
 from kiosk.domain import batches, directory
@@ -24,13 +26,12 @@ from kiosk.domain.central import (
     CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt, directory_digest,
     is_central_chain,
 )
-from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT, genesis_key
-from kiosk.domain.clock import Clock, format_ts, parse_ts
+from kiosk.domain.chain import CHAIN_OPENED, genesis_key
+from kiosk.domain.clock import Clock, format_ts
 from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import (
-    GENESIS_PREV, BrokenLink, Record, RecordError, SignedRecord, chain_id, check_signature, parse_raw, seal,
-    split_chain,
+    GENESIS_PREV, Record, RecordError, SignedRecord, chain_id, parse_raw, seal, split_chain,
 )
 from storage import migrate
 from storage.sqlite import sqlite_engine
@@ -90,6 +91,7 @@ class CentralStore:
         # The embedded SQLite store lives in the kiosk's own process, so its clock is the kiosk's; on
         # PostgreSQL the server's clock is the reference unless a test injects one.
         self._central_time = central_time
+        self._ingestor = None
 
     @classmethod
     def open(cls, url: str, clock: Clock, key: SigningKey | None = None, *, migrate_schema: bool = True,
@@ -321,29 +323,16 @@ class CentralStore:
 
     # -- ingest ------------------------------------------------------------
     def ingest_once(self, batch: int = 500) -> IngestReport:
-        """Verify and move up to ``batch`` inbox rows; returns what happened."""
+        """Verify and move up to ``batch`` inbox rows (rules: storage/ingest.py), then publish the directory."""
         self._need_key()  # receipts are signed: no key, no ingest (before anything is moved)
-        totals = IngestReport()
-        with self.engine.begin() as conn:
-            lock = " FOR UPDATE SKIP LOCKED" if self.pg else ""
-            rows = conn.execute(text(
-                "SELECT id, chain, seq, hash, raw, sig FROM inbox WHERE chain NOT IN "
-                "(SELECT chain FROM chain_heads WHERE status = 'pending') "
-                f"ORDER BY chain, seq, id LIMIT :n{lock}"), {"n": batch}).all()
-            if self.pg and rows:
-                # Every head of this batch, locked up front in one order, so two workers never deadlock
-                # on heads and the directory counter.
-                conn.execute(text("SELECT chain FROM chain_heads WHERE chain IN :cs ORDER BY chain FOR UPDATE")
-                             .bindparams(bindparam("cs", expanding=True)), {"cs": sorted({r[1] for r in rows})})
-            tx = _Tx()
-            for chain, group in groupby(rows, key=lambda r: r[1]):
-                report = self._ingest_chain(conn, tx, chain, list(group))
-                totals = IngestReport(totals.ingested + report.ingested, totals.replays + report.replays,
-                                      totals.quarantined + report.quarantined, totals.held + report.held)
-            tx.flush(conn)
-        if totals.ingested:
+        if self._ingestor is None:
+            from storage.ingest import Ingestor
+
+            self._ingestor = Ingestor(self)
+        report = self._ingestor.ingest_once(batch)
+        if report.ingested:
             self.publish_directory()
-        return totals
+        return report
 
     def ingest_all(self, batch: int = 500) -> IngestReport:
         total = IngestReport()
@@ -354,91 +343,13 @@ class CentralStore:
             if r.ingested + r.replays + r.quarantined == 0:
                 return total
 
-    def _ingest_chain(self, conn: Connection, tx: "_Tx", chain: str, rows: list) -> IngestReport:
+    def _sign_receipt(self, conn: Connection, chain: str, upto: int, hash_hex: str) -> None:
         now = format_ts(self.clock.now())
-        if is_central_chain(chain):
-            for row_id, _, seq, _digest, raw, sig in rows:
-                self._quarantine(conn, row_id, chain, seq, bytes(raw), bytes(sig),
-                                 "only the central store writes the central chain", freeze=False)
-            return IngestReport(quarantined=len(rows))
-        lock = " FOR UPDATE" if self.pg else ""
-        head = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
-        head = dict(head) if head else None
-        ingested = replays = quarantined = held = 0
-        frontier = MerkleFrontier.from_state(head["seq"], json.loads(head["frontier"])) if head else None
-        for row_id, _, seq, digest, raw, sig in rows:
-            raw, sig, digest = bytes(raw), bytes(sig), bytes(digest)
-            if head is None:
-                head = self._enroll(conn, chain, seq, raw)
-                if head is None:
-                    held += 1
-                    continue
-                frontier = MerkleFrontier()
-                if head["status"] == "pending":
-                    held += 1
-                    continue
-            if head["status"] == "pending":
-                held += 1
-                continue
-            existing = conn.execute(text("SELECT hash FROM ledger WHERE chain = :c AND seq = :s"),
-                                    {"c": chain, "s": seq}).first()
-            if existing is not None:
-                if bytes(existing[0]) == digest:
-                    replays += 1
-                    self._drop_inbox(conn, row_id)
-                else:
-                    quarantined += 1
-                    self._quarantine(conn, row_id, chain, seq, raw, sig,
-                                     f"fork: a different record #{seq} is already in the ledger "
-                                     "(a cloned key or a restored backup?)", freeze=True)
-                    head["status"] = "frozen"
-                continue
-            if head["status"] in ("frozen", "rejected"):
-                quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, f"chain is {head['status']}", freeze=False)
-                continue
-            if head["status"] == "revoked" and seq > (head["revoked_after_seq"] or 0):
-                quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, "after revocation", freeze=False)
-                continue
-            try:
-                if seq != head["seq"] + 1:
-                    raise BrokenLink(f"record {chain} #{seq}", f"gap: the ledger head is #{head['seq']}")
-                record, computed = parse_raw(raw)
-                if record.chain != chain or record.seq != seq or computed != digest:
-                    raise BrokenLink(f"record {chain} #{seq}", "inbox columns do not match the record bytes")
-                if record.prev != head["hash"]:
-                    raise BrokenLink(f"record {chain} #{seq}", "prev does not match the ledger head")
-                check_signature(record, raw, computed, sig, PublicKey(_unb64(head["public_key"])))
-                if record.type == CHECKPOINT and (record.body.get("size") != frontier.size
-                                                  or record.body.get("root") != frontier.root().hex()):
-                    raise BrokenLink(f"record {chain} #{seq}", "checkpoint Merkle root does not match the ledger")
-            except RecordError as err:
-                quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, f"{err.reason}: {err.detail}", freeze=True)
-                head["status"] = "frozen"
-                continue
-            conn.execute(text("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
-                              "VALUES (:c, :s, :h, :r, :g, :id, :t, :ts, :k, :at)"),
-                         {"c": chain, "s": seq, "h": digest, "r": raw, "g": sig, "id": record.id, "t": record.type,
-                          "ts": record.ts, "k": record.kid, "at": now})
-            frontier.add(digest)
-            head["seq"], head["hash"], head["last_kiosk_ts"] = seq, digest.hex(), record.ts
-            self._drop_inbox(conn, row_id)
-            self._derive(conn, tx, record)
-            ingested += 1
-        if head is not None and ingested:
-            conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
-                              "WHERE chain = :c"),
-                         {"s": head["seq"], "h": head["hash"], "f": json.dumps(frontier.state()),
-                          "t": head["last_kiosk_ts"], "c": chain})
-        if head is not None and (ingested or replays):
-            receipt = Receipt(chain, int(head["seq"]), head["hash"], now, self._need_key().kid)
-            conn.execute(text("INSERT INTO receipts (chain, upto, hash, central_ts, kid, sig) "
-                              "VALUES (:c, :u, :h, :t, :k, :g) ON CONFLICT (chain, upto) DO NOTHING"),
-                         {"c": chain, "u": receipt.upto, "h": receipt.hash, "t": now, "k": receipt.kid,
-                          "g": self._need_key().sign_statement(receipt.statement())})
-        return IngestReport(ingested, replays, quarantined, held)
+        receipt = Receipt(chain, upto, hash_hex, now, self._need_key().kid)
+        conn.execute(text("INSERT INTO receipts (chain, upto, hash, central_ts, kid, sig) "
+                          "VALUES (:c, :u, :h, :t, :k, :g) ON CONFLICT (chain, upto) DO NOTHING"),
+                     {"c": chain, "u": upto, "h": hash_hex, "t": now, "k": receipt.kid,
+                      "g": self._need_key().sign_statement(receipt.statement())})
 
     def _derive(self, conn: Connection, tx: "_Tx", record: Record) -> None:
         """The record's effect on the central directory, in ingest order; a conflict is an alert, never a loss."""

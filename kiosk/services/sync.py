@@ -163,6 +163,8 @@ class SyncService:
 
     def _observe_clock(self, central: CentralInbox) -> None:
         """Clock trust: a skew beyond the bound (or its end) becomes a clock.observed record."""
+        if self.directory is None:
+            return  # a bare outbox (tools, tests) cannot tell one skew episode from the next
         kiosk_now, central_now = self.clock.now(), central.now()
         anomaly = skewed(kiosk_now, central_now, self.max_skew_s, format_ts(kiosk_now), format_ts(central_now))
         doc = self.directory.get(directory.CLOCK, self.outbox.chain) if self.directory else None
