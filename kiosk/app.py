@@ -181,6 +181,8 @@ def sync_service(store: LocalStore, directory: LocalDirectory, config: KioskConf
     """The one way a kiosk's SyncService is built (app, CLI and tests): pin, receipts, pull, clock trust."""
     from kiosk.services.sync import SyncService
     from storage.directory_pull import LocalPuller
+    from storage.sync_state import LocalSyncState
 
     return SyncService(store, connect, clock, batch_size=config.sync.batch_size, interval_s=config.sync.interval_s,
-                       directory_reader=directory, puller=LocalPuller(store), max_skew_s=config.clock.max_skew_s)
+                       directory_reader=directory, puller=LocalPuller(store), max_skew_s=config.clock.max_skew_s,
+                       state=LocalSyncState(store))

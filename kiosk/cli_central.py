@@ -226,6 +226,11 @@ def status(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-di
         s = service.status()
         head = store.head()
         typer.echo(f"chain {store.chain}: {s.queued} queued, synced up to #{head.synced_upto} of #{head.seq}")
+        typer.echo(f"last successful sync: {s.last_sync.isoformat() if s.last_sync else 'never'}")
+        if s.offline_since:
+            typer.echo(f"offline since: {s.offline_since.isoformat()} ({s.failures} failed attempts)")
+        if s.last_error:
+            typer.echo(f"last error: {s.last_error}")
     finally:
         store.close()
 

@@ -79,7 +79,8 @@ class SyncStatus:
 class SyncService:
     def __init__(self, outbox: Outbox, connect: Callable[[], CentralInbox], clock: Clock, *,
                  batch_size: int = 500, interval_s: int = 30, max_backoff_s: int = 600,
-                 directory_reader=None, puller: Puller | None = None, max_skew_s: int = 120) -> None:
+                 directory_reader=None, puller: Puller | None = None, max_skew_s: int = 120,
+                 state=None) -> None:
         self.outbox = outbox
         self.connect = connect
         self.clock = clock
@@ -89,7 +90,8 @@ class SyncService:
         self.directory = directory_reader
         self.puller = puller
         self.max_skew_s = max_skew_s
-        self._status = SyncStatus()
+        self.state = state  # where the last outcome is kept across processes (storage.sync_state)
+        self._status = SyncStatus(**state.load()) if state is not None else SyncStatus()
         self._last_device_status: str | None = getattr(outbox, "device_status", lambda: None)()
 
     def status(self) -> SyncStatus:
@@ -102,7 +104,17 @@ class SyncService:
         return nxt is None or self.clock.now() >= nxt
 
     def sync_once(self) -> SyncStatus:
-        """Push every unsynced record (in batches, in order), then apply the receipt."""
+        """Push every unsynced record (in batches, in order), apply the receipt, pull; keep the outcome."""
+        try:
+            return self._sync_once()
+        finally:
+            if self.state is not None:
+                try:
+                    self.state.save(self._status)
+                except Exception:  # noqa: BLE001 - the outcome is a convenience; the store may be full
+                    pass
+
+    def _sync_once(self) -> SyncStatus:
         now = self.clock.now()
         try:
             central = self.connect()

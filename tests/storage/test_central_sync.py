@@ -198,10 +198,14 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
     import re
     out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
-    assert re.search(r"0 queued, synced up to #(\d+) of #\1$", out.strip()), out
+    assert re.search(r"0 queued, synced up to #(\d+) of #\1$", out, re.M), out
+    assert "last successful sync: 20" in out and "offline since" not in out
     bad = kiosk("sync", "now", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/x", "--data-dir",
                 str(tmp_path / "line-1"))
     assert bad.returncode == 1 and "secret" not in bad.stdout + bad.stderr
+    # The outcome outlives the process: another `kiosk sync status` knows since when this terminal is offline.
+    out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
+    assert "offline since: 20" in out and "last error: OperationalError" in out and "secret" not in out
 
 
 @pytest.mark.req("A11-16")

@@ -1,4 +1,4 @@
-"""The directory as last pulled from the central store, and where the pull stands.
+"""The directory as last pulled from the central store, where the pull stands, and the last sync outcome.
 
 Revision ID: l0003
 """
@@ -34,6 +34,20 @@ def upgrade() -> None:
         """
     )
     op.execute("INSERT INTO pull_state (id, publication_seq, version, own_upto) VALUES (1, 0, 0, 0)")
+    # The sync worker's last outcome, so `kiosk sync status` and a restarted kiosk know it (not evidence).
+    op.execute(
+        """
+        CREATE TABLE sync_status (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_sync TEXT,
+            last_error TEXT,
+            offline_since TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT
+        )
+        """
+    )
+    op.execute("INSERT INTO sync_status (id, failures) VALUES (1, 0)")
 
 
 def downgrade() -> None:
