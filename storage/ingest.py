@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
 
+from kiosk.domain.central import is_central_chain
 from kiosk.domain.chain import ChainVerifier
 from kiosk.domain.clock import format_ts
 from kiosk.domain.keys import PublicKey, unb64url
@@ -39,6 +41,8 @@ from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, where_of
 
 if TYPE_CHECKING:
     from storage.central import CentralStore, IngestReport
+
+from storage.central import _Tx  # noqa: E402 - the directory derivation's per-transaction counter
 
 LOCK_NAMESPACE = 0x4B494F53  # "KIOS": first key of the two-key advisory lock; the second is hashtext(chain)
 CANDIDATE_CHAINS = 64        # chains looked at per pass; the rest come in later passes (round robin)
@@ -77,7 +81,14 @@ class Ingestor:
         for chain in self._candidates():
             if budget <= 0:
                 break
-            outcome = self._ingest_chain(chain, budget)
+            try:
+                outcome = self._ingest_chain(chain, budget)
+            except DBAPIError as exc:
+                # A device decision can lock another chain's head while that chain's worker waits for the
+                # directory counter; PostgreSQL breaks the cycle by aborting one side, which retries next pass.
+                if getattr(exc.orig, "sqlstate", None) != "40P01":
+                    raise
+                outcome = None
             if outcome is None:
                 continue  # another worker holds this chain
             self._after = chain
@@ -123,6 +134,11 @@ class Ingestor:
             if not rows:
                 return _Outcome()
             outcome = _Outcome()
+            if is_central_chain(chain):
+                for row_id, seq, _hash, raw, sig in rows:
+                    self._quarantine(conn, None, outcome, row_id, chain, int(seq), bytes(raw), bytes(sig),
+                                     "only the central store writes the central chain", freeze=False)
+                return outcome
             if head is None:
                 head = self.store._enroll(conn, chain, int(rows[0][1]), bytes(rows[0][3]))
                 if head is None or head["status"] == "pending":
@@ -147,6 +163,10 @@ class Ingestor:
             raise
         writer.close()
         self._drop_inbox(conn, outcome.drop_ids)
+        derivation = _Tx()
+        for signed in outcome.ingested:
+            self.store._derive(conn, derivation, signed.record)
+        derivation.flush(conn)
         verifier = outcome.verifier
         if outcome.ingested:
             conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
@@ -154,9 +174,7 @@ class Ingestor:
                          {"s": verifier.next_seq - 1, "h": verifier.prev_hex,
                           "f": json.dumps(verifier.frontier.state()), "t": outcome.ingested[-1].record.ts, "c": chain})
         if outcome.ingested or outcome.replays:
-            conn.execute(text("INSERT INTO receipts (chain, upto, hash, central_ts) VALUES (:c, :u, :h, :t) "
-                              "ON CONFLICT (chain, upto) DO NOTHING"),
-                         {"c": chain, "u": verifier.next_seq - 1, "h": verifier.prev_hex, "t": now})
+            self.store._sign_receipt(conn, chain, verifier.next_seq - 1, verifier.prev_hex)
 
     def _check_rows(self, conn: Connection, chain: str, head: dict[str, Any], rows: list, outcome: _Outcome,
                     writer: "_LedgerWriter") -> None:
@@ -223,9 +241,10 @@ class Ingestor:
         else:
             conn.connection.driver_connection.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in ids])
 
-    def _quarantine(self, conn: Connection, writer: "_LedgerWriter", outcome: _Outcome, row_id: int, chain: str,
-                    seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
-        writer.pause()  # the connection leaves COPY mode for the quarantine statements
+    def _quarantine(self, conn: Connection, writer: "_LedgerWriter | None", outcome: _Outcome, row_id: int,
+                    chain: str, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
+        if writer is not None:
+            writer.pause()  # the connection leaves COPY mode for the quarantine statements
         # The store's own quarantine also removes the inbox row, and freezes and alerts when asked.
         self.store._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=freeze)
         outcome.quarantined += 1

@@ -8,16 +8,18 @@ totals as JSON. It uses the real CentralStore, with the system clock.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from kiosk.system_clock import SystemClock
 from storage.central import CentralStore
+from storage.keyfile import load_central_key
 
 
 def main(url: str, stop_file: str, batch: int = 500) -> None:
-    store = CentralStore(url, SystemClock())
+    store = CentralStore(url, SystemClock(), load_central_key(Path(os.environ["KIOSK_CENTRAL_KEY"])))
     totals = {"ingested": 0, "replays": 0, "quarantined": 0, "held": 0}
     print("ready", flush=True)
     try:

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from kiosk.domain.clock import UTC, FakeClock
 from kiosk.services.sync import SyncService
 from storage.central import CentralStore
+from tests.storage.conftest import ADMIN, central_key
 from storage.keyfile import load_or_create_identity
 from storage.local_store import CheckpointPolicy, LocalStore
 from storage.verify_central import verify_central
@@ -34,8 +35,10 @@ BURST = 10
 
 
 def start_ingest_worker(url: str, stop_file: Path, batch: int = 200) -> subprocess.Popen:
+    key = stop_file.parent / "central.key"  # the key central_key(tmp_path) made for the store
     child = subprocess.Popen([sys.executable, "-m", "tests.storage.ingest_child", url, str(stop_file), str(batch)],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "KIOSK_CENTRAL_KEY": str(key)})
     assert child.stdout.readline().strip() == "ready"
     return child
 
@@ -66,13 +69,13 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
 @pytest.mark.req("P11-10c")
 def test_ten_kiosks_and_two_ingest_workers_ingest_every_record_exactly_once(tmp_path):
     with fresh_database("kiosk_conc") as url:
-        admin = CentralStore.open(url, FakeClock())
+        admin = CentralStore.open(url, FakeClock(), central_key(tmp_path))
         fleet = kiosk_fleet(tmp_path, url, KIOSKS)
         for store, sync, _, _ in fleet:
             sync.sync_once()
         admin.ingest_all()
         for store, *_ in fleet:
-            admin.set_device_status(store.chain, "approved", "site.admin", "fingerprint compared")
+            admin.decide_device(store.chain, "approved", ADMIN, "fingerprint compared")
         stop = tmp_path / "stop"
         workers = [start_ingest_worker(url, stop) for _ in range(2)]
         errors: list[BaseException] = []
@@ -120,7 +123,9 @@ def test_ten_kiosks_and_two_ingest_workers_ingest_every_record_exactly_once(tmp_
             assert ledger[store.chain] == local          # every record, once, in order
             head = store.head()
             assert receipts[store.chain] == head.seq == head.synced_upto
-            assert admin.receipt(store.chain) == (head.seq, head.hash_hex)
+            receipt, sig = admin.receipt(store.chain)
+            assert (receipt.upto, receipt.hash) == (head.seq, head.hash_hex)
+            receipt.check(admin.key.public, sig)  # signed by the central key
             expected += len(local)
         assert sum(t["ingested"] for t in totals) == expected   # the workers ingested it all, genesis included
         assert all(t["ingested"] > 0 for t in totals)   # both workers did real work
@@ -128,7 +133,8 @@ def test_ten_kiosks_and_two_ingest_workers_ingest_every_record_exactly_once(tmp_
         assert {d["status"] for d in admin.devices()} == {"approved"}
         assert not [a for a in admin.alerts() if a["kind"] == "chain.frozen"]
         report = verify_central(url, workers=2)
-        assert report.ok and report.records == expected
+        central_records = next(c.records for c in report.chains if c.chain == "central:1")
+        assert report.ok and report.records == expected + central_records  # + approvals and publications
         for store, _, central, _ in fleet:
             store.close()
             central.close()

@@ -25,6 +25,7 @@ from storage.central import CentralStore
 from storage.ingest_loop import run_ingest_loop
 from storage.keyfile import load_or_create_identity
 from storage.local_store import LocalStore
+from tests.storage.conftest import ADMIN, central_key
 from tests.storage.pg_helpers import fresh_database, libpq
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +35,14 @@ def approved_kiosk(tmp_path, central, clock, name="line-1"):
     local = LocalStore.open(tmp_path / name, load_or_create_identity(tmp_path / name, name), clock)
     central.push([(r.chain, r.seq, r.hash, r.raw, r.sig) for r in local.iter_rows()])
     central.ingest_all()
-    central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared")
+    central.decide_device(local.chain, "approved", ADMIN, "fingerprint compared")
     central.ingest_all()
     return local
 
 
-def start_worker(url: str, poll_s: str) -> subprocess.Popen:
+def start_worker(url: str, key: Path, poll_s: str) -> subprocess.Popen:
     worker = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "central", "ingest", "--url", url,
-                               "--poll-s", poll_s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               "--key-file", str(key), "--poll-s", poll_s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "ingest worker running" in worker.stdout.readline()
     assert worker.stdout.readline().startswith("ingested 0")  # the first pass is done: it is listening now
@@ -69,12 +70,12 @@ def push_new(local, central, n: int) -> None:
 def test_a_push_by_a_kiosk_login_wakes_the_postgresql_worker_at_once(tmp_path):
     clock = FakeClock()
     with fresh_database("kiosk_loop") as url:
-        central = CentralStore.open(url, clock)
+        central = CentralStore.open(url, clock, central_key(tmp_path))
         local = approved_kiosk(tmp_path, central, clock)
         login = f"kiosk_t_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(libpq(url), autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE kiosk_device")
-        worker = start_worker(url, poll_s="600")
+        worker = start_worker(url, tmp_path / "central.key", poll_s="600")
         try:
             as_kiosk = CentralStore(url.replace("postgres@", f"{login}@"), clock)  # least privilege: INSERT only
             push_new(local, as_kiosk, 3)
@@ -98,9 +99,9 @@ def test_a_push_by_a_kiosk_login_wakes_the_postgresql_worker_at_once(tmp_path):
 def test_the_sqlite_worker_polls(tmp_path):
     clock = FakeClock()
     url = f"sqlite:///{tmp_path / 'central.db'}"
-    central = CentralStore.open(url, clock)
+    central = CentralStore.open(url, clock, central_key(tmp_path))
     local = approved_kiosk(tmp_path, central, clock)
-    worker = start_worker(url, poll_s="0.2")
+    worker = start_worker(url, tmp_path / "central.key", poll_s="0.2")
     try:
         push_new(local, central, 4)
         assert wait_for(lambda: central.ledger_count(local.chain) == local.head().seq)

@@ -32,10 +32,15 @@ from storage.keyfile import load_or_create_identity
 from storage.local_store import LocalStore
 from storage.verify_central import verify_central
 from storage.verify_local import verify_local_store
+from tests.storage.conftest import ADMIN, central_key
 from tests.storage.pg_helpers import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def child_env(tmp_path: Path) -> dict[str, str]:
+    return {**ENV, "KIOSK_CENTRAL_KEY": str(tmp_path / "central.key")}  # the key central_key(tmp_path) made
 
 SYNC_CHILD = textwrap.dedent("""
     import sys
@@ -91,12 +96,12 @@ def test_kill_9_of_the_sync_worker_mid_batch_loses_and_duplicates_nothing(tmp_pa
     rnd = random.Random(5)
     data = tmp_path / "line-1"
     with fresh_database("kiosk_killsync") as url:
-        central = CentralStore.open(url, FakeClock())
+        central = CentralStore.open(url, FakeClock(), central_key(tmp_path))
         local = LocalStore.open(data, load_or_create_identity(data, "line-1"), FakeClock())
         chain = local.chain
         central.push([(r.chain, r.seq, r.hash, r.raw, r.sig) for r in local.iter_rows()])
         central.ingest_all()
-        central.set_device_status(chain, "approved", "site.admin", "fingerprint compared")
+        central.decide_device(chain, "approved", ADMIN, "fingerprint compared")
         local.close()
         stop = threading.Event()
         ingest = threading.Thread(target=run_ingest_loop, args=(central,), kwargs={"poll_s": 0.2, "stop": stop})
@@ -112,15 +117,16 @@ def test_kill_9_of_the_sync_worker_mid_batch_loses_and_duplicates_nothing(tmp_pa
                 out, _ = child.communicate()
                 assert "error" not in out, out
                 marker = local_marker(data)
-                receipt = central.receipt(chain)
+                receipt, sig = central.receipt(chain)
+                receipt.check(central.key.public, sig)
                 # The marker never runs ahead of a receipt, and the receipt names the local record.
-                assert receipt is not None and marker <= receipt[0]
+                assert marker <= receipt.upto
                 local = dict(local_rows(data))
-                assert local[receipt[0]].hex() == receipt[1]
+                assert local[receipt.upto].hex() == receipt.hash
                 with central.engine.connect() as conn:
                     pushed = conn.execute(text("SELECT coalesce(max(seq), 0) FROM inbox WHERE chain = :c"),
                                           {"c": chain}).scalar_one()
-                killed_with_unreceipted_pushes += max(pushed, receipt[0]) > marker
+                killed_with_unreceipted_pushes += max(pushed, receipt.upto) > marker
                 assert verify_local_store(data).ok
             child = subprocess.Popen([sys.executable, "-c", SYNC_CHILD, str(data), url, "finish"],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
@@ -133,7 +139,7 @@ def test_kill_9_of_the_sync_worker_mid_batch_loses_and_duplicates_nothing(tmp_pa
         assert killed_with_unreceipted_pushes >= 1  # at least one kill landed between a push and its receipt
         expected = local_rows(data)
         assert ledger_rows(central, chain) == expected           # every record once, in order, same bytes
-        assert local_marker(data) == expected[-1][0] == central.receipt(chain)[0]
+        assert local_marker(data) == expected[-1][0] == central.receipt(chain)[0].upto
         assert central.quarantine() == [] and central.inbox_count() == 0
         assert verify_central(url, workers=1).ok
         central.close()
@@ -163,7 +169,7 @@ def wait_until(predicate, timeout_s: float = 30.0) -> None:
 @pytest.mark.req("P11-10c")
 def test_kill_9_of_an_ingest_worker_mid_batch_rolls_back_and_another_finishes(tmp_path):
     with fresh_database("kiosk_killingest") as url:
-        central = CentralStore.open(url, FakeClock())
+        central = CentralStore.open(url, FakeClock(), central_key(tmp_path))
         pushed: dict[str, list] = {}
         for k in range(3):
             data = tmp_path / f"line-{k}"
@@ -175,7 +181,7 @@ def test_kill_9_of_an_ingest_worker_mid_batch_rolls_back_and_another_finishes(tm
             central.push(pushed[local.chain][:1])
         central.ingest_all()
         for chain, rows in pushed.items():
-            central.set_device_status(chain, "approved", "site.admin", "fingerprint compared")
+            central.decide_device(chain, "approved", ADMIN, "fingerprint compared")
             central.push(rows)
         total = sum(len(r) for r in pushed.values())
         stop_file = tmp_path / "stop"
@@ -184,7 +190,7 @@ def test_kill_9_of_an_ingest_worker_mid_batch_rolls_back_and_another_finishes(tm
             before = {c: central.ledger_count(c) for c in pushed}
             victim = subprocess.Popen([sys.executable, "-m", "tests.storage.ingest_child",
                                        f"{url}?application_name={app}", str(stop_file), "5000"],
-                                      stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
+                                      stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env(tmp_path))
             assert victim.stdout.readline().strip() == "ready"
             wait_until(lambda: victim_is_writing(central, app))   # inside a batch, with rows already written
             victim.send_signal(signal.SIGKILL)
@@ -201,13 +207,14 @@ def test_kill_9_of_an_ingest_worker_mid_batch_rolls_back_and_another_finishes(tm
         stop_file.touch()
         already = sum(central.ledger_count(c) for c in pushed)
         finisher = subprocess.Popen([sys.executable, "-m", "tests.storage.ingest_child", url, str(stop_file), "500"],
-                                    stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
+                                    stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env(tmp_path))
         out, _ = finisher.communicate(timeout=300)
         totals = json.loads(out.splitlines()[-1])
         assert finisher.returncode == 0 and totals["quarantined"] == 0
         for chain, rows in pushed.items():
             assert ledger_rows(central, chain) == [(r[1], r[2]) for r in rows]
-            assert central.receipt(chain) == (rows[-1][1], rows[-1][2].hex())
+            receipt, _ = central.receipt(chain)
+            assert (receipt.upto, receipt.hash) == (rows[-1][1], rows[-1][2].hex())
         assert totals["ingested"] == total - already   # each record exactly once across all workers
         assert central.quarantine() == [] and central.inbox_count() == 0
         assert verify_central(url, workers=2).ok

@@ -18,6 +18,7 @@ from kiosk.domain.clock import UTC, FakeClock
 from kiosk.domain.records import parse_raw, seal
 from storage import verify_central as vc
 from storage.central import CentralStore
+from tests.storage.conftest import ADMIN, central_key
 from storage.keyfile import load_or_create_identity
 from storage.local_store import CheckpointPolicy, LocalStore
 from storage.verify_central import verify_central
@@ -54,12 +55,12 @@ def ledger(request, tmp_path, kiosks):
         url = ctx.__enter__()
     else:
         ctx, url = None, f"sqlite:///{tmp_path / 'central.db'}"
-    central = CentralStore.open(url, clock)
+    central = CentralStore.open(url, clock, central_key(tmp_path))
     for chain_rows in rows.values():
         central.push(chain_rows[:1])
     central.ingest_all()
     for chain in rows:
-        central.set_device_status(chain, "approved", "site.admin", "fingerprint compared")
+        central.decide_device(chain, "approved", ADMIN, "fingerprint compared")
     for chain_rows in rows.values():
         for i in range(1, len(chain_rows), 200):   # several receipts per chain, as kiosks syncing would get
             central.push(chain_rows[i:i + 200])
@@ -97,7 +98,8 @@ def ledger_row(url: str, chain: str, seq: int):
 def only_failure(report):
     bad = [c for c in report.chains if not c.ok]
     assert len(bad) == 1, [(c.chain, c.error) for c in report.chains]
-    assert [c.chain for c in report.chains if c.ok] == ["line-2:1"]  # the other device still verifies
+    # the other device and the central store's own chain still verify
+    assert [c.chain for c in report.chains if c.ok] == ["central:1", "line-2:1"]
     return bad[0].error
 
 
@@ -107,8 +109,10 @@ def test_a_clean_ledger_verifies_per_device(ledger, kiosks):
     rows, _ = kiosks
     report = verify_central(ledger, workers=1)
     assert report.ok
-    assert {c.chain: c.records for c in report.chains} == {chain: len(r) for chain, r in rows.items()}
-    assert report.chains[0].checkpoints >= 5  # checkpoints are Merkle-checked across the whole chain
+    counts = {c.chain: c.records for c in report.chains}
+    assert counts.pop("central:1") >= 3  # the central chain (genesis, approvals, publications) verifies too
+    assert counts == {chain: len(r) for chain, r in rows.items()}
+    assert report.chains[1].checkpoints >= 5  # checkpoints are Merkle-checked across the whole chain
 
 
 @pytest.mark.req("P11-10a")
@@ -116,7 +120,8 @@ def test_long_chains_are_verified_in_parallel_segments(ledger, kiosks, monkeypat
     """Small segments force several worker processes per chain; stitching crosses checkpoints."""
     monkeypatch.setattr(vc, "SEGMENT", 97)
     report = verify_central(ledger, workers=2)
-    assert report.ok and report.records == sum(len(r) for r in kiosks[0].values())
+    central_records = next(c.records for c in report.chains if c.chain == "central:1")
+    assert report.ok and report.records == sum(len(r) for r in kiosks[0].values()) + central_records
     raw, _ = ledger_row(ledger, "line-1:1", 500)
     tamper(ledger, ("UPDATE ledger SET raw = :r WHERE chain = 'line-1:1' AND seq = 500",
                     {"r": raw.replace(b'"7.01"', b'"7.91"')}))
@@ -235,12 +240,12 @@ def test_a_row_beyond_the_head_is_found(ledger, kiosks):
 def test_cli_reports_per_device_and_exits_1_on_a_failure(tmp_path, kiosks):
     rows, _ = kiosks
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    central = CentralStore.open(url, FakeClock())
+    central = CentralStore.open(url, FakeClock(), central_key(tmp_path))
     for chain_rows in rows.values():
         central.push(chain_rows[:1])
     central.ingest_all()
     for chain in rows:
-        central.set_device_status(chain, "approved", "site.admin", "fingerprint compared")
+        central.decide_device(chain, "approved", ADMIN, "fingerprint compared")
     for chain_rows in rows.values():
         central.push(chain_rows[1:])
     central.ingest_all()
@@ -258,7 +263,7 @@ def test_cli_reports_per_device_and_exits_1_on_a_failure(tmp_path, kiosks):
     bad = kiosk()
     assert bad.returncode == 1
     assert "FAIL  line-2:1" in bad.stdout and "record line-2:1 #10" in bad.stdout
-    assert "FAILED: 1 of 2 device chains" in bad.stdout
+    assert "FAILED: 1 of 3 device chains" in bad.stdout
     missing = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "verify", "--url",
                               "postgresql+psycopg://u:secret@127.0.0.1:1/x"], capture_output=True, text=True,
                              timeout=120)

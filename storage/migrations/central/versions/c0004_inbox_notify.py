@@ -5,12 +5,12 @@ SECURITY DEFINER): pg_notify needs no table rights, so kiosk_device logins
 keep exactly the rights c0002 gave them. One notification per statement;
 PostgreSQL folds identical notifications of one transaction into one.
 
-Revision ID: c0003
+Revision ID: c0004
 """
 from alembic import op
 
-revision = "c0003"
-down_revision = "c0002"
+revision = "c0004"
+down_revision = "c0003"
 branch_labels = None
 depends_on = None
 
