@@ -67,7 +67,10 @@ class _Listener:
             self.conn = None
 
 
-def run_ingest_loop(store: CentralStore, *, poll_s: float = 30.0, batch: int = 500,
+BATCH = 2000  # rows per chain transaction: fewer commits and statements per record, still a short lock
+
+
+def run_ingest_loop(store: CentralStore, *, poll_s: float = 30.0, batch: int = BATCH,
                     stop: threading.Event | None = None,
                     on_event: Callable[[LoopEvent], None] = lambda e: None) -> None:
     """Run until ``stop`` is set. ``poll_s`` is the fallback (PostgreSQL) or the interval (SQLite)."""
