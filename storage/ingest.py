@@ -125,7 +125,8 @@ class Ingestor:
                                             {"ns": LOCK_NAMESPACE, "c": chain}).scalar_one():
                 return None
             lock = " FOR UPDATE" if self.pg else ""
-            row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
+            row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"),
+                               {"c": chain}).mappings().first()
             head = dict(row) if row else None
             if head is not None and head["status"] == "pending":
                 return _Outcome()
@@ -182,30 +183,34 @@ class Ingestor:
         verifier = outcome.verifier = ChainVerifier.resume(chain, self._key(head), int(head["seq"]), head["hash"],
                                                            frontier)
         status = head["status"]
+
+        def quarantine(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
+            self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, reason, freeze=freeze)
+
         known = self._ledger_hashes(conn, chain, [int(r[1]) for r in rows if int(r[1]) <= int(head["seq"])])
         for row_id, seq, column_hash, raw, sig in rows:
             seq, raw, sig, column_hash = int(seq), bytes(raw), bytes(sig), bytes(column_hash)
             if seq < verifier.next_seq:
                 if seq not in known:
                     status = "frozen"
-                    self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, f"the ledger has no #{seq} "
-                                     "below its head: run `kiosk central verify`", freeze=True)
+                    quarantine(row_id, seq, raw, sig, f"the ledger has no #{seq} below its head: "
+                               "run `kiosk central verify`", freeze=True)
                 elif hashlib.sha256(raw).digest() != known[seq][0]:
                     status = "frozen"
-                    self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig,
-                                     f"fork: a different record #{seq} is already in the ledger", freeze=True)
+                    quarantine(row_id, seq, raw, sig, f"fork: a different record #{seq} is already in the ledger",
+                               freeze=True)
                 elif sig != known[seq][1] or column_hash != known[seq][0]:
-                    self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, f"a copy of ledger record #{seq} "
-                                     "with a different signature or hash column", freeze=False)
+                    quarantine(row_id, seq, raw, sig, f"a copy of ledger record #{seq} with a different signature "
+                               "or hash column", freeze=False)
                 else:
                     outcome.replays += 1
                     outcome.drop_ids.append(row_id)
                 continue
             if status in ("frozen", "rejected"):
-                self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, f"chain is {status}", freeze=False)
+                quarantine(row_id, seq, raw, sig, f"chain is {status}", freeze=False)
                 continue
             if status == "revoked" and seq > (head["revoked_after_seq"] or 0):
-                self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, "after revocation", freeze=False)
+                quarantine(row_id, seq, raw, sig, "after revocation", freeze=False)
                 continue
             try:
                 if seq != verifier.next_seq:
@@ -215,8 +220,7 @@ class Ingestor:
                     raise BrokenLink(where_of(chain, seq), "inbox columns do not match the record bytes")
             except RecordError as err:
                 status = "frozen"
-                self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, f"{err.reason}: {err.detail}",
-                                 freeze=True)
+                quarantine(row_id, seq, raw, sig, f"{err.reason}: {err.detail}", freeze=True)
                 continue
             known[seq] = (signed.hash, sig)
             writer.add(signed)

@@ -42,7 +42,8 @@ def approved_kiosk(tmp_path, central, clock, name="line-1"):
 
 def start_worker(url: str, key: Path, poll_s: str) -> subprocess.Popen:
     worker = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "central", "ingest", "--url", url,
-                               "--key-file", str(key), "--poll-s", poll_s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               "--key-file", str(key), "--poll-s", poll_s], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "ingest worker running" in worker.stdout.readline()
     assert worker.stdout.readline().startswith("ingested 0")  # the first pass is done: it is listening now
