@@ -163,7 +163,7 @@ class Ingestor:
             raise
         writer.close()
         self._drop_inbox(conn, outcome.drop_ids)
-        derivation = _Tx()
+        derivation = _Tx(conn, self.pg)
         for signed in outcome.ingested:
             self.store._derive(conn, derivation, signed.record)
         derivation.flush(conn)
