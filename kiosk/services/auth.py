@@ -309,6 +309,9 @@ class AuthService:
                     raise InvalidInput("status can be set to active or deactivated (suspension comes from failed attempts)")
                 if value == "deactivated" and uid == actor.user_id:
                     raise NotPermitted("you cannot deactivate your own account")
+                if value == "active" and doc.get("status") == "suspended":
+                    raise NotPermitted("a suspended account is unlocked by a supervisor with their own credentials "
+                                       "(supervisor screen), not re-activated")
             else:
                 raise InvalidInput(f"{key} cannot be changed")
             if doc.get(key) != value and not (key == "roles" and sorted(doc.get(key, [])) == value):
@@ -346,7 +349,8 @@ class AuthService:
                      require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
         """Check credentials; record and alert every failure. Does not open a session."""
         device = self.directory.get(dirx.DEVICE, self.store.chain)
-        if device and device.get("status") in ("revoked", "rejected"):
+        # An admin may still exit the kiosk program on a revoked terminal (nothing is signed by exiting).
+        if device and device.get("status") in ("revoked", "rejected") and purpose != "admin_exit":
             self.hasher.verify_dummy(password)
             return AuthResult(False, DEVICE_REVOKED.format(status=device["status"]))
         now = self.clock.now()
@@ -538,6 +542,10 @@ class AuthService:
         self._append([("alert.acknowledged", body)])
 
     # -- helpers -----------------------------------------------------------
+    def require_role(self, actor: Actor, *roles: str) -> None:
+        """Refuse unless ``actor`` is an active user acting in one of ``roles`` they hold now."""
+        self._require(actor, *roles)
+
     def _require(self, actor: Actor, *roles: str) -> None:
         doc = self.directory.get(dirx.USER, actor.user_id)
         if doc is None or doc["status"] != "active" or actor.role not in roles or actor.role not in doc["roles"]:
