@@ -5,17 +5,14 @@ Tables are filled from plain rows the services return; a step opens on Enter.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from kiosk.domain.clock import Clock
-from screens.base import FOCUS_BINDINGS, KioskScreen
+from screens.nav import Navigator, NavScreen
 from screens.ports import KioskServices, SessionInfo, WorkServices
 from screens.widgets import StatusBar, safe_text
 
@@ -33,16 +30,17 @@ def signatures_text(step) -> Text:
     return text
 
 
-class WorklistScreen(KioskScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *FOCUS_BINDINGS,
-        Binding("f3", "supervisor", "Supervisor"),
-        Binding("f5", "refresh", "Refresh"),
-        Binding("f9", "logout", "Log out"),
-    ]
+class WorklistScreen(NavScreen):
+    """Home after login. F-keys open the other areas this session may use (see ``screens.nav``)."""
 
-    def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock) -> None:
-        super().__init__(id="worklist")
+    AREA = "worklist"
+    KEYS = (("Enter", "Open"), ("Tab", "Next table"))
+
+    def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock,
+                 admin: object | None = None) -> None:
+        nav = Navigator(session, services, work, admin, clock)
+        super().__init__(nav, id="worklist")
+        nav.home = self
         self._session = session
         self._services = services
         self._work = work
@@ -53,13 +51,12 @@ class WorklistScreen(KioskScreen):
         with Vertical(id="worklist-box"):
             head = Text("Worklist — ")
             head.append_text(safe_text(self._session.display_name, style="bold"))
-            head.append("   Enter: open · Tab: next table · F5: refresh · F9: log out · F12: lock")
-            if self._session.role in ("Supervisor", "Administrator"):
-                head.append(" · F3: supervisor")
+            head.append(f" ({self._session.role})")
             yield Static(head, id="worklist-head")
             yield DataTable(id="batches", cursor_type="row", zebra_stripes=True)
             yield Static("", id="batch-title")
             yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+        yield self.key_bar()
         yield StatusBar(self._clock, self._services.status)
 
     def on_mount(self) -> None:
@@ -126,13 +123,4 @@ class WorklistScreen(KioskScreen):
             self.app.push_screen(StepScreen(self._batch, event.row_key.value, self._services, self._work, self._clock))
 
     def action_supervisor(self) -> None:
-        """Alerts and unlocks; the services check the role again."""
-        from screens.supervisor import SupervisorScreen
-
-        if self._session.role not in ("Supervisor", "Administrator"):
-            self.app.notify("The supervisor screen needs the supervisor or admin role.", markup=False)
-            return
-        self.app.push_screen(SupervisorScreen(self._services, self._work, self._clock))  # type: ignore[arg-type]
-
-    def action_logout(self) -> None:
-        self.app.logout()  # type: ignore[attr-defined]
+        self.action_nav("supervisor")
