@@ -109,8 +109,7 @@ class UiServices:
             return DeviceView("approved", device_id, store.chain, fingerprint, STANDALONE)
         status = store.device_status()
         if status is None:
-            return DeviceView("unregistered", device_id, store.chain, fingerprint,
-                              "this terminal has not reached the central store yet")
+            return DeviceView("unregistered", device_id, store.chain, fingerprint, "no answer from the central store yet")
         doc = self.kiosk.directory.get("device", store.chain) or {}
         return DeviceView(status, device_id, store.chain, fingerprint, str(doc.get("reason") or ""))
 

@@ -1,7 +1,8 @@
 """Audit viewer (admin, QA, supervisor): page through the audit trail, filter it, open a record, export it.
 
-The services read one page at a time (newest first when the screen opens;
-PgUp older, PgDn newer), check each record's signature, and validate the
+The services read one page at a time; the table lists it newest first (the
+screen opens on the latest events; PgDn goes further back in time, PgUp
+forward again). The services check each record's signature, and validate the
 filters (user, batch, record type, UTC time range) with a message that
 names the field. Reads run in a worker thread so a large store never
 freezes the kiosk. Every value from a record is shown as text, never markup.
@@ -72,8 +73,8 @@ class AuditScreen(NavScreen):
     KEYS = (("Enter", "Open / apply"),)
     BINDINGS: ClassVar[list[BindingType]] = [
         *NavScreen.BINDINGS,
-        Binding("pageup", "older", "Older", priority=True),
-        Binding("pagedown", "newer", "Newer", priority=True),
+        Binding("pagedown", "older", "Older", priority=True),
+        Binding("pageup", "newer", "Newer", priority=True),
     ]
 
     def __init__(self, nav: Navigator) -> None:
@@ -101,7 +102,10 @@ class AuditScreen(NavScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#audit-table", DataTable)
-        table.add_columns("When (UTC)", "Type", "Who", "About", "Reason")
+        # Fixed widths: the columns do not jump between pages, and do not wait for the table's
+        # idle-time measuring (rows arrive from a worker).
+        for label, width in (("When (UTC)", 19), ("Type", 24), ("Who", 28), ("About", 22), ("Reason", 40)):
+            table.add_column(label, width=width)
         self._load("newest")
         table.focus()
 
@@ -140,14 +144,12 @@ class AuditScreen(NavScreen):
         self._page = page
         table = self.query_one("#audit-table", DataTable)
         table.clear()
-        for n, line in enumerate(page.lines):
+        for n, line in reversed(list(enumerate(page.lines))):  # newest at the top
             table.add_row(safe_text(line.ts_utc[:19].replace("T", " ")), safe_text(line.type), safe_text(line.who),
                           safe_text(line.about), safe_text(line.reason), key=f"{n}")
-        if page.lines:
-            table.move_cursor(row=len(page.lines) - 1)
         info = f"{len(page.lines)} shown"
-        info += " · PgUp older" if page.has_older else " · no older"
-        info += " · PgDn newer" if page.has_newer else " · no newer"
+        info += " · PgDn older" if page.has_older else " · no older"
+        info += " · PgUp newer" if page.has_newer else " · no newer"
         self.query_one("#page-info", Static).update(Text(info))
         self.show_message(page.message or ("No records match these filters." if not page.lines else ""))
 

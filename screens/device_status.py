@@ -33,7 +33,7 @@ COMPARE = "Ask a site admin to approve this terminal; compare this fingerprint w
 HEADINGS = {
     "unregistered": ("Terminal not registered yet",
                      "This terminal has not reached the central store yet; its registration request (with its "
-                     "public key) goes out at the next sync. Check the network, then: " + COMPARE),
+                     "public key) goes out at the next sync, so check the network connection. " + COMPARE),
     "pending": ("Waiting for approval",
                 "The registration request has arrived. " + COMPARE +
                 " Admins find it under Devices (F7) on an admin terminal, or with `kiosk central devices list`."),

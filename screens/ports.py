@@ -472,7 +472,7 @@ class AuditLine:
 
 @dataclass(frozen=True)
 class AuditPageView:
-    """One page, oldest first. ``token`` is opaque: hand it back to page older/newer."""
+    """One page, in time order (oldest first). ``token`` is opaque: hand it back to page older/newer."""
 
     lines: tuple[AuditLine, ...] = ()
     has_older: bool = False
