@@ -139,15 +139,20 @@ class UiWork:
         return (SigningError, SessionError, AuthError)
 
     def batches(self):
+        return self.batch_page(0, 1 << 30)[0]
+
+    def batch_page(self, offset: int, limit: int):
+        """One page of batches, newest first; steps are counted for that page only."""
         from screens.ports import BatchRow
 
-        rows = []
         batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
-        for b in sorted(batches, key=lambda d: d["created_at"], reverse=True):  # newest first, then by id
+        batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
+        rows = []
+        for b in batches[max(0, offset):max(0, offset) + limit]:
             steps = self.kiosk.signing.steps(b["batch_id"])
             rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"],
                                  sum(1 for s in steps if s.status == "done"), len(steps)))
-        return rows
+        return rows, len(batches)
 
     def _sig_views(self, signatures):
         from kiosk.domain.clock import local_time, parse_ts
