@@ -15,6 +15,15 @@ Hardening (Textual 8.2.8)
 * Exit only through :class:`~screens.dialogs.AdminExitDialog` (F10 / button
   on the lock screen), verified by ``services.verify_admin_exit``.
 
+Device registration
+-------------------
+``services.device_view()`` is polled every ``device_poll_s`` of the injected
+clock (checked on the same 1 s tick as idle). Anything but "approved" puts
+:class:`~screens.device_status.DeviceStatusScreen` directly above the lock
+screen: the login form is unreachable, a session that was open is locked
+first (reason "device", its draft kept), and every later lock (F12, idle)
+pops back to the device screen, not past it. Approved again: back to login.
+
 Idle
 ----
 Real input (Key, MouseDown, MouseScrollUp/Down, Paste) is timestamped with the
