@@ -10,6 +10,7 @@ Run: python bench/bench_memory.py [N]    (default 1,000,000; builds the store on
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -65,7 +66,9 @@ def measure(data: Path, code: str) -> tuple[float, float, str]:
 
 
 def main(n: int = 1_000_000) -> None:
-    data = Path(f"/tmp/kiosk-bench-mem-{n}")
+    # One cached store per checkout: worktrees of other versions (other schemas) never share it.
+    checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+    data = Path(f"/tmp/kiosk-bench-mem-{n}-{checkout}")
     if not (data / "kiosk.db").exists():
         print(f"building a {n:,}-record store in {data} (once)...")
         build(data, n)

@@ -94,6 +94,7 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
         passwords=password_policy(config),
         totp_at_login=config.auth.totp_at_login,
         issuer=config.site.name,
+        registration_required=bool(config.sync.central_url),
     )
     session = SessionService(store, auth, LocalDrafts(store, clock), clock, session_policy(config))
     signing = SigningService(store, directory, auth, session, clock, clock_suspect=store.clock_suspect,
@@ -130,17 +131,46 @@ def shipped_recipes() -> list[Path]:
     return sorted((defaults_dir() / "recipes").glob("*.toml"))
 
 
-def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0, sync=None):
+class CentralDevices:
+    """The device registrations of a central store, as the DeviceAdmin service reads them."""
+
+    def __init__(self, central) -> None:
+        self.central = central
+
+    def devices(self):
+        from kiosk.services.devices import DeviceRow
+
+        return [DeviceRow.from_registry(row) for row in self.central.devices()]
+
+
+def ui_services(kiosk: Kiosk, *, sync=None, central=None):
+    """The three service facades the screens use (shell, batch work, admin/audit)."""
+    from kiosk.services.audit_view import AuditBrowser
+    from kiosk.services.devices import DeviceAdmin
+    from kiosk.ui_adapter import UiServices, UiWork
+    from kiosk.ui_admin import UiAdmin
+    from storage.audit_local import LocalAuditSource
+
+    configured = central is not None or sync is not None or bool(kiosk.config.sync.central_url)
+    services = UiServices(kiosk, sync.status if sync is not None else None, central_configured=configured)
+    devices = DeviceAdmin(kiosk.store, kiosk.auth, CentralDevices(central) if central is not None else None)
+    audit = AuditBrowser(LocalAuditSource(kiosk.store.path), kiosk.auth, kiosk.store, kiosk.clock,
+                         kiosk.data_dir / "exports")
+    return services, UiWork(kiosk), UiAdmin(kiosk, devices, audit)
+
+
+def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0, sync=None, central=None,
+             device_poll_s: float = 2.0):
     """The one factory for the Textual app: `kiosk run`, `kiosk demo` and the UI tests use it.
 
-    ``sync`` is a SyncService whose status the status bar shows (a SyncWorker runs it).
+    ``sync`` is a SyncService whose status the status bar shows (a SyncWorker runs it);
+    ``central`` is the central store whose device registrations the admin screen lists.
+    With either, this terminal must be approved before anyone can log in.
     """
-    from kiosk.ui_adapter import UiServices, UiWork
     from screens.app import KioskApp
     from screens.worklist import WorklistScreen
 
-    services = UiServices(kiosk, sync.status if sync is not None else None)
-    work = UiWork(kiosk)
+    services, work, admin = ui_services(kiosk, sync=sync, central=central)
     kiosk.session.restart()
 
     class _App(KioskApp):
@@ -165,8 +195,8 @@ def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0, sync=None)
             return result
 
     return _App(clock=kiosk.clock, session_policy=kiosk.config.session, services=services,
-                on_exit_request=services.record_exit, idle_check_s=idle_check_s,
-                home_factory=lambda session: WorklistScreen(session, services, work, kiosk.clock))
+                on_exit_request=services.record_exit, idle_check_s=idle_check_s, device_poll_s=device_poll_s,
+                home_factory=lambda session: WorklistScreen(session, services, work, kiosk.clock, admin=admin))
 
 
 def central_sync(kiosk: Kiosk, url: str, *, central=None):

@@ -80,7 +80,7 @@ def demo(data_dir: DataDirOption = None) -> None:
     typer.echo(f"Demo data directory: {kiosk.data_dir}")
     worker = SyncWorker(sync, after_sync=central.ingest_all)
     worker.start()
-    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock, kiosk), sync=sync)
+    app_ = make_app(kiosk, banner=lambda: banner_text(users, clock, kiosk), sync=sync, central=central)
     try:
         app_.run()
     finally:
@@ -130,7 +130,7 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         worker = SyncWorker(sync)
         worker.start()
     try:
-        make_app(kiosk, sync=sync).run()
+        make_app(kiosk, sync=sync, central=central).run()
     finally:
         if worker is not None:
             worker.stop()

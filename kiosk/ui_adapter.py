@@ -11,15 +11,26 @@ import traceback
 
 from kiosk.domain.records import split_chain
 from kiosk.domain.session import LockReason
-from screens.ports import Credentials, KioskStatus, LoginResult, SessionInfo, SyncState
+from screens.ports import Credentials, DeviceView, KioskStatus, LoginResult, SessionInfo, SyncState
 
 ROLE_LABELS = {"operator": "Operator", "supervisor": "Supervisor", "qa": "QA", "admin": "Administrator"}
+# Which screens a session opens, by the role it acts in (the services check the role again on every call).
+AREAS_BY_ROLE = {
+    "operator": ("worklist",),
+    "qa": ("worklist", "audit"),
+    "supervisor": ("worklist", "supervisor", "audit"),
+    "admin": ("worklist", "supervisor", "audit", "users", "devices", "recipes"),
+}
+
+
+STANDALONE = "standalone: no central store is configured, so there is no registration to wait for"
 
 
 class UiServices:
-    def __init__(self, kiosk, sync_status=None) -> None:
+    def __init__(self, kiosk, sync_status=None, *, central_configured: bool = False) -> None:
         self.kiosk = kiosk
         self._sync_status = sync_status  # callable -> SyncState, when a sync worker runs
+        self._central_configured = central_configured
 
     # -- login / session ---------------------------------------------------
     def login(self, credentials: Credentials) -> LoginResult:
@@ -40,7 +51,8 @@ class UiServices:
         if not outcome.ok:
             return LoginResult(False, outcome.message)
         s = self.kiosk.session.session
-        return LoginResult(True, "", SessionInfo(s.owner, s.name, ROLE_LABELS.get(s.role, s.role)))
+        return LoginResult(True, "", SessionInfo(s.owner, s.name, ROLE_LABELS.get(s.role, s.role),
+                                                 AREAS_BY_ROLE.get(s.role, ("worklist",))))
 
     def verify_admin_exit(self, user_id: str, password: str) -> bool:
         result = self.kiosk.auth.authenticate(user_id, password, None, require_totp=False, purpose="admin_exit")
@@ -63,6 +75,9 @@ class UiServices:
     def on_manual_lock(self) -> None:
         self.kiosk.session.lock(LockReason.MANUAL)
 
+    def on_device_lock(self) -> None:
+        self.kiosk.session.lock(LockReason.DEVICE)
+
     def status(self) -> KioskStatus:
         s = self.kiosk.session.session
         if self._sync_status is not None:
@@ -79,6 +94,24 @@ class UiServices:
     def _queued(self) -> int:
         head = self.kiosk.store.head()
         return 0 if head is None else head.seq - head.synced_upto
+
+    def device_view(self) -> DeviceView:
+        """This terminal's registration, from the last ``device.status_observed`` record in its own chain.
+
+        A standalone kiosk (no central store) has nobody to approve it and counts
+        as approved; one with a central store that has not yet seen any answer is
+        unregistered until its first sync brings "pending".
+        """
+        store = self.kiosk.store
+        device_id, _ = split_chain(store.chain)
+        fingerprint = self.kiosk.identity.key.public.fingerprint
+        if not self._central_configured:
+            return DeviceView("approved", device_id, store.chain, fingerprint, STANDALONE)
+        status = store.device_status()
+        if status is None:
+            return DeviceView("unregistered", device_id, store.chain, fingerprint, "no answer from the central store yet")
+        doc = self.kiosk.directory.get("device", store.chain) or {}
+        return DeviceView(status, device_id, store.chain, fingerprint, str(doc.get("reason") or ""))
 
     def totp_at_login(self) -> bool:
         return self.kiosk.config.auth.totp_at_login
@@ -106,15 +139,20 @@ class UiWork:
         return (SigningError, SessionError, AuthError)
 
     def batches(self):
+        return self.batch_page(0, 1 << 30)[0]
+
+    def batch_page(self, offset: int, limit: int):
+        """One page of batches, newest first; steps are counted for that page only."""
         from screens.ports import BatchRow
 
-        rows = []
         batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
-        for b in sorted(batches, key=lambda d: d["created_at"], reverse=True):  # newest first, then by id
+        batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
+        rows = []
+        for b in batches[max(0, offset):max(0, offset) + limit]:
             steps = self.kiosk.signing.steps(b["batch_id"])
             rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"],
                                  sum(1 for s in steps if s.status == "done"), len(steps)))
-        return rows
+        return rows, len(batches)
 
     def _sig_views(self, signatures):
         from kiosk.domain.clock import local_time, parse_ts

@@ -15,6 +15,15 @@ Hardening (Textual 8.2.8)
 * Exit only through :class:`~screens.dialogs.AdminExitDialog` (F10 / button
   on the lock screen), verified by ``services.verify_admin_exit``.
 
+Device registration
+-------------------
+``services.device_view()`` is polled every ``device_poll_s`` of the injected
+clock (checked on the same 1 s tick as idle). Anything but "approved" puts
+:class:`~screens.device_status.DeviceStatusScreen` directly above the lock
+screen: the login form is unreachable, a session that was open is locked
+first (reason "device", its draft kept), and every later lock (F12, idle)
+pops back to the device screen, not past it. Approved again: back to login.
+
 Idle
 ----
 Real input (Key, MouseDown, MouseScrollUp/Down, Paste) is timestamped with the
@@ -54,9 +63,10 @@ from textual.theme import Theme
 from textual.worker import WorkerFailed
 
 from kiosk.domain.clock import Clock
+from screens.device_status import DeviceStatusScreen
 from screens.dialogs import AdminExitDialog, IdleWarning
 from screens.login import LockReason, LockScreen, SessionScreen
-from screens.ports import KioskServices, SessionInfo
+from screens.ports import DeviceView, KioskServices, SessionInfo
 
 LOCK_KEY = "f12"
 
@@ -107,7 +117,7 @@ class KioskApp(App[None], inherit_bindings=False):
     NOTIFICATION_TIMEOUT = 8
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(LOCK_KEY, "lock", "Lock", priority=True, show=False),
+        Binding(LOCK_KEY, "lock", "Lock", priority=True),
     ]
 
     def __init__(
@@ -119,6 +129,7 @@ class KioskApp(App[None], inherit_bindings=False):
         on_exit_request: Callable[[str], None] | None = None,
         home_factory: HomeFactory | None = None,
         idle_check_s: float = 1.0,
+        device_poll_s: float = 2.0,
     ) -> None:
         timeout = int(session_policy.idle_timeout_s)
         warning = int(session_policy.idle_warning_s)
@@ -134,6 +145,10 @@ class KioskApp(App[None], inherit_bindings=False):
         self._on_exit_request = on_exit_request
         self._home_factory = home_factory
         self._idle_check_s = idle_check_s
+        self.device_poll_s = device_poll_s
+        self.device: DeviceView | None = None
+        self.device_screen: DeviceStatusScreen | None = None
+        self._last_device_poll = clock.monotonic()
         self.session: SessionInfo | None = None
         self._last_input = clock.monotonic()
         self._idle_warning: IdleWarning | None = None
@@ -154,7 +169,9 @@ class KioskApp(App[None], inherit_bindings=False):
     def on_mount(self) -> None:
         self._started = True
         self._last_input = self.clock.monotonic()
+        self.check_device(force=True)
         self.set_interval(self._idle_check_s, self.check_inactivity, name="idle-check")
+        self.set_interval(self._idle_check_s, self.check_device, name="device-check")
 
     def open_dialog(self, screen: Screen[Any], callback: Callable[[Any], Any] | None = None) -> None:
         """Push a dialog with the App as the callback's requester.
@@ -166,6 +183,57 @@ class KioskApp(App[None], inherit_bindings=False):
         """
         with self._context():
             self.push_screen(screen, callback)
+
+    # -- device registration --------------------------------------------------------
+
+    def check_device(self, force: bool = False) -> None:
+        """Poll this terminal's registration every ``device_poll_s`` (by the injected clock).
+
+        Not approved: the device status screen becomes the only screen (a session
+        that was open is locked first, its draft kept). Approved again: back to login.
+        """
+        now = self.clock.monotonic()
+        if not force and now - self._last_device_poll < self.device_poll_s:
+            return
+        self._last_device_poll = now
+        try:
+            view = self.services.device_view()
+        except Exception as exc:  # noqa: BLE001 - keep the last known state; the error is recorded
+            self.handle_unexpected_error(exc, notify=False)
+            return
+        self.device = view
+        if view.usable:
+            if self.device_screen is not None:
+                self._leave_device_screen()
+            return
+        if self.device_screen is not None:
+            self.device_screen.update_view(view)
+            return
+        if self.session is not None:
+            self.lock("device")
+        if self.lock_screen.is_mounted:
+            self.lock_screen.reset()  # nothing half-typed stays behind the device screen
+        self.device_screen = DeviceStatusScreen(view, self.services, self.clock, self.request_admin_exit)
+        self.push_above(self.lock_screen, self.device_screen)
+
+    def push_above(self, bottom: Screen[Any], screen: Screen[Any]) -> None:
+        """Pop everything above ``bottom`` (dialogs get None), then push ``screen``.
+
+        Textual pops asynchronously (``pop_until_active`` schedules the pops), so
+        the push is scheduled after them; pushing at once would put ``screen``
+        under screens that are about to be popped.
+        """
+        if self.screen is bottom:
+            self.push_screen(screen)
+            return
+        bottom.pop_until_active()
+        self.call_later(self.push_screen, screen)
+
+    def _leave_device_screen(self) -> None:
+        screen, self.device_screen = self.device_screen, None
+        if screen is not None and screen in self.screen_stack:
+            self.lock_screen.pop_until_active()
+        self.lock_screen.show_locked(None, "start")
 
     # -- idle --------------------------------------------------------------------
 
@@ -243,7 +311,8 @@ class KioskApp(App[None], inherit_bindings=False):
         session, self.session = self.session, None
         self._idle_warning = None
         if session is not None:
-            hook = self.services.on_idle_lock if reason == "idle" else self.services.on_manual_lock
+            hook = {"idle": self.services.on_idle_lock,
+                    "device": self.services.on_device_lock}.get(reason, self.services.on_manual_lock)
             try:
                 hook()
             except Exception as exc:  # noqa: BLE001 - the lock happens regardless
@@ -251,8 +320,15 @@ class KioskApp(App[None], inherit_bindings=False):
             self.lock_screen.show_locked(session, reason)
         else:
             self.lock_screen.reset()
-        if self.screen is not self.lock_screen:
-            self.lock_screen.pop_until_active()
+        self._pop_to_bottom()
+
+    def _pop_to_bottom(self) -> None:
+        """Back to the lock screen, or to the device status screen while the terminal is not approved."""
+        bottom = self.device_screen if self.device_screen is not None else self.lock_screen
+        if bottom not in self.screen_stack:
+            bottom = self.lock_screen
+        if self.screen is not bottom:
+            bottom.pop_until_active()
 
     def logout(self) -> None:
         session, self.session = self.session, None
@@ -262,10 +338,16 @@ class KioskApp(App[None], inherit_bindings=False):
         except Exception as exc:  # noqa: BLE001
             self.handle_unexpected_error(exc)
         self.lock_screen.show_locked(session, "logout")
-        if self.screen is not self.lock_screen:
-            self.lock_screen.pop_until_active()
+        self._pop_to_bottom()
 
     def _logged_in(self, session: SessionInfo) -> None:
+        if self.device_screen is not None:
+            # The terminal stopped being approved while the password was checked: no session here.
+            try:
+                self.services.on_device_lock()
+            except Exception as exc:  # noqa: BLE001
+                self.handle_unexpected_error(exc, notify=False)
+            return
         self.session = session
         self._last_input = self.clock.monotonic()
         if self._home_factory is not None:

@@ -24,7 +24,7 @@ from screens.dialogs import CredentialsForm, FormProblem
 from screens.ports import Credentials, KioskServices, LoginResult, SessionInfo
 from screens.widgets import StatusBar, safe_text
 
-LockReason = Literal["idle", "manual", "logout", "start"]
+LockReason = Literal["idle", "manual", "logout", "start", "device"]
 
 
 def lock_note(session: SessionInfo | None, reason: LockReason) -> Text:
@@ -41,6 +41,10 @@ def lock_note(session: SessionInfo | None, reason: LockReason) -> Text:
         text.append("Locked — ")
         text.append_text(name)
         text.append(" locked this terminal; their unsigned draft is kept.")
+    elif reason == "device":
+        text.append("Locked — this terminal is no longer approved; ")
+        text.append_text(name)
+        text.append("'s unsigned draft is kept.")
     elif reason == "logout":
         text.append_text(name)
         text.append(" logged out.")

@@ -10,8 +10,8 @@ Threading contract
 * ``login`` and ``verify_admin_exit`` may be slow (argon2, ~100 ms or more):
   the UI always calls them in a worker thread, never on the event loop.
   They must be thread-safe with respect to the other methods.
-* ``status``, ``totp_at_login``, ``on_idle_lock``, ``on_manual_lock``,
-  ``logout`` and ``report_error`` are called on the UI thread and must return
+* ``status``, ``totp_at_login``, ``on_idle_lock``, ``on_manual_lock``, ``on_device_lock``,
+  ``logout``, ``report_error`` and ``device_view`` are called on the UI thread and must return
   quickly (in-memory state; queue any I/O). ``status`` is polled once a second.
 * ``report_error`` must never raise (the UI guards it anyway).
 
@@ -24,7 +24,7 @@ text, never as markup, so a service may include user-supplied strings.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -52,11 +52,16 @@ class Credentials:
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """Who is logged in, as far as the screens need to know."""
+    """Who is logged in, as far as the screens need to know.
+
+    ``areas`` are the screens this session may open (worklist, supervisor,
+    audit, users, devices, recipes); the services decide, by role.
+    """
 
     user_id: str
     display_name: str
     role: str
+    areas: tuple[str, ...] = ("worklist",)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ class KioskServices(Protocol):
         """The session owner locked the terminal (F12)."""
         ...
 
+    def on_device_lock(self) -> None:
+        """The session ended because this terminal is no longer approved (revoked, rejected)."""
+        ...
+
     def status(self) -> KioskStatus:
         """A cheap snapshot for the status bar (UI thread, once a second)."""
         ...
@@ -124,6 +133,13 @@ class KioskServices(Protocol):
 
     def report_error(self, exc: BaseException) -> None:
         """Record an unexpected error (the UI showed a notice). Must not raise."""
+        ...
+
+    def device_view(self) -> "DeviceView":
+        """This terminal's registration (UI thread, polled; a cheap local read).
+
+        Anything but "approved" makes the device status screen the only screen.
+        """
         ...
 
 
@@ -210,6 +226,10 @@ class WorkServices(Protocol):
 
     def batches(self) -> list[BatchRow]: ...
 
+    def batch_page(self, offset: int, limit: int) -> tuple[list[BatchRow], int]:
+        """Batches ``offset`` .. ``offset + limit`` (newest first) and how many there are in all."""
+        ...
+
     def steps(self, batch_id: str) -> list[StepRow]: ...
 
     def step_detail(self, batch_id: str, step_id: str) -> StepDetail: ...
@@ -270,3 +290,217 @@ class SupervisorServices(Protocol):
     def unlock(self, user_id: str, reason: str, credentials: Credentials) -> ActionResult:
         """Slow (argon2): call it in a worker."""
         ...
+
+
+# -- this terminal's registration ------------------------------------------------
+
+USABLE_DEVICE_STATUS = "approved"
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """This terminal's registration as the kiosk last observed it.
+
+    ``status`` is unregistered | pending | approved | rejected | revoked (or
+    another central status such as frozen); only "approved" lets anyone log in.
+    ``fingerprint`` is the full SHA-256 of the device key in groups of four.
+    """
+
+    status: str
+    device_id: str
+    chain: str
+    fingerprint: str
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status == USABLE_DEVICE_STATUS
+
+
+# -- admin: users ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    name: str
+    roles: tuple[str, ...]
+    status: str
+    badge: str | None
+    last_login: str | None = None
+    totp: bool = False
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """What the admin typed in the create-user dialog."""
+
+    user_id: str
+    name: str
+    roles: tuple[str, ...]
+    reason: str
+    identity_verified: bool
+    verification_method: str
+    badge: str = ""
+    with_totp: bool = True
+
+
+@dataclass(frozen=True)
+class IssuedView:
+    """Credentials shown once to the admin; never stored, never logged (repr hides them)."""
+
+    user_id: str
+    password: str = field(repr=False)
+    totp_secret: str | None = field(default=None, repr=False)
+    totp_uri: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    ok: bool
+    message: str = ""
+    issued: IssuedView | None = None
+
+
+@runtime_checkable
+class UserAdminServices(Protocol):
+    """Users for the admin screen. ``create_user`` and ``reset_credentials`` hash a password: call them in a worker."""
+
+    def roles(self) -> tuple[str, ...]: ...
+
+    def users(self) -> list[UserRow]: ...
+
+    def create_user(self, new: NewUser) -> IssueResult: ...
+
+    def set_roles(self, user_id: str, roles: tuple[str, ...], reason: str) -> ActionResult: ...
+
+    def set_active(self, user_id: str, active: bool, reason: str) -> ActionResult: ...
+
+    def reset_credentials(self, user_id: str, reason: str, identity_verified: bool) -> IssueResult: ...
+
+    def assign_badge(self, user_id: str, badge: str, reason: str) -> ActionResult: ...
+
+    def revoke_badge(self, user_id: str, reason: str) -> ActionResult: ...
+
+
+# -- admin: devices --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceRegistration:
+    chain: str
+    status: str
+    fingerprint: str
+    reason: str
+    head_seq: int = 0
+    this_terminal: bool = False  # a terminal never decides about itself
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    rows: tuple[DeviceRegistration, ...]
+    message: str = ""  # e.g. "no central store configured"; shown as plain text
+
+
+@runtime_checkable
+class DeviceAdminServices(Protocol):
+    def devices(self) -> DeviceList: ...
+
+    def decide_device(self, chain: str, decision: str, reason: str, credentials: Credentials) -> ActionResult:
+        """decision: approve | reject | revoke. Slow (argon2): call it in a worker."""
+        ...
+
+
+# -- admin: recipes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipeRow:
+    key: str
+    title: str
+    product: str
+    version: int
+    steps: int
+    registered_at: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class RecipeStepView:
+    number: int
+    step_id: str
+    title: str
+    after: tuple[str, ...]
+    fields: tuple[str, ...]
+    signatures: tuple[str, ...]  # "Performed by operator", "Verified by operator/qa, not the Performed signer"
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
+class RecipeDetail:
+    row: RecipeRow
+    steps: tuple[RecipeStepView, ...]
+
+
+@runtime_checkable
+class RecipeServices(Protocol):
+    def recipes(self) -> list[RecipeRow]: ...
+
+    def recipe_detail(self, key: str) -> RecipeDetail: ...
+
+
+# -- audit viewer ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """The filters as typed; the services validate them."""
+
+    user: str = ""
+    batch: str = ""
+    types: str = ""
+    start: str = ""
+    end: str = ""
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    chain: str
+    seq: int
+    ts_utc: str
+    type: str
+    who: str
+    about: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AuditPageView:
+    """One page, in time order (oldest first). ``token`` is opaque: hand it back to page older/newer."""
+
+    lines: tuple[AuditLine, ...] = ()
+    has_older: bool = False
+    has_newer: bool = False
+    token: object = None
+    message: str = ""  # a refusal (bad filter, no permission) when ``ok`` is False
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class AuditRecordView:
+    title: str
+    fields: tuple[tuple[str, str], ...]  # every header field, hash, signature and verification
+    body: str                            # the body as indented JSON
+
+
+@runtime_checkable
+class AuditServices(Protocol):
+    """The audit trail for review roles. Reads can be slow on a large store: call them in a worker."""
+
+    def audit_page(self, filters: AuditFilters, direction: str = "newest", token: object = None) -> AuditPageView:
+        """direction: newest | oldest | older | newer (older/newer relative to ``token``'s page)."""
+        ...
+
+    def audit_record(self, chain: str, seq: int) -> AuditRecordView | ActionResult: ...
+
+    def export_audit(self, filters: AuditFilters) -> ActionResult: ...

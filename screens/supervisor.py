@@ -7,45 +7,38 @@ the message says so.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from kiosk.domain.clock import Clock
-from screens.base import FOCUS_BINDINGS, KioskScreen
 from screens.dialogs import CredentialsDialog
-from screens.ports import ActionResult, Credentials, KioskServices, SupervisorServices
+from screens.nav import Navigator, NavScreen
+from screens.ports import ActionResult, Credentials, SupervisorServices
 from screens.step import ReasonDialog
 from screens.widgets import StatusBar, safe_text
 
 
-class SupervisorScreen(KioskScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *FOCUS_BINDINGS,
-        Binding("escape", "back", "Back"),
-        Binding("f5", "refresh", "Refresh"),
-    ]
+class SupervisorScreen(NavScreen):
+    AREA = "supervisor"
+    KEYS = (("Enter", "Acknowledge alert / unlock account"), ("Tab", "Next table"))
 
-    def __init__(self, services: KioskServices, sup: SupervisorServices, clock: Clock) -> None:
-        super().__init__(id="supervisor")
-        self._services = services
-        self._sup = sup
-        self._clock = clock
+    def __init__(self, nav: Navigator) -> None:
+        super().__init__(nav, id="supervisor")
+        self._services = nav.services
+        self._sup: SupervisorServices = nav.work
+        self._clock = nav.clock
 
     def compose(self) -> ComposeResult:
         with Vertical(id="supervisor-box"):
-            yield Static(Text("Supervisor — Enter on an alert: acknowledge · Enter on an account: unlock · "
-                              "Esc: back", style="bold"))
+            yield Static(Text("Supervisor — alerts and suspended accounts", style="bold"))
             yield Static(Text("Suspended accounts"))
             yield DataTable(id="suspended", cursor_type="row")
             yield Static(Text("Open alerts (newest first)"))
             yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
             yield Static("", id="message", classes="message")
+        yield self.key_bar()
         yield StatusBar(self._clock, self._services.status)
 
     def on_mount(self) -> None:
@@ -110,5 +103,3 @@ class SupervisorScreen(KioskScreen):
         if self.is_attached:
             self.action_refresh()
 
-    def action_back(self) -> None:
-        self.app.pop_screen()

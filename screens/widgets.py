@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.selection import Selection
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Checkbox, Input
 
 from kiosk.domain.clock import UTC, Clock, local_time
 from screens.ports import KioskStatus
@@ -187,3 +187,12 @@ class StatusBar(Widget):
         text.append("\n")
         text.append_text(line2)
         return text
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark is visible only when ticked (Textual draws an X either way, told apart
+    by colour alone, which a high-contrast or monochrome terminal does not show)."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "X" if self.value else " "

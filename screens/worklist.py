@@ -1,23 +1,26 @@
 """The worklist: batches, their steps in order, who signed what. The home screen after login.
 
 Tables are filled from plain rows the services return; a step opens on Enter.
+Batches come a page at a time (newest first), so a site with thousands of
+batches (tens of thousands of steps) opens and scrolls as fast as one with
+ten: moving past the last row of a page (Down, PgDn) loads the next page,
+moving above the first row loads the previous one.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from kiosk.domain.clock import Clock
-from screens.base import FOCUS_BINDINGS, KioskScreen
+from screens.nav import Navigator, NavScreen
 from screens.ports import KioskServices, SessionInfo, WorkServices
 from screens.widgets import StatusBar, safe_text
+
+BATCH_PAGE = 50
 
 STATUS_LABEL = {"locked": "waiting for earlier step", "open": "to do", "in_progress": "in progress",
                 "needs_resign": "CORRECTED: sign again", "done": "done"}
@@ -33,33 +36,64 @@ def signatures_text(step) -> Text:
     return text
 
 
-class WorklistScreen(KioskScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *FOCUS_BINDINGS,
-        Binding("f3", "supervisor", "Supervisor"),
-        Binding("f5", "refresh", "Refresh"),
-        Binding("f9", "logout", "Log out"),
-    ]
+class BatchTable(DataTable):
+    """The batch table: past either end of the loaded page it asks the screen for the next one."""
 
-    def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock) -> None:
-        super().__init__(id="worklist")
+    def _page(self, step: int) -> bool:
+        screen = self.screen
+        return isinstance(screen, WorklistScreen) and screen.turn_batch_page(step)
+
+    def action_cursor_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1 and self._page(+1):
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self._page(-1):
+            return
+        super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1 and self._page(+1):
+            return
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0 and self._page(-1):
+            return
+        super().action_page_up()
+
+
+class WorklistScreen(NavScreen):
+    """Home after login. F-keys open the other areas this session may use (see ``screens.nav``)."""
+
+    AREA = "worklist"
+    KEYS = (("Enter", "Open"), ("Tab", "Next table"))
+
+    def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock,
+                 admin: object | None = None) -> None:
+        nav = Navigator(session, services, work, admin, clock)
+        super().__init__(nav, id="worklist")
+        nav.home = self
         self._session = session
         self._services = services
         self._work = work
         self._clock = clock
         self._batch: str | None = None
+        self._offset = 0
+        self._total = 0
+        self._loaded = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="worklist-box"):
             head = Text("Worklist — ")
             head.append_text(safe_text(self._session.display_name, style="bold"))
-            head.append("   Enter: open · Tab: next table · F5: refresh · F9: log out · F12: lock")
-            if self._session.role in ("Supervisor", "Administrator"):
-                head.append(" · F3: supervisor")
+            head.append(f" ({self._session.role})")
             yield Static(head, id="worklist-head")
-            yield DataTable(id="batches", cursor_type="row", zebra_stripes=True)
+            yield BatchTable(id="batches", cursor_type="row", zebra_stripes=True)
             yield Static("", id="batch-title")
             yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+        yield self.key_bar()
         yield StatusBar(self._clock, self._services.status)
 
     def on_mount(self) -> None:
@@ -72,7 +106,8 @@ class WorklistScreen(KioskScreen):
         batches.focus()
 
     def on_screen_resume(self) -> None:
-        self.action_refresh()
+        if self._loaded:  # back from a step or another area: show what changed (not on the first show)
+            self.action_refresh()
 
     def _onboard(self, _result: bool | None = True) -> None:
         """Before any work: accept the e-signature statement, change a temporary password."""
@@ -88,17 +123,40 @@ class WorklistScreen(KioskScreen):
         self.app.open_dialog(dialog, self._onboard)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
+        self._load_page(self._offset, keep=self._batch)
+
+    def turn_batch_page(self, step: int) -> bool:
+        """Load the next (+1) or previous (-1) page of batches; False when there is none."""
+        offset = self._offset + step * BATCH_PAGE
+        if offset < 0 or offset >= self._total:
+            return False
+        self._load_page(offset, at_end=step < 0)
+        return True
+
+    def _load_page(self, offset: int, *, keep: str | None = None, at_end: bool = False) -> None:
         table = self.query_one("#batches", DataTable)
-        keep = self._batch
+        rows, self._total = self._work.batch_page(offset, BATCH_PAGE)
+        if not rows and offset > 0:  # the page emptied meanwhile: show the last one that exists
+            offset = max(0, (self._total - 1) // BATCH_PAGE * BATCH_PAGE)
+            rows, self._total = self._work.batch_page(offset, BATCH_PAGE)
+        self._offset = offset
+        self._loaded = True
         table.clear()
-        rows = self._work.batches()
         for row in rows:
             table.add_row(safe_text(row.batch_id), safe_text(f"{row.title} ({row.recipe})"),
                           f"{row.done_steps}/{row.total_steps}", key=row.batch_id)
+        head = self.query_one("#worklist-head", Static)
+        title = Text("Worklist — ")
+        title.append_text(safe_text(self._session.display_name, style="bold"))
+        title.append(f" ({self._session.role})")
+        if self._total > len(rows):
+            title.append(f"   batches {offset + 1}–{offset + len(rows)} of {self._total}, newest first")
+        head.update(title)
         if rows:
             ids = [r.batch_id for r in rows]
-            self._show_batch(keep if keep in ids else ids[0])
-            table.move_cursor(row=ids.index(self._batch))
+            target = keep if keep in ids else ids[-1] if at_end else ids[0]
+            self._show_batch(target)
+            table.move_cursor(row=ids.index(target))
 
     def _show_batch(self, batch_id: str) -> None:
         self._batch = batch_id
@@ -126,13 +184,4 @@ class WorklistScreen(KioskScreen):
             self.app.push_screen(StepScreen(self._batch, event.row_key.value, self._services, self._work, self._clock))
 
     def action_supervisor(self) -> None:
-        """Alerts and unlocks; the services check the role again."""
-        from screens.supervisor import SupervisorScreen
-
-        if self._session.role not in ("Supervisor", "Administrator"):
-            self.app.notify("The supervisor screen needs the supervisor or admin role.", markup=False)
-            return
-        self.app.push_screen(SupervisorScreen(self._services, self._work, self._clock))  # type: ignore[arg-type]
-
-    def action_logout(self) -> None:
-        self.app.logout()  # type: ignore[attr-defined]
+        self.action_nav("supervisor")

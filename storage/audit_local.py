@@ -17,7 +17,21 @@ class LocalAuditSource:
     def __init__(self, db_path) -> None:
         self.engine = sqlite_engine(db_path, write=False)
 
-    def iter_raw(self, flt: AuditFilter) -> Iterator[tuple[bytes, bytes, bytes]]:
+    def iter_raw(self, flt: AuditFilter, after: tuple[str, str, int] | None = None,
+                 before: tuple[str, str, int] | None = None) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """Matching records in (ts, chain, seq) order, strictly after ``after``.
+
+        With ``before`` instead, the records strictly before it, newest first
+        (the audit viewer pages backwards this way). Either way the read is
+        keyset-paged: each batch is one short query, whatever the offset.
+        """
+        if before is not None:
+            yield from self._iter(flt, before, backwards=True)
+            return
+        yield from self._iter(flt, after or ("", "", 0), backwards=False)
+
+    def _iter(self, flt: AuditFilter, cursor: tuple[str, str, int],
+              backwards: bool) -> Iterator[tuple[bytes, bytes, bytes]]:
         where, params = ["1=1"], []
         if flt.start:
             where.append("ts >= ?")
@@ -31,17 +45,24 @@ class LocalAuditSource:
         if flt.device:
             where.append("(chain = ? OR chain LIKE ?)")
             params.extend([flt.device, flt.device + ":%"])
-        after = ("", "", 0)
+        op, order = ("<", "DESC") if backwards else (">", "ASC")
         while True:
             sql = (f"SELECT raw, sig, hash, ts, chain, seq FROM records WHERE {' AND '.join(where)} "
-                   "AND (ts, chain, seq) > (?, ?, ?) ORDER BY ts, chain, seq LIMIT ?")
+                   f"AND (ts, chain, seq) {op} (?, ?, ?) ORDER BY ts {order}, chain {order}, seq {order} LIMIT ?")
             with self.engine.connect() as conn:
-                rows = conn.exec_driver_sql(sql, tuple(params) + after + (BATCH,)).all()
+                rows = conn.exec_driver_sql(sql, tuple(params) + tuple(cursor) + (BATCH,)).all()
             for raw, sig, digest, *_ in rows:
                 yield bytes(raw), bytes(sig), bytes(digest)
             if len(rows) < BATCH:
                 return
-            after = tuple(rows[-1][3:6])
+            cursor = tuple(rows[-1][3:6])
+
+    def record(self, chain: str, seq: int) -> tuple[bytes, bytes, bytes] | None:
+        """One record's (raw, sig, hash), for the audit viewer's detail view."""
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT raw, sig, hash FROM records WHERE chain = ? AND seq = ?",
+                                       (chain, seq)).first()
+        return None if row is None else (bytes(row[0]), bytes(row[1]), bytes(row[2]))
 
     def chain_key(self, chain: str) -> PublicKey | None:
         with self.engine.connect() as conn:

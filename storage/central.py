@@ -234,8 +234,8 @@ class CentralStore:
     def devices(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(text(
-                "SELECT chain, device_id, epoch, kid, public_key, status, seq, reason FROM chain_heads "
-                "WHERE status != 'central' ORDER BY chain")).mappings()]
+                "SELECT chain, device_id, epoch, kid, public_key, status, seq, reason FROM device_registry "
+                "ORDER BY chain")).mappings()]
         for r in rows:
             r["fingerprint"] = PublicKey(_unb64(r["public_key"])).fingerprint
         return rows

@@ -43,11 +43,27 @@ def recipe_from_doc(doc: Mapping[str, Any]) -> Recipe:
     return recipe
 
 
+def step_statuses(recipe: Recipe, batch: Mapping[str, Any]) -> dict[str, str]:
+    """Every step's status in one pass (prerequisites are always earlier steps).
+
+    A recursive walk per step is quadratic and overflows Python's stack on a
+    long linear recipe (10,000 steps); one forward pass is linear.
+    """
+    out: dict[str, str] = {}
+    for step in recipe.steps:
+        if any(out.get(pre) != "done" for pre in step.prerequisites):
+            out[step.id] = "locked"
+        else:
+            out[step.id] = _own_status(batch, step)
+    return out
+
+
 def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:
     """locked | open | in_progress | needs_resign | done."""
-    for pre in step.prerequisites:
-        if step_status(recipe, batch, recipe.step(pre)) != "done":  # type: ignore[arg-type]
-            return "locked"
+    return step_statuses(recipe, batch)[step.id]
+
+
+def _own_status(batch: Mapping[str, Any], step: Step) -> str:
     state = batch["steps"].get(step.id) or {}
     valid = {s["meaning"] for s in state.get("signatures", []) if s.get("valid")}
     needed = {r.meaning.value for r in step.signatures}

@@ -12,6 +12,7 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
@@ -83,7 +84,12 @@ class Recipe:
         return f"{self.id}@{self.version}"
 
     def step(self, step_id: str) -> Step | None:
-        return next((s for s in self.steps if s.id == step_id), None)
+        return self._index.get(step_id)
+
+    @cached_property
+    def _index(self) -> dict[str, Step]:
+        """Steps by id: the signing path looks steps up by id, and recipes can be long."""
+        return {s.id: s for s in self.steps}
 
 
 def _err(source: str, where: str, msg: str) -> RecipeError:

@@ -29,6 +29,7 @@ class LockReason(str, enum.Enum):
     LOGOUT = "logout"
     USER_SWITCH = "user_switch"
     RESTART = "restart"
+    DEVICE = "device"  # this terminal's registration was revoked or rejected while someone was logged in
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,13 @@ def parse_bound(text: str | None, option: str) -> str | None:
 
 
 class AuditSource(Protocol):
-    def iter_raw(self, flt: AuditFilter) -> Iterator[tuple[bytes, bytes, bytes]]:
-        """(raw, sig, hash) of records matching at least the time/type/device bounds, in time order."""
+    def iter_raw(self, flt: AuditFilter, after: tuple[str, str, int] | None = None,
+                 before: tuple[str, str, int] | None = None) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """(raw, sig, hash) of records matching at least the time/type/device bounds, in time order.
+
+        ``after`` / ``before`` are (ts, chain, seq) keyset cursors; with ``before``
+        the records come newest first.
+        """
         ...
 
     def chain_key(self, chain: str) -> PublicKey | None:
@@ -50,10 +55,12 @@ class AuditSource(Protocol):
         ...
 
 
-def matching(source: AuditSource, flt: AuditFilter) -> Iterator[tuple[Record, bytes, bytes, bytes]]:
+def matching(source: AuditSource, flt: AuditFilter, *, after: tuple[str, str, int] | None = None,
+             before: tuple[str, str, int] | None = None) -> Iterator[tuple[Record, bytes, bytes, bytes]]:
     """Records that match, each with its signature checked: an export never repeats a forgery."""
     keys: dict[str, PublicKey | None] = {}
-    for raw, sig, digest in source.iter_raw(flt):
+    rows = source.iter_raw(flt) if after is None and before is None else source.iter_raw(flt, after, before)
+    for raw, sig, digest in rows:
         record, computed = parse_raw(raw)
         if record.chain not in keys:
             keys[record.chain] = source.chain_key(record.chain)

@@ -27,6 +27,8 @@ from kiosk.services.ports import DirectoryReader, RecordWriter
 INVALID = "Invalid user id, password or one-time code."
 DEVICE_REVOKED = ("This terminal's registration was {status} by the site; nobody can sign in here. "
                   "Ask a site admin. Records already made are kept and still sent.")
+DEVICE_NOT_APPROVED = ("This terminal is not approved by the site (status: {status}); nobody can sign in here "
+                       "until a site admin approves it.")
 SUSPENDED = "Your account is suspended. Ask a supervisor to unlock it."
 DEACTIVATED = "This account is deactivated. Ask a site admin."
 FIRST_USE_STATEMENT = (
@@ -158,6 +160,7 @@ class AuthService:
         passwords: PasswordPolicy,
         totp_at_login: bool = True,
         issuer: str = "Signing kiosk",
+        registration_required: bool = False,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -169,6 +172,9 @@ class AuthService:
         self.passwords = passwords
         self.totp_at_login = totp_at_login
         self.issuer = issuer
+        # A terminal of a site with a central store works only once the site approved it (the UI shows the
+        # device status screen; this is the same rule where it counts).
+        self.registration_required = registration_required
 
     # -- reading -------------------------------------------------------------
     @property
@@ -309,6 +315,9 @@ class AuthService:
                     raise InvalidInput("status can be set to active or deactivated (suspension comes from failed attempts)")
                 if value == "deactivated" and uid == actor.user_id:
                     raise NotPermitted("you cannot deactivate your own account")
+                if value == "active" and doc.get("status") == "suspended":
+                    raise NotPermitted("a suspended account is unlocked by a supervisor with their own credentials "
+                                       "(supervisor screen), not re-activated")
             else:
                 raise InvalidInput(f"{key} cannot be changed")
             if doc.get(key) != value and not (key == "roles" and sorted(doc.get(key, [])) == value):
@@ -346,9 +355,14 @@ class AuthService:
                      require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
         """Check credentials; record and alert every failure. Does not open a session."""
         device = self.directory.get(dirx.DEVICE, self.store.chain)
-        if device and device.get("status") in ("revoked", "rejected"):
+        # An admin may still exit the kiosk program on a revoked terminal (nothing is signed by exiting).
+        status = device.get("status") if device else None
+        if status in ("revoked", "rejected") and purpose != "admin_exit":
             self.hasher.verify_dummy(password)
-            return AuthResult(False, DEVICE_REVOKED.format(status=device["status"]))
+            return AuthResult(False, DEVICE_REVOKED.format(status=status))
+        if self.registration_required and status != "approved" and purpose != "admin_exit":
+            self.hasher.verify_dummy(password)
+            return AuthResult(False, DEVICE_NOT_APPROVED.format(status=status or "unregistered"))
         now = self.clock.now()
         try:
             uid = normalize_user_id(user_text)
@@ -538,6 +552,10 @@ class AuthService:
         self._append([("alert.acknowledged", body)])
 
     # -- helpers -----------------------------------------------------------
+    def require_role(self, actor: Actor, *roles: str) -> None:
+        """Refuse unless ``actor`` is an active user acting in one of ``roles`` they hold now."""
+        self._require(actor, *roles)
+
     def _require(self, actor: Actor, *roles: str) -> None:
         doc = self.directory.get(dirx.USER, actor.user_id)
         if doc is None or doc["status"] != "active" or actor.role not in roles or actor.role not in doc["roles"]:

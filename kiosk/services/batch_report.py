@@ -24,9 +24,10 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
     pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
     pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
                   f"by {batch['created_by']}")
+    statuses = bx.step_statuses(recipe, batch)
     for n, step in enumerate(recipe.steps, start=1):
         state = batch["steps"].get(step.id) or {}
-        status = bx.step_status(recipe, batch, step)
+        status = statuses[step.id]
         pdf.heading(f"{n}. {step.title}   [{status.replace('_', ' ')}]")
         values = state.get("values", {})
         rows = []

@@ -135,9 +135,10 @@ class SigningService:
         batch = self.batch(batch_id)
         recipe = self.recipe(batch["recipe_key"])
         out = []
+        statuses = bx.step_statuses(recipe, batch)
         for step in recipe.steps:
             state = batch["steps"].get(step.id) or {}
-            out.append(StepView(step.id, step.title, bx.step_status(recipe, batch, step),
+            out.append(StepView(step.id, step.title, statuses[step.id],
                                 tuple(state.get("signatures", ())), dict(state.get("values", {}))))
         return out
 
@@ -159,9 +160,10 @@ class SigningService:
         rule = step.rule(wanted)
         if rule is None:
             raise SigningError(f"step '{step.title}' does not take a {wanted.value} signature")
-        status = bx.step_status(recipe, batch, step)
+        statuses = bx.step_statuses(recipe, batch)
+        status = statuses[step.id]
         if status == "locked":
-            missing = [p for p in step.prerequisites if bx.step_status(recipe, batch, recipe.step(p)) != "done"]
+            missing = [p for p in step.prerequisites if statuses[p] != "done"]
             title = recipe.step(missing[0]).title if missing else "an earlier step"
             raise SigningError(f"sign '{title}' first: steps are signed in order (21 CFR 11.10(f))")
         signed = bx.valid_signatures(batch, step.id)

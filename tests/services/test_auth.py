@@ -221,3 +221,42 @@ def test_unlocking_one_user_leaves_other_counters_alone(kiosk, admin, clock):
     kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op", "checked by phone")
     assert kiosk.directory.get("failures.id", "omar.op") == before and before["count"] == 2
     assert kiosk.directory.get("failures.id", "jane.op")["count"] == 0
+
+
+@pytest.mark.req("P11-300d")
+@pytest.mark.req("A11d-11")
+def test_a_suspended_account_is_unlocked_by_a_supervisor_not_reactivated_by_an_admin(kiosk, admin, clock):
+    actor, _ = admin
+    make_user(kiosk, admin)
+    for _ in range(5):
+        clock.advance(60)
+        kiosk.auth.authenticate("jane.op", "wrong password!", None)
+    assert kiosk.auth.user("jane.op").status == "suspended"
+    with pytest.raises(NotPermitted, match="unlocked by a supervisor"):
+        kiosk.auth.update_user(actor, "jane.op", status="active", reason="she asked nicely")
+    assert kiosk.auth.user("jane.op").status == "suspended"
+    kiosk.auth.update_user(actor, "jane.op", status="deactivated", reason="left the company")
+    kiosk.auth.update_user(actor, "jane.op", status="active", reason="rehired")
+    assert kiosk.auth.user("jane.op").status == "active"
+
+
+@pytest.mark.req("P11-10h")
+@pytest.mark.req("A11-12")
+def test_on_a_revoked_terminal_an_admin_can_still_exit_but_nobody_logs_in(kiosk, admin, clock):
+    actor, issued = admin
+    kiosk.store.append("device.status_observed", {"status": "revoked", "reason": "terminal stolen",
+                                                  "target": {"kind": "device", "id": kiosk.store.chain}})
+    code = totp_now(issued.totp_secret, clock)
+    assert not kiosk.auth.authenticate("site.admin", issued.temporary_password, code).ok
+    assert kiosk.auth.authenticate("site.admin", issued.temporary_password, None, require_totp=False,
+                                   purpose="admin_exit").ok
+
+
+@pytest.mark.req("P11-10g")
+def test_require_role_needs_an_active_user_acting_in_a_role_they_hold(kiosk, admin):
+    actor, _ = admin
+    kiosk.auth.require_role(actor, "admin")
+    with pytest.raises(NotPermitted):
+        kiosk.auth.require_role(actor, "qa", "supervisor")
+    with pytest.raises(NotPermitted):
+        kiosk.auth.require_role(Actor("nobody", "No Body", "admin"), "admin")

@@ -45,6 +45,7 @@ class SigningMachine(RuleBasedStateMachine):
         self.owner = None          # the model's idea of who is logged in
         self.signed_in_session = 0
         self.performed = []        # (batch, performer) with Performed signed, Verified not yet
+        self.performed_batches = set()  # batches whose step carries a Performed signature (witnessed or not)
         self.checked = 0           # records already checked by the invariant
 
     def tick(self):
@@ -52,6 +53,11 @@ class SigningMachine(RuleBasedStateMachine):
 
     def code_for(self, uid, secret=None):
         return totp_now(secret or self.secrets[uid], self.clock)
+
+    def locked_out(self, uid, message):
+        """Failed attempts (wrong codes, claims in someone else's name) suspend or delay a user:
+        a separate rule (tests/services/test_auth.py); here it only explains a refusal."""
+        return self.kiosk.auth.user(uid).status == "suspended" or "Too many failed attempts" in message
 
     def teardown(self):
         self.kiosk.close()
@@ -70,7 +76,7 @@ class SigningMachine(RuleBasedStateMachine):
             self.batches += 1  # each session works on a fresh batch
             self.kiosk.signing.create_batch(f"B-{self.batches}", "buffer-prep@3")
         else:
-            assert not good_code
+            assert not good_code or self.locked_out(uid, outcome.message)
 
     @rule(reason=st.sampled_from([LockReason.MANUAL, LockReason.LOGOUT]))
     def lock(self, reason):
@@ -91,7 +97,7 @@ class SigningMachine(RuleBasedStateMachine):
         try:
             prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": "yes"})
         except Exception:
-            assert self.owner is None or any(b == batch for b, _ in self.performed)
+            assert self.owner is None or batch in self.performed_batches
             return
         assert self.owner is not None
         needs_full = self.signed_in_session == 0
@@ -100,12 +106,14 @@ class SigningMachine(RuleBasedStateMachine):
         user_text = (claim or self.owner) if full else None
         try:
             self.kiosk.signing.sign(prepared, PW, user_text, code)
-        except SigningError:
-            assert (needs_full and not full) or (full and claim not in (None, self.owner))
+        except SigningError as exc:
+            assert ((needs_full and not full) or (full and claim not in (None, self.owner))
+                    or self.locked_out(self.owner, str(exc)))
             return
         assert not (needs_full and not full), "a first signature passed without all components"
         self.signed_in_session += 1
         self.performed.append((batch, self.owner))
+        self.performed_batches.add(batch)
 
     @precondition(lambda self: self.performed)
     @rule(who=st.sampled_from(PEOPLE))
@@ -116,8 +124,8 @@ class SigningMachine(RuleBasedStateMachine):
             prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Verified", {"area_clear": "yes"},
                                                   witness=True)
             self.kiosk.signing.witness(prepared, who, PW, self.code_for(who))
-        except Exception:
-            assert self.owner is None or who in (performer, self.owner)
+        except Exception as exc:
+            assert self.owner is None or who in (performer, self.owner) or self.locked_out(who, str(exc))
             return
         assert who != performer and who != self.owner
         self.performed.pop()

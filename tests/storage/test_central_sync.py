@@ -311,6 +311,7 @@ def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_databas
         pubs = kiosk_side.publications()
         assert pubs and any(e.kind == "alert" for e in kiosk_side.directory_entries(0, 10**9))
         assert kiosk_side.next_epoch(local.identity.device_id) == 2
+        assert [d["chain"] for d in kiosk_side.devices()] == [local.chain]  # an admin kiosk's Devices screen
         for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
                           "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine",
                           "SELECT public_key FROM chain_heads", "UPDATE central_state SET value = 0",

@@ -293,3 +293,23 @@ def test_postgresql_time_is_the_reference_by_default(pg_database, tmp_path):
     store = CentralStore(pg_database, SystemClock())
     assert abs((store.now() - SystemClock().now()).total_seconds()) < 60
     store.close()
+
+
+@pytest.mark.req("P11-10h")
+@pytest.mark.req("A11-12")
+def test_a_terminal_of_a_central_site_refuses_logins_until_approved(central, tmp_path, clock):
+    from kiosk.services.auth import DEVICE_NOT_APPROVED
+
+    config = KioskConfig().replace(sync={"central_url": central.url})
+    k = build_kiosk(config, tmp_path / "line-n", clock, device_id="line-n", hasher=FAST)
+    issued = k.auth.bootstrap("site.admin", "Site Admin")
+    result = k.auth.authenticate("site.admin", issued.temporary_password, require_totp=False)
+    assert not result.ok and result.message == DEVICE_NOT_APPROVED.format(status="unregistered")
+    _, sync = central_sync(k, central.url, central=central)
+    cycle(central, sync)
+    result = k.auth.authenticate("site.admin", issued.temporary_password, require_totp=False)
+    assert not result.ok and result.message == DEVICE_NOT_APPROVED.format(status="pending")
+    central.decide_device(k.store.chain, "approved", {**ADMIN, "user_id": "central-key-holder"}, "first terminal")
+    cycle(central, sync)
+    assert k.auth.authenticate("site.admin", issued.temporary_password, require_totp=False).ok
+    k.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from screens.ports import Credentials, KioskStatus, LoginResult, SessionInfo, SyncState
+from screens.ports import Credentials, DeviceView, KioskStatus, LoginResult, SessionInfo, SyncState
 
 DEVICE = "KX-01"
 
@@ -41,6 +41,7 @@ class FakeServices:
     fail_login_with: Exception | None = None
     status_override: KioskStatus | None = None
     login_gate: threading.Event | None = None  # set() it to let a login finish
+    device: DeviceView = DeviceView("approved", DEVICE, f"{DEVICE}:1", " ".join(["ab12"] * 16))
 
     calls: list[tuple] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
@@ -79,6 +80,10 @@ class FakeServices:
         self.calls.append(("on_manual_lock",))
         self.session = None
 
+    def on_device_lock(self) -> None:
+        self.calls.append(("on_device_lock",))
+        self.session = None
+
     def status(self) -> KioskStatus:
         if self.status_override is not None:
             return self.status_override
@@ -96,6 +101,9 @@ class FakeServices:
 
     def report_error(self, exc: BaseException) -> None:
         self.errors.append(exc)
+
+    def device_view(self) -> DeviceView:
+        return self.device
 
     # -- helpers -----------------------------------------------------------------
 

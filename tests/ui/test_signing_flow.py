@@ -11,6 +11,7 @@ from screens.dialogs import CredentialsDialog
 from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
+from tests.ui.flows import enter_credentials, login, type_text, wait_for
 
 
 @pytest.fixture
@@ -18,44 +19,6 @@ def demo(tmp_path, clock):
     kiosk, users = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
     yield kiosk, {u.user_id: u for u in users}
     kiosk.close()
-
-
-async def type_text(pilot, text):
-    for ch in text:
-        await pilot.press("space" if ch == " " else ch)
-
-
-async def login(pilot, clock, user):
-    await enter_credentials(pilot, clock, user.user_id, DEMO_PASSWORD, user.totp_secret)
-    for _ in range(50):
-        await pilot.pause(0.05)
-        if isinstance(pilot.app.screen, FirstUseDialog):
-            await pilot.pause(0.1)
-            await pilot.click("#accept")
-        elif isinstance(pilot.app.screen, WorklistScreen):
-            await pilot.pause(0.1)
-            return
-    raise AssertionError(f"login did not reach the worklist: {pilot.app.screen}")
-
-
-async def enter_credentials(pilot, clock, user_id, password, secret):
-    """Type user id, password and the current one-time code into a credentials form, then Enter."""
-    clock.advance(31)
-    await type_text(pilot, user_id)
-    await pilot.press("tab")
-    await type_text(pilot, password)
-    await pilot.press("tab")
-    await type_text(pilot, pyotp.TOTP(secret).at(clock.now()))
-    await pilot.press("enter")
-
-
-async def wait_for(pilot, predicate, what):
-    for _ in range(100):
-        await pilot.pause(0.05)
-        if predicate():
-            await pilot.pause(0.1)  # let the new screen finish mounting and take focus
-            return
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.req("P11-50")

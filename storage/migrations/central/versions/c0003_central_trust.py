@@ -37,12 +37,16 @@ def upgrade() -> None:
     op.execute("INSERT INTO central_state (name, value) VALUES ('directory_version', 0), ('published_version', 0)")
     op.execute("CREATE VIEW directory_publications AS SELECT chain, seq, raw, sig FROM ledger "
                "WHERE type = 'directory.published' AND chain LIKE 'central:%'")
+    # What an admin kiosk lists on its Devices screen (keys are public; nothing here is secret).
+    op.execute("CREATE VIEW device_registry AS SELECT chain, device_id, epoch, kid, public_key, status, seq, reason "
+               "FROM chain_heads WHERE status != 'central'")
     op.execute("CREATE VIEW central_keys AS SELECT chain, kid, public_key FROM chain_heads "
                "WHERE chain LIKE 'central:%'")
     if pg:
         op.execute("CREATE TRIGGER directory_changes_append_only BEFORE UPDATE OR DELETE ON directory_changes "
                    "FOR EACH ROW EXECUTE FUNCTION kiosk_append_only()")
-        op.execute("GRANT SELECT ON directory_changes, directory_publications, central_keys TO kiosk_device")
+        op.execute("GRANT SELECT ON directory_changes, directory_publications, central_keys, device_registry "
+                   "TO kiosk_device")
         op.execute("GRANT SELECT (chain, device_id, epoch, status, reason) ON chain_heads TO kiosk_device")
     else:
         for action in ("UPDATE", "DELETE"):

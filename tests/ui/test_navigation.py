@@ -1,0 +1,93 @@
+"""One way around the kiosk, by role, keyboard only, at 80x24 (Pilot, real services)."""
+
+import pytest
+
+from kiosk.app import make_app
+from screens.admin_recipes import RecipeDialog, RecipesScreen
+from screens.worklist import WorklistScreen
+from tests.ui.flows import login, make_demo, wait_for
+
+AREA_KEYS = {"supervisor": "f3", "audit": "f4", "users": "f6", "devices": "f7", "recipes": "f8"}
+BY_USER = {
+    "ana.op": (),
+    "quinn.qa": ("audit",),
+    "sam.sup": ("supervisor", "audit"),
+    "admin": ("supervisor", "audit", "users", "devices", "recipes"),
+}
+
+
+@pytest.fixture
+def demo(tmp_path, clock):
+    kiosk, users = make_demo(tmp_path, clock)
+    yield kiosk, users
+    kiosk.close()
+
+
+def keys(app):
+    return dict(app.screen.query_one("KeyBar").keys())
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("A11-12")
+@pytest.mark.parametrize("user_id", list(BY_USER))
+async def test_each_role_reaches_exactly_its_screens_by_function_keys(demo, clock, user_id):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    allowed = BY_USER[user_id]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot, clock, users[user_id])
+        home = app.screen
+        shown = keys(app)
+        assert shown["F12"] == "Lock" and shown["F9"] == "Log out" and shown["F5"] == "Refresh"
+        assert {k for k in shown if k in ("F3", "F4", "F6", "F7", "F8")} == {AREA_KEYS[a].upper() for a in allowed}
+        for area, key in AREA_KEYS.items():
+            await pilot.press(key)
+            await pilot.pause(0.15)
+            if area in allowed:
+                assert getattr(app.screen, "AREA", None) == area, (area, app.screen)
+                assert app.screen_stack == [app.lock_screen, home, app.screen]  # never deeper
+                listed = keys(app)
+                assert listed["Esc"] == "Back" and listed["F2"] == "Worklist" and key.upper() not in listed
+                await pilot.press("escape")
+                await pilot.pause(0.15)
+            assert app.screen is home, (area, app.screen)
+
+
+@pytest.mark.req("A11-12")
+async def test_admin_moves_between_areas_directly_and_f2_goes_home(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot, clock, users["admin"])
+        home = app.screen
+        for key, area in (("f3", "supervisor"), ("f4", "audit"), ("f6", "users"), ("f7", "devices"),
+                          ("f8", "recipes"), ("f3", "supervisor")):
+            await pilot.press(key)
+            await pilot.pause(0.15)
+            assert app.screen.AREA == area and len(app.screen_stack) == 3
+        await pilot.press("f2")
+        await pilot.pause(0.15)
+        assert app.screen is home and isinstance(home, WorklistScreen)
+        await pilot.press("f9")
+        await pilot.pause(0.15)
+        assert app.screen is app.lock_screen and app.session is None
+
+
+@pytest.mark.req("P11-10k")
+async def test_recipes_list_versions_and_show_steps_with_meanings(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot, clock, users["admin"])
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "the recipes")
+        table = app.screen.query_one("#recipe-table")
+        assert table.row_count == 2 and [str(table.get_row_at(i)[1]) for i in range(2)] == ["3", "7"]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecipeDialog), "the recipe detail")
+        text = str(app.screen.query_one("#recipe-text").render())
+        assert "buffer-prep@3 (version 3)" in text and "1. Line clearance" in text
+        assert "signs: Verified by operator/qa, not the Performed signer" in text
+        assert "field: Net weight [kg] 1.480 .. 1.520" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "back to the recipes")
