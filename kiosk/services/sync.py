@@ -75,6 +75,10 @@ class SyncService:
         try:
             central = self.connect()
             self._observe_device(central)  # first, so the observation travels in this push
+            # The receipt first: what the central store already holds is not sent again (a link that
+            # drops mid-push still makes progress), and a local store older than the central head (an
+            # old backup restored) is an alarm before anything is pushed.
+            self._apply_receipt(central)
             head = self.outbox.head()
             after = head.synced_upto if head else 0
             batch: list[tuple[str, int, bytes, bytes, bytes]] = []
