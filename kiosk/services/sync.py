@@ -75,12 +75,11 @@ class SyncService:
         try:
             central = self.connect()
             self._observe_device(central)  # first, so the observation travels in this push
-            # The receipt first: what the central store already holds is not sent again (a link that
-            # drops mid-push still makes progress), and a local store older than the central head (an
-            # old backup restored) is an alarm before anything is pushed.
-            self._apply_receipt(central)
-            head = self.outbox.head()
-            after = head.synced_upto if head else 0
+            # The receipt first: a local store older than the central head (an old backup restored) is
+            # an alarm before anything is pushed. Then send everything the central store has not
+            # receipted: a link that drops mid-push still makes progress, and after the central store
+            # was restored from an older dump the local chain (never pruned) sends what it lost again.
+            after = self._apply_receipt(central)
             batch: list[tuple[str, int, bytes, bytes, bytes]] = []
             for row in self.outbox.iter_rows(after_seq=after):
                 batch.append((row.chain, row.seq, row.hash, row.raw, row.sig))
@@ -103,10 +102,11 @@ class SyncService:
                                next_attempt=now + dt.timedelta(seconds=self.interval_s))
         return self.status()
 
-    def _apply_receipt(self, central: CentralInbox) -> None:
+    def _apply_receipt(self, central: CentralInbox) -> int:
+        """Check the central receipt against the local chain and move the marker; returns the seq it names."""
         receipt = central.receipt(self.outbox.chain)
         if receipt is None:
-            return
+            return 0
         upto, hash_hex = receipt
         head = self.outbox.head()
         if head is None or upto > head.seq:
@@ -117,6 +117,7 @@ class SyncService:
             self._alarm(f"the central receipt for #{upto} names a different record than the local store")
         if upto > head.synced_upto:
             self.outbox.mark_synced(upto, hash_hex)
+        return upto
 
     def _observe_device(self, central: CentralInbox) -> None:
         """Record a change of this terminal's registration status (revocation takes effect here)."""
