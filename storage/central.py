@@ -182,7 +182,8 @@ class CentralStore:
                 else:
                     quarantined += 1
                     self._quarantine(conn, row_id, chain, seq, raw, sig,
-                                     f"fork: a different record #{seq} is already in the ledger", freeze=True)
+                                     f"fork: record {chain} #{seq}: a different record is already in the ledger "
+                                     "at this place", freeze=True)
                     head["status"] = "frozen"
                 continue
             if head["status"] in ("frozen", "rejected"):
@@ -207,7 +208,8 @@ class CentralStore:
                     raise BrokenLink(f"record {chain} #{seq}", "checkpoint Merkle root does not match the ledger")
             except RecordError as err:
                 quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, f"{err.reason}: {err.detail}", freeze=True)
+                self._quarantine(conn, row_id, chain, seq, raw, sig, f"{err.reason}: {err.where}: {err.detail}",
+                                 freeze=True)
                 head["status"] = "frozen"
                 continue
             conn.execute(text("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
