@@ -274,7 +274,7 @@ class AuthService:
             raise InvalidInput("that badge id was already assigned once; badge ids are never reused")
         issued, cred, totp = self._issue(uid, with_totp)
         new: dict[str, Any] = {"user_id": uid, "printed_name": name, "roles": roles,
-                               "qualifications": sorted(set(qualifications))}
+                               "qualifications": sorted({self._text("qualification", q, 64) for q in qualifications})}
         if badge:
             new["badge_id"] = badge
         self._append([("user.created", {
