@@ -380,6 +380,12 @@ def test_malformed_record_lines_are_refused_clearly(terminal, line, mutate):
     assert len(sig) == 64 or mutate is not None
 
 
+@pytest.mark.req("P11-10b")
+def test_a_huge_line_is_refused_before_parsing():
+    with pytest.raises(RecordError, match="over the 262144-byte record limit"):
+        parse_line('{"r":{"a":"' + "x" * 50_000_000 + '"},"s":"AA"}')
+
+
 @pytest.mark.req("P11-10e")
 @pytest.mark.req("P11-300e")
 @given(rows=st.lists(st.tuples(st.sampled_from(["line-1:1", "fuzz-1:1", "x" * 80]), st.integers(-5, 2**62),
