@@ -3,8 +3,9 @@
 Ingest rules (ARCHITECTURE.md "Stores"): the chain's device is enrolled and
 approved; bytes are canonical; hash, signature, seq and prev continue the
 chain head; a replay of a known record is acknowledged; a fork, a gap or a
-bad record quarantines the record with its reason and freezes the chain;
-nothing is ever dropped. One chain is ingested under a row lock on its head,
+bad record quarantines the record with its reason and freezes the chain, but
+only when the chain's key signed it (a row any inbox writer could have made
+is quarantined and alerted without freezing); nothing is ever dropped. One chain is ingested under a row lock on its head,
 so concurrent workers never interleave it.
 """
 
@@ -181,10 +182,14 @@ class CentralStore:
                     self._drop_inbox(conn, row_id)
                 else:
                     quarantined += 1
-                    self._quarantine(conn, row_id, chain, seq, raw, sig,
-                                     f"fork: record {chain} #{seq}: a different record is already in the ledger "
-                                     "at this place", freeze=True)
-                    head["status"] = "frozen"
+                    forged = _not_signed_by_chain(chain, seq, digest, raw, sig, head)
+                    if forged is not None:
+                        self._reject(conn, row_id, chain, seq, raw, sig, forged)
+                    else:
+                        self._quarantine(conn, row_id, chain, seq, raw, sig,
+                                         f"fork: record {chain} #{seq}: a different record is already in the "
+                                         "ledger at this place", freeze=True)
+                        head["status"] = "frozen"
                 continue
             if head["status"] in ("frozen", "rejected"):
                 quarantined += 1
@@ -208,8 +213,11 @@ class CentralStore:
                     raise BrokenLink(f"record {chain} #{seq}", "checkpoint Merkle root does not match the ledger")
             except RecordError as err:
                 quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, f"{err.reason}: {err.where}: {err.detail}",
-                                 freeze=True)
+                reason = f"{err.reason}: {err.where}: {err.detail}"
+                if _not_signed_by_chain(chain, seq, digest, raw, sig, head) is not None:
+                    self._reject(conn, row_id, chain, seq, raw, sig, reason)
+                    continue
+                self._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=True)
                 head["status"] = "frozen"
                 continue
             conn.execute(text("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
@@ -267,6 +275,18 @@ class CentralStore:
                          {"r": f"#{seq}: {reason}", "c": chain})
             self._alert(conn, "chain.frozen", chain, f"{chain} frozen at #{seq}: {reason}")
 
+    def _reject(self, conn: Connection, row_id: int, chain: str, seq: int, raw: bytes, sig: bytes,
+                reason: str) -> None:
+        """Quarantine a row the chain's key did not sign, without freezing the chain.
+
+        Anyone who may append to the inbox (every terminal's login) can write such a row under
+        any chain's name; if it froze the chain, one terminal could stop another. Only a record
+        signed with the chain's own key can prove a fork.
+        """
+        self._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=False)
+        self._alert(conn, "record.rejected", chain, f"{chain} #{seq} rejected (not signed by this chain's key): "
+                                                    f"{reason}")
+
     def _alert(self, conn: Connection, kind: str, chain: str | None, message: str) -> None:
         conn.execute(text("INSERT INTO alerts (kind, chain, message, at) VALUES (:k, :c, :m, :t)"),
                      {"k": kind, "c": chain, "m": message, "t": format_ts(self.clock.now())})
@@ -286,6 +306,20 @@ class CentralStore:
     def inbox_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM inbox")).scalar_one())
+
+
+def _not_signed_by_chain(chain: str, seq: int, digest: bytes, raw: bytes, sig: bytes,
+                         head: dict[str, Any]) -> str | None:
+    """Why this inbox row is not a record the chain's key signed at this place, or None when it is."""
+    where = f"record {chain} #{seq}"
+    try:
+        record, computed = parse_raw(raw, where)
+        if record.chain != chain or record.seq != seq or computed != digest:
+            return f"broken chain: {where}: inbox columns do not match the record bytes"
+        check_signature(record, raw, computed, sig, PublicKey(_unb64(head["public_key"])), where)
+    except RecordError as err:
+        return f"{err.reason}: {where}: {err.detail}"
+    return None
 
 
 def _unb64(text_: str) -> bytes:

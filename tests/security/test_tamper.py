@@ -342,7 +342,7 @@ def inbox_replace_key(central, rows, other):
     new = _edit(raw, lambda obj: (obj["body"].update(public_key=b64url(fresh.public.raw), kid=fresh.kid),
                                   obj.update(kid=fresh.kid)))
     central.push([(chain, 1, hashlib.sha256(new).digest(), new, _sign(fresh, new))])
-    return 1, "fork"
+    return 1, "unknown key"
 
 
 def inbox_resign_with_another_devices_key(central, rows, other):
@@ -358,7 +358,7 @@ def repush_changed_record(central, rows, other):
     chain, seq, _, raw, sig = rows[5]
     forged = _edit(raw, lambda obj: obj["body"].update(tampered="yes"))
     central.push([(chain, seq, hashlib.sha256(forged).digest(), forged, sig)])
-    return seq, "fork"
+    return seq, "bad signature"
 
 
 INBOX_EDITS = [inbox_change_value, inbox_delete_row, inbox_reorder, inbox_replace_key,
@@ -376,7 +376,8 @@ def test_ingest_quarantines_and_names_the_record(central_with_tail, edit):
     first = central.quarantine()[0]
     assert (first["chain"], first["seq"]) == (CHAIN, seq)
     assert f"record {CHAIN} #{seq}" in first["reason"] and why in first["reason"], first["reason"]
-    assert any(a["kind"] == "chain.frozen" and f"{CHAIN} frozen at #{seq}" in a["message"] for a in central.alerts())
+    assert any(f"{CHAIN} frozen at #{seq}" in a["message"] or f"{CHAIN} #{seq} rejected" in a["message"]
+               for a in central.alerts())
     # Nothing that failed a check is in the ledger, and nothing was dropped: quarantined or still held.
     with central.engine.connect() as conn:
         ledger = {s: bytes(h) for s, h in conn.execute(text("SELECT seq, hash FROM ledger WHERE chain = :c"),
@@ -407,3 +408,53 @@ def test_records_deleted_from_the_inbox_tail_are_sent_again(central_with_tail, t
     assert central.quarantine() == []
     assert central.ledger_count(CHAIN) == kiosk.store.head().seq == kiosk.store.head().synced_upto
     kiosk.close()
+
+
+@pytest.mark.pg
+@pytest.mark.req("P11-300e")
+@pytest.mark.req("A11-12")
+def test_another_terminals_login_cannot_freeze_a_chain_with_forged_rows(terminal, clock):
+    """Every terminal's database login may append to the inbox, under any chain's name. Rows it
+    forges for another terminal (garbage, a changed record, a far-ahead seq, a genuine record at the
+    wrong place) are quarantined and alerted, and the other terminal's chain keeps going."""
+    data, other = terminal
+    url, drop = _pg_database()
+    login = f"kiosk_t_{uuid.uuid4().hex[:8]}"
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    central = CentralStore.open(url, clock)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE kiosk_device")
+    try:
+        rows = _local_rows(data)
+        central.push(rows[:30])
+        central.ingest_all()
+        central.set_device_status(CHAIN, "approved", "site.admin", "fingerprint compared on site")
+        central.ingest_all()
+        attacker = CentralStore(url.replace("postgres@", f"{login}@"), clock)
+        _, seq5, _, raw5, sig5 = rows[4]
+        changed = _edit(raw5, lambda obj: obj["body"].update(tampered="yes"))
+        garbage = [
+            (CHAIN, 31, hashlib.sha256(b"junk").digest(), b"junk", b"\0" * 64),        # the next seq: garbage
+            (CHAIN, 5, hashlib.sha256(changed).digest(), changed, sig5),               # a 'fork' it cannot sign
+            (CHAIN, 9_000, hashlib.sha256(raw5).digest(), raw5, sig5),                 # far ahead: a genuine record
+            (CHAIN, 32, hashlib.sha256(raw5).digest(), raw5, sig5),                    # ... at the wrong place
+            (CHAIN, 31, rows[30][2], rows[30][3], _sign(other, rows[30][3])),         # the true #31, wrong key
+        ]
+        attacker.push(garbage)
+        central.ingest_all()
+        assert central.head(CHAIN)["status"] == "approved"
+        assert len(central.quarantine()) == len(garbage)
+        rejected = [a for a in central.alerts() if a["kind"] == "record.rejected"]
+        assert len(rejected) == len(garbage) and all(CHAIN in a["message"] for a in rejected)
+        # The real terminal's records still arrive.
+        central.push(rows[30:])
+        central.ingest_all()
+        assert central.ledger_count(CHAIN) == len(rows)
+        attacker.close()
+    finally:
+        central.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"REASSIGN OWNED BY {login} TO postgres")
+            conn.execute(f"DROP OWNED BY {login}")
+            conn.execute(f"DROP ROLE {login}")
+        drop()
