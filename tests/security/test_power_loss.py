@@ -65,6 +65,7 @@ def run_kills(tmp_path, kills: int, seed: int) -> None:
             assert hashes.get(seq) == digest, f"record #{seq} was reported committed but is missing or different"
         assert stored.records == len(hashes)
     assert len(reported) > kills  # the child made progress between kills
+    figures("power loss, store appends", kills=kills, reported_records=len(reported), stored_records=stored.records)
 
 
 @pytest.mark.req("A11-16")
@@ -166,6 +167,18 @@ def run_signing_kills(tmp_path, kills: int, seed: int) -> None:
             assert signed.get(batch, (None,))[0] == content_hash, f"{batch} was reported signed but is not stored"
         assert projected == signed  # every signature record is in the batch view, and nothing else is
     assert len(reported) >= kills // 2  # the child really signed between kills
+    figures("power loss, step signatures", kills=kills, reported_signatures=len(reported),
+            stored_signatures=len(signed), stored_records=report.records)
+
+
+def figures(name: str, **values) -> None:
+    """For bench/reliability_report.py: the figures of this run, when it asks for them."""
+    out = os.environ.get("KIOSK_RELIABILITY_OUT")
+    if out:
+        import json
+
+        with open(out, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"name": name, **values}) + "\n")
 
 
 @pytest.mark.req("A11-16")
