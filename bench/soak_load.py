@@ -116,16 +116,20 @@ def raw_limit_sample(conn: sqlite3.Connection, key, hasher, stored: str, payload
     return time.perf_counter() - start
 
 
-def ingest_loop(url: str, stop: threading.Event, stats: dict) -> None:
+LOAD_ADMIN = {"user_id": "load.admin", "name": "Load test", "role": "central-key-holder"}
+
+
+def ingest_loop(url: str, key_file: Path, stop: threading.Event, stats: dict) -> None:
     from kiosk.system_clock import SystemClock
     from storage.central import CentralStore
+    from storage.keyfile import load_central_key
 
-    central = CentralStore(url, SystemClock())
+    central = CentralStore(url, SystemClock(), load_central_key(key_file))
     try:
         while not stop.is_set():
             for device in central.devices():
                 if device["status"] == "pending":
-                    central.set_device_status(device["chain"], "approved", "load.admin", "load test terminal")
+                    central.decide_device(device["chain"], "approved", LOAD_ADMIN, "load test terminal")
             report = central.ingest_all(batch=2000)
             stats["ingested"] += report.ingested
             stats["replays"] += report.replays
@@ -137,15 +141,16 @@ def ingest_loop(url: str, stop: threading.Event, stats: dict) -> None:
         central.close()
 
 
-def check_ledger(url: str, results: list[dict]) -> dict:
+def check_ledger(url: str, key_file: Path, results: list[dict]) -> dict:
     from sqlalchemy import text
 
     from kiosk.domain.chain import ChainVerifier
     from kiosk.domain.keys import PublicKey, unb64url
     from kiosk.system_clock import SystemClock
     from storage.central import CentralStore
+    from storage.keyfile import load_central_key
 
-    central = CentralStore(url, SystemClock())
+    central = CentralStore(url, SystemClock(), load_central_key(key_file))
     loss = forks = verified = 0
     problems: list[str] = []
     try:
@@ -206,10 +211,13 @@ def main() -> int:
     url = args.pg.rsplit("/", 1)[0] + "/" + name
     tmp = Path(tempfile.mkdtemp(prefix="kiosk-load-"))
     try:
-        CentralStore.open(url, SystemClock()).close()
+        from storage.keyfile import load_or_create_central_key
+
+        key_file = tmp / "central.key"
+        CentralStore.open(url, SystemClock(), load_or_create_central_key(key_file)).close()
         stats = {"ingested": 0, "replays": 0, "quarantined": 0, "passes": 0}
         stop = threading.Event()
-        ingest = threading.Thread(target=ingest_loop, args=(url, stop, stats), daemon=True)
+        ingest = threading.Thread(target=ingest_loop, args=(url, key_file, stop, stats), daemon=True)
         ingest.start()
         go = tmp / "go"
         children = []
@@ -243,7 +251,7 @@ def main() -> int:
         stop.set()
         ingest.join(30)
         results = [json.loads(out.read_text()) for out, _ in children if out.exists()]
-        ledger = check_ledger(url, results)
+        ledger = check_ledger(url, key_file, results)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

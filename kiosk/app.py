@@ -76,12 +76,14 @@ def password_policy(config: KioskConfig) -> PasswordPolicy:
 
 
 def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id: str | None = None,
-                hasher: PasswordHasher | None = None) -> Kiosk:
-    identity = load_or_create_identity(data_dir, device_id or config.device.id or None)
+                hasher: PasswordHasher | None = None, epoch=1) -> Kiosk:
+    """``epoch``: for a new key, an int or a function of the device id (see ``next_epoch_from``)."""
+    identity = load_or_create_identity(data_dir, device_id or config.device.id or None, epoch)
     store = LocalStore.open(
         data_dir, identity, clock,
         checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s),
         projectors=[directory_projector],
+        registration={"site": config.site.name, "location": config.device.location},
     )
     directory = LocalDirectory(store.read_engine())
     auth = AuthService(
@@ -98,6 +100,24 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
     signing = SigningService(store, directory, auth, session, clock, clock_suspect=store.clock_suspect,
                              refuse_on_bad_clock=config.clock.refuse_signing_on_bad_clock)
     return Kiosk(config, Path(data_dir), clock, identity, store, directory, auth, session, signing)
+
+
+def next_epoch_from(url: str, clock: Clock):
+    """For a terminal making a new key (new install, wiped disk, lost key): one epoch past any the central
+    store knows for its device id, so the new chain never collides with the old one. Offline: epoch 1, and
+    a collision shows up centrally as a fork to resolve (never silently)."""
+    def epoch(device_id: str) -> int:
+        from storage.central import CentralStore
+
+        central = CentralStore(url, clock)
+        try:
+            return central.next_epoch(device_id)
+        except Exception:  # noqa: BLE001 - unreachable central store: see above
+            return 1
+        finally:
+            central.close()
+
+    return epoch
 
 
 def session_policy(config: KioskConfig) -> SessionPolicy:
@@ -150,11 +170,20 @@ def make_app(kiosk: Kiosk, *, banner=None, idle_check_s: float = 1.0, sync=None)
                 home_factory=lambda session: WorklistScreen(session, services, work, kiosk.clock))
 
 
-def central_sync(kiosk: Kiosk, url: str):
+def central_sync(kiosk: Kiosk, url: str, *, central=None):
     """The sync service for ``url`` (one central store object, reused by the worker thread)."""
-    from kiosk.services.sync import SyncService
     from storage.central import CentralStore
 
-    central = CentralStore(url, kiosk.clock)
-    return central, SyncService(kiosk.store, lambda: central, kiosk.clock,
-                                batch_size=kiosk.config.sync.batch_size, interval_s=kiosk.config.sync.interval_s)
+    central = central or CentralStore(url, kiosk.clock)
+    return central, sync_service(kiosk.store, kiosk.directory, kiosk.config, kiosk.clock, lambda: central)
+
+
+def sync_service(store: LocalStore, directory: LocalDirectory, config: KioskConfig, clock: Clock, connect):
+    """The one way a kiosk's SyncService is built (app, CLI and tests): pin, receipts, pull, clock trust."""
+    from kiosk.services.sync import SyncService
+    from storage.directory_pull import LocalPuller
+    from storage.sync_state import LocalSyncState
+
+    return SyncService(store, connect, clock, batch_size=config.sync.batch_size, interval_s=config.sync.interval_s,
+                       directory_reader=directory, puller=LocalPuller(store), max_skew_s=config.clock.max_skew_s,
+                       state=LocalSyncState(store))

@@ -112,21 +112,31 @@ def demo(data_dir: DataDirOption = None) -> None:
 @app.command()
 def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     """Start the kiosk from its configuration and data directory."""
-    from kiosk.app import build_kiosk, make_app
+    from kiosk.app import build_kiosk, make_app, next_epoch_from
     from kiosk.config import ConfigError, load_config
     from kiosk.paths import resolve_data_dir
     from kiosk.system_clock import SystemClock
     from storage.keyfile import KeyFileError
     from storage.migrate import SchemaTooNew
+    from storage.sitekey import SITE_KEY_FILE
     from storage.sqlite import StoreUnavailable
 
     try:
         cfg = load_config(config)
         clock = SystemClock(cfg.site.timezone)
-        kiosk = build_kiosk(cfg, resolve_data_dir(data_dir), clock)
+        directory = resolve_data_dir(data_dir)
+        if cfg.sync.central_url and not (directory / SITE_KEY_FILE).exists():
+            # A fresh site key here would seal nothing the site's other terminals can read, and open nothing
+            # the central directory holds: a terminal joining a site gets the site's key installed.
+            raise fail(f"{directory / SITE_KEY_FILE}: missing. This terminal syncs with a central store, so it "
+                       "joins an existing site: install the site's key file there (mode 0600) before the first "
+                       "start (docs/admin-guide.md, 'Site key').")
+        epoch = next_epoch_from(cfg.sync.central_url, clock) if cfg.sync.central_url else 1
+        kiosk = build_kiosk(cfg, directory, clock, epoch=epoch)
     except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:
         raise fail(str(exc))
-    if not kiosk.auth.any_admin():
+    # A terminal of a site with a central store gets its users from the central directory once approved.
+    if not cfg.sync.central_url and not kiosk.auth.any_admin():
         kiosk.close()
         raise fail("this kiosk has no users yet: run `kiosk admin bootstrap` first")
     worker = central = sync = None

@@ -42,14 +42,15 @@ def _central_heads(data_dir: Path, url: str) -> dict[str, int]:
     central = None
     try:
         central = CentralStore(url, SystemClock())
-        receipt = central.receipt(identity.chain)
+        got = central.receipt(identity.chain)
     except Exception as exc:  # noqa: BLE001 - a bad URL or no connection: say so, restore nothing
         raise fail(f"{safe_url(url)}: cannot ask the central store how far {identity.chain} got "
                    f"({type(exc).__name__}); nothing was restored. Retry when it is reachable.", code=EXIT_FAILED)
     finally:
         if central is not None:
             central.close()
-    return {identity.chain: receipt[0]} if receipt else {}
+    # The upto is enough to refuse: a forged, higher receipt can only make this restore more careful.
+    return {identity.chain: got[0].upto} if got else {}
 
 
 @app.command()

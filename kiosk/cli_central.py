@@ -15,31 +15,61 @@ sync_app = typer.Typer(help="This kiosk's sync with the central store.", no_args
 
 Url = Annotated[str, typer.Option("--url", envvar="KIOSK_CENTRAL_URL",
                                   help="e.g. postgresql+psycopg://user@host/db or sqlite:///central.db")]
+KeyFile = Annotated[Optional[Path], typer.Option(
+    "--key-file", envvar="KIOSK_CENTRAL_KEY",
+    help="The central store's Ed25519 key (0600). Default for sqlite:///F: F.key next to the database.")]
 
 
-def _open(url: str):
+def _key_path(url: str, key_file: Optional[Path]) -> Path:
+    from kiosk.cli import fail
+
+    if key_file is not None:
+        return key_file
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):] + ".key")
+    raise fail("give the central key with --key-file (or KIOSK_CENTRAL_KEY); it signs receipts, directory "
+               "publications and admin decisions")
+
+
+def _open(url: str, key_file: Optional[Path] = None, *, need_key: bool = False, create_key: bool = False):
     from kiosk.cli import fail
     from kiosk.system_clock import SystemClock
-    from storage.central import CentralStore, safe_url
+    from storage.central import CentralError, CentralStore, safe_url
+    from storage.keyfile import KeyFileError, load_central_key, load_or_create_central_key
 
+    key = None
+    if need_key:
+        path = _key_path(url, key_file)
+        try:
+            key = load_or_create_central_key(path) if create_key else load_central_key(path)
+        except KeyFileError as exc:
+            raise fail(str(exc))
     try:
-        return CentralStore.open(url, SystemClock())
+        return CentralStore.open(url, SystemClock(), key)
+    except CentralError as exc:
+        raise fail(f"{safe_url(url)}: {exc}")
     except Exception as exc:  # noqa: BLE001 - connection and migration failures are usage errors here
         raise fail(f"{safe_url(url)}: cannot open the central store ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
 
 
 @central_app.command()
-def init(url: Url) -> None:
-    """Create or migrate the central store schema."""
-    _open(url).close()
-    typer.echo("central store ready")
+def init(url: Url, key_file: KeyFile = None) -> None:
+    """Create or migrate the central store schema and its signing key; print the key's fingerprint."""
+    store = _open(url, key_file, need_key=True, create_key=True)
+    try:
+        typer.echo("central store ready")
+        typer.echo(f"central key fingerprint: {store.key.public.fingerprint}")
+        typer.echo("Each kiosk shows the fingerprint it pinned on its device status screen: compare them.")
+    finally:
+        store.close()
 
 
 @central_app.command()
-def ingest(url: Url, once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+def ingest(url: Url, key_file: KeyFile = None,
+           once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
            poll_s: Annotated[float, typer.Option(help="Seconds between passes.")] = 2.0) -> None:
     """Verify inbox records and move them to the ledger (quarantining what fails)."""
-    store = _open(url)
+    store = _open(url, key_file, need_key=True)
     try:
         while True:
             r = store.ingest_all()
@@ -54,56 +84,118 @@ def ingest(url: Url, once: Annotated[bool, typer.Option("--once", help="One pass
         store.close()
 
 
+@central_app.command()
+def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=1, help="Worker processes (default: one per CPU).")] = None) -> None:
+    """Re-verify every chain in the central ledger and report per device (exit 1 if any fails)."""
+    from kiosk.cli import EXIT_FAILED, fail
+    from storage.central import safe_url
+    from storage.verify_central import verify_central
+
+    def show(check) -> None:
+        if check.ok:
+            typer.echo(f"{'OK':<5} {check.chain}  {check.status}  {check.records} records, "
+                       f"{check.checkpoints} checkpoints")
+        else:
+            err = check.error
+            typer.echo(f"{'FAIL':<5} {check.chain}  {check.status}  first bad record: "
+                       f"{err.where}: {err.reason}: {err.detail}")
+
+    try:
+        report = verify_central(url, workers, on_chain=show)
+    except Exception as exc:  # noqa: BLE001 - an unreachable or unmigrated store is a usage error here
+        raise fail(f"{safe_url(url)}: cannot read the central ledger ({type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})".replace(url, safe_url(url)))
+    failed = [c for c in report.chains if not c.ok]
+    if failed:
+        typer.echo(f"FAILED: {len(failed)} of {len(report.chains)} device chains do not verify")
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo(f"OK: {report.records} records in {len(report.chains)} device chains verified")
+
+
 @devices_app.command("list")
 def devices_list(url: Url) -> None:
-    """Device chains with status and key id."""
+    """Device chains with status, key fingerprint and the reason of the last decision."""
     store = _open(url)
     try:
         for d in store.devices():
-            typer.echo(f"{d['chain']:<30} {d['status']:<9} kid {d['kid']}  head #{d['seq']}  {d['reason'] or ''}")
+            typer.echo(f"{d['chain']:<30} {d['status']:<9} head #{d['seq']:<6} {d['reason'] or ''}")
+            typer.echo(f"    fingerprint {d['fingerprint']}")
     finally:
         store.close()
 
 
-def _set(url: str, chain: str, status: str, admin: str, reason: str) -> None:
+def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Optional[str], key_holder: bool,
+         reason: str, site_key: Optional[Path]) -> None:
     from kiosk.cli import EXIT_FAILED, fail
+    from kiosk.domain.passwords import PasswordHasher
+    from kiosk.services.central_admin import CentralAdmin, CentralAdminError
     from storage.central import CentralError
 
-    store = _open(url)
+    if bool(admin) == key_holder:
+        raise fail("say who decides: --admin ID (password prompted), or --as-key-holder before any admin exists")
+    box = None
+    if admin:
+        from kiosk.domain.totp import SecretBox
+        from storage.keyfile import KeyFileError
+        from storage.sitekey import load_site_key
+
+        if site_key is None:
+            raise fail("give the site key with --site-key (or KIOSK_SITE_KEY): passwords are sealed with it")
+        try:
+            box = SecretBox(load_site_key(site_key.parent, site_key.name))
+        except KeyFileError as exc:
+            raise fail(str(exc))
+    store = _open(url, key_file, need_key=True)
     try:
-        store.set_device_status(chain, status, admin, reason)
-    except CentralError as exc:
-        raise fail(str(exc), code=EXIT_FAILED)
+        gate = CentralAdmin(lambda uid: store.directory_doc("user", uid), store.has_active_admin, PasswordHasher(),
+                            box)
+        try:
+            if key_holder:
+                actor = gate.key_holder()
+            else:
+                password = typer.prompt(f"password for {admin}", hide_input=True)
+                actor = gate.authenticate(admin, password)
+            store.decide_device(chain, status, actor, reason)
+        except (CentralAdminError, CentralError) as exc:
+            raise fail(str(exc), code=EXIT_FAILED)
     finally:
         store.close()
-    typer.echo(f"{chain}: {status}")
+    typer.echo(f"{chain}: {status} (a signed record in the central chain)")
+
+
+Admin = Annotated[Optional[str], typer.Option("--admin", help="Your admin user id; your password is prompted.")]
+KeyHolder = Annotated[bool, typer.Option("--as-key-holder",
+                                         help="Only before any admin exists centrally: approve the first terminal.")]
+Reason = Annotated[str, typer.Option(prompt=True)]
+SiteKey = Annotated[Optional[Path], typer.Option("--site-key", envvar="KIOSK_SITE_KEY",
+                                                 help="The site key file (0600) that seals credentials.")]
 
 
 @devices_app.command()
-def approve(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
-            reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+def approve(chain: str, url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = None,
+            as_key_holder: KeyHolder = False, site_key: SiteKey = None) -> None:
     """Approve a pending device after comparing its key fingerprint on site."""
-    _set(url, chain, "approved", admin, reason)
+    _set(url, key_file, chain, "approved", admin, as_key_holder, reason, site_key)
 
 
 @devices_app.command()
-def reject(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
-           reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+def reject(chain: str, url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = None,
+           as_key_holder: KeyHolder = False, site_key: SiteKey = None) -> None:
     """Reject a device registration."""
-    _set(url, chain, "rejected", admin, reason)
+    _set(url, key_file, chain, "rejected", admin, as_key_holder, reason, site_key)
 
 
 @devices_app.command()
-def revoke(chain: str, url: Url, admin: Annotated[str, typer.Option(prompt=True)],
-           reason: Annotated[str, typer.Option(prompt=True)]) -> None:
+def revoke(chain: str, url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = None,
+           as_key_holder: KeyHolder = False, site_key: SiteKey = None) -> None:
     """Revoke a device: its later records are quarantined."""
-    _set(url, chain, "revoked", admin, reason)
+    _set(url, key_file, chain, "revoked", admin, as_key_holder, reason, site_key)
 
 
 def _sync_service(data_dir: Optional[Path], url: str):
     from kiosk.cli import fail
     from kiosk.paths import resolve_data_dir
-    from kiosk.services.sync import SyncService
     from kiosk.system_clock import SystemClock
     from storage.central import CentralStore
     from storage.keyfile import KeyFileError, load_identity
@@ -117,10 +209,13 @@ def _sync_service(data_dir: Optional[Path], url: str):
         raise fail(str(exc))
     if identity is None:
         raise fail(f"{directory}: no kiosk here (wrong --data-dir?)")
-    from storage.directory_local import directory_projector
+    from kiosk.app import sync_service
+    from kiosk.config import KioskConfig
+    from storage.directory_local import LocalDirectory, directory_projector
 
     store = LocalStore.open(directory, identity, clock, projectors=[directory_projector])
-    return store, SyncService(store, lambda: CentralStore(url, clock), clock)
+    central = CentralStore(url, clock)
+    return store, sync_service(store, LocalDirectory(store.read_engine()), KioskConfig(), clock, lambda: central)
 
 
 @sync_app.command()
@@ -131,6 +226,11 @@ def status(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-di
         s = service.status()
         head = store.head()
         typer.echo(f"chain {store.chain}: {s.queued} queued, synced up to #{head.synced_upto} of #{head.seq}")
+        typer.echo(f"last successful sync: {s.last_sync.isoformat() if s.last_sync else 'never'}")
+        if s.offline_since:
+            typer.echo(f"offline since: {s.offline_since.isoformat()} ({s.failures} failed attempts)")
+        if s.last_error:
+            typer.echo(f"last error: {s.last_error}")
     finally:
         store.close()
 

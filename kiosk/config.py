@@ -36,6 +36,7 @@ class SiteConfig:
 @dataclass(frozen=True)
 class DeviceConfig:
     id: str = field(default="", metadata={"len": (0, 63)})
+    location: str = field(default="", metadata={"len": (0, 80)})  # e.g. "Suite 3, weighing booth"
 
 
 @dataclass(frozen=True)

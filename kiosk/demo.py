@@ -19,6 +19,7 @@ from kiosk.config import KioskConfig
 from kiosk.domain.clock import Clock
 from kiosk.domain.passwords import PasswordHasher
 from kiosk.services.auth import Actor
+from kiosk.services.central_admin import CENTRAL_KEY_HOLDER
 
 DEMO_PASSWORD = "demo kiosk password"
 
@@ -76,13 +77,17 @@ def demo_central(kiosk: Kiosk):
     from kiosk.app import central_sync
     from storage.central import CentralStore
 
+    from storage.keyfile import load_or_create_central_key
+
     url = f"sqlite:///{kiosk.data_dir / 'central.db'}"
-    CentralStore.open(url, kiosk.clock).close()
-    central, sync = central_sync(kiosk, url)
+    key = load_or_create_central_key(kiosk.data_dir / "central.key")
+    central, sync = central_sync(kiosk, url, central=CentralStore.open(url, kiosk.clock, key))
     sync.sync_once()
     central.ingest_all()
-    central.set_device_status(kiosk.store.chain, "approved", "admin", "demo set-up: the demo terminal")
-    for _ in range(2):  # the terminal records that it saw its approval; that record is synced too
+    # No admin exists centrally yet (this terminal's records wait for its approval), so the holder of the
+    # central key approves the first terminal, as at a real site.
+    central.decide_device(kiosk.store.chain, "approved", CENTRAL_KEY_HOLDER, "demo set-up: the demo terminal")
+    for _ in range(3):  # the terminal records that it saw its approval, pulls the directory; all synced
         central.ingest_all()
         sync.sync_once()
     return central, sync

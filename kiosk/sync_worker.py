@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from kiosk.services.sync import ReceiptMismatch, SyncService
+from kiosk.services.sync import SyncHalted, SyncService
 
 
 class SyncWorker(threading.Thread):
@@ -29,7 +29,7 @@ class SyncWorker(threading.Thread):
                 if self.after_sync is not None:
                     self.after_sync()
                     self.service.sync_once()  # pick up the receipt the ingest just wrote
-            except ReceiptMismatch as exc:
+            except SyncHalted as exc:
                 self.halted = str(exc)  # alerted already; a person must look before sync resumes
             except Exception:  # noqa: BLE001 - sync_once already turned transport errors into status
                 continue

@@ -3,28 +3,36 @@
 Ingest rules (ARCHITECTURE.md "Stores"): the chain's device is enrolled and
 approved; bytes are canonical; hash, signature, seq and prev continue the
 chain head; a replay of a known record is acknowledged; a fork, a gap or a
-bad record quarantines the record with its reason and freezes the chain, but
-only when the chain's key signed it (a row any inbox writer could have made
-is quarantined and alerted without freezing); nothing is ever dropped. One chain is ingested under a row lock on its head,
-so concurrent workers never interleave it.
+bad record quarantines the record with its reason and freezes the chain;
+nothing is ever dropped. One chain is ingested under that chain's lock, taken
+before its inbox rows are read, so concurrent workers never interleave it
+(storage/ingest.py). What ingest derives (the directory, device decisions,
+signed receipts) and what the central store signs itself (its own chain)
+lives here.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
-from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT, genesis_key
+from kiosk.domain import batches, directory
+from kiosk.domain.central import (
+    CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt, directory_digest,
+    is_central_chain,
+)
+from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts
-from kiosk.domain.keys import PublicKey
+from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
-from kiosk.domain.records import GENESIS_PREV, BrokenLink, RecordError, check_signature, parse_raw, split_chain
+from kiosk.domain.records import (
+    GENESIS_PREV, Record, RecordError, SignedRecord, chain_id, parse_raw, seal, split_chain,
+)
 from storage import migrate
 from storage.sqlite import sqlite_engine
 
@@ -57,25 +65,100 @@ def safe_url(url: str) -> str:
         return "<central url>"
 
 
+# Snapshot publications let a new (or long-offline) kiosk start from one signed state instead of every delta.
+SNAPSHOT_EVERY_VERSIONS = 2000
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A directory publication as a kiosk reads it: the signed central record and its parsed body."""
+
+    seq: int
+    raw: bytes
+    sig: bytes
+
+
 class CentralStore:
-    def __init__(self, url: str, clock: Clock) -> None:
+    """The central database. Kiosks use push/receipt/device_status/pull; ingest and admin need the key."""
+
+    def __init__(self, url: str, clock: Clock, key: SigningKey | None = None, *,
+                 central_time: Clock | None = None) -> None:
         self.url = url
         self.clock = clock
+        self.key = key
         self.engine = central_engine(url)
         self.pg = self.engine.dialect.name == "postgresql"
+        # The embedded SQLite store lives in the kiosk's own process, so its clock is the kiosk's; on
+        # PostgreSQL the server's clock is the reference unless a test injects one.
+        self._central_time = central_time
+        self._ingestor = None
 
     @classmethod
-    def open(cls, url: str, clock: Clock, *, migrate_schema: bool = True) -> "CentralStore":
-        store = cls(url, clock)
+    def open(cls, url: str, clock: Clock, key: SigningKey | None = None, *, migrate_schema: bool = True,
+             central_time: Clock | None = None) -> "CentralStore":
+        store = cls(url, clock, key, central_time=central_time)
         if migrate_schema:
             with store.engine.begin() as conn:
                 migrate.upgrade(conn, "central", safe_url(url))
+        if key is not None:
+            store._open_central_chain()
         return store
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- kiosk side: push and receipts ------------------------------------
+    # -- the central chain -------------------------------------------------
+    @property
+    def central_chain(self) -> str:
+        return chain_id(CENTRAL_DEVICE, 1)
+
+    def _open_central_chain(self) -> None:
+        """Create the central chain on first use; refuse a key that is not the one the chain was opened with."""
+        key = self._need_key()
+        with self.engine.begin() as conn:
+            row = conn.execute(text("SELECT kid FROM chain_heads WHERE chain = :c"), {"c": self.central_chain}).first()
+            if row is not None:
+                if row[0] != key.kid:
+                    raise CentralError(f"this central store signs with key {row[0]}; the key file given holds "
+                                       f"{key.kid} (wrong --key-file?)")
+                return
+            conn.execute(text("INSERT INTO chain_heads (chain, device_id, epoch, kid, public_key, status, seq, hash, "
+                              "frontier) VALUES (:c, :d, 1, :k, :p, 'central', 0, :h, '[]')"),
+                         {"c": self.central_chain, "d": CENTRAL_DEVICE, "k": key.kid,
+                          "p": b64url(key.public.raw), "h": GENESIS_PREV})
+            self._append_central(conn, CHAIN_OPENED, {
+                "device_id": CENTRAL_DEVICE, "epoch": 1, "public_key": b64url(key.public.raw), "kid": key.kid,
+                "fingerprint": key.public.fingerprint, "role": "central store"})
+
+    def _need_key(self) -> SigningKey:
+        if self.key is None:
+            raise CentralError("this needs the central store's signing key (--key-file or KIOSK_CENTRAL_KEY)")
+        return self.key
+
+    def _append_central(self, conn: Connection, type_: str, body: dict[str, Any]) -> SignedRecord:
+        """One record in the central chain, in the caller's transaction, under the central head's row lock."""
+        key = self._need_key()
+        lock = " FOR UPDATE" if self.pg else ""
+        head = conn.execute(text(f"SELECT seq, hash, frontier FROM chain_heads WHERE chain = :c{lock}"),
+                            {"c": self.central_chain}).first()
+        seq, prev = int(head[0]), head[1]
+        frontier = MerkleFrontier.from_state(seq, json.loads(head[2]))
+        signed = seal(key, chain=self.central_chain, seq=seq + 1, prev=prev, type=type_, moment=self.clock.now(),
+                      zone="UTC", body=body)
+        now = format_ts(self.clock.now())
+        conn.execute(text("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
+                          "VALUES (:c, :s, :h, :r, :g, :id, :t, :ts, :k, :at)"),
+                     {"c": self.central_chain, "s": signed.record.seq, "h": signed.hash, "r": signed.raw,
+                      "g": signed.sig, "id": signed.record.id, "t": type_, "ts": signed.record.ts, "k": key.kid,
+                      "at": now})
+        frontier.add(signed.hash)
+        conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
+                          "WHERE chain = :c"),
+                     {"s": signed.record.seq, "h": signed.hash_hex, "f": json.dumps(frontier.state()),
+                      "t": signed.record.ts, "c": self.central_chain})
+        return signed
+
+    # -- kiosk side: push, receipts, status, pull ----------------------------
     def push(self, rows: Iterable[tuple[str, int, bytes, bytes, bytes]]) -> int:
         """Append (chain, seq, hash, raw, sig) to the inbox; a row already there is ignored."""
         now = format_ts(self.clock.now())
@@ -89,11 +172,14 @@ class CentralStore:
                               f"VALUES (:chain, :seq, :hash, :raw, :sig, :at) {conflict}"), params)
         return len(params)
 
-    def receipt(self, chain: str) -> tuple[int, str] | None:
+    def receipt(self, chain: str) -> tuple[Receipt, bytes | None] | None:
+        """The latest receipt for ``chain`` and its central signature (the kiosk checks it against its pin)."""
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT upto, hash FROM receipts WHERE chain = :c ORDER BY upto DESC LIMIT 1"),
-                               {"c": chain}).first()
-        return None if row is None else (int(row[0]), row[1])
+            row = conn.execute(text("SELECT upto, hash, central_ts, kid, sig FROM receipts WHERE chain = :c "
+                                    "ORDER BY upto DESC LIMIT 1"), {"c": chain}).first()
+        if row is None:
+            return None
+        return Receipt(chain, int(row[0]), row[1], row[2], row[3] or ""), (bytes(row[4]) if row[4] else None)
 
     def device_status(self, chain: str) -> tuple[str, str | None] | None:
         """(status, reason) of a device chain as the central store sees it (the kiosk role may read only these)."""
@@ -106,43 +192,147 @@ class CentralStore:
             row = conn.execute(text("SELECT * FROM chain_heads WHERE chain = :c"), {"c": chain}).mappings().first()
         return dict(row) if row else None
 
+    def central_key(self) -> PublicKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT public_key FROM central_keys ORDER BY chain LIMIT 1")).first()
+        return None if row is None else PublicKey(_unb64(row[0]))
+
+    def next_epoch(self, device_id: str) -> int:
+        """The epoch a re-registered device (wiped disk, lost key) must use: one past any the store has seen."""
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT max(epoch) FROM chain_heads WHERE device_id = :d"),
+                               {"d": device_id}).first()
+        return int(row[0] or 0) + 1
+
+    def now(self):
+        """The central clock (PostgreSQL's ``now()``; the embedded store shares the kiosk's process clock)."""
+        if self._central_time is not None:
+            return self._central_time.now()
+        if self.pg:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT now()")).scalar_one()
+        return self.clock.now()
+
+    def publications(self, after_seq: int = 0) -> list[Publication]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT seq, raw, sig FROM directory_publications WHERE seq > :s ORDER BY seq"),
+                                {"s": after_seq}).all()
+        return [Publication(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def directory_entries(self, after_version: int, upto_version: int) -> Iterator[DirectoryEntry]:
+        """The latest version of each document changed in (after, upto], in version order (what was signed)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
+                "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
+                " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
+                "ORDER BY c.version"), {"a": after_version, "b": upto_version})
+            for version, kind, key, doc in rows:
+                yield DirectoryEntry(int(version), kind, key, json.loads(doc))
+
     # -- devices -----------------------------------------------------------
     def devices(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(text(
-                "SELECT chain, device_id, epoch, kid, public_key, status, seq, reason FROM chain_heads ORDER BY chain"
-            )).mappings()]
+            rows = [dict(r) for r in conn.execute(text(
+                "SELECT chain, device_id, epoch, kid, public_key, status, seq, reason FROM chain_heads "
+                "WHERE status != 'central' ORDER BY chain")).mappings()]
+        for r in rows:
+            r["fingerprint"] = PublicKey(_unb64(r["public_key"])).fingerprint
+        return rows
 
-    def set_device_status(self, chain: str, status: str, by: str, reason: str) -> None:
-        """Approve, reject or revoke a device chain (never from the device itself: only here)."""
-        if status not in ("approved", "rejected", "revoked"):
+    def directory_doc(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            return _latest_doc(conn, kind, key)
+
+    def has_active_admin(self) -> bool:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
+                                     "FROM directory_changes WHERE kind = 'user' GROUP BY key) m "
+                                     "ON c.kind = 'user' AND c.key = m.key AND c.version = m.v")).all()
+        return any(_is_active_admin(json.loads(doc)) for (doc,) in rows)
+
+    def decide_device(self, chain: str, status: str, actor: dict[str, str], reason: str) -> SignedRecord:
+        """Approve, reject or revoke a device chain as a signed record in the central chain.
+
+        ``actor`` is an admin the caller has authenticated against this store's directory (see
+        kiosk.services.central_admin); before any admin exists centrally, the holder of the central key
+        may approve the first terminals (``actor`` role "central-key-holder"), and that is what the record says.
+        """
+        decision = {v: k for k, v in DEVICE_DECISIONS.items()}.get(status)
+        if decision is None:
             raise CentralError("status must be approved, rejected or revoked")
         if len(reason.strip()) < 4:
             raise CentralError("give a reason (at least 4 characters)")
         with self.engine.begin() as conn:
-            head = conn.execute(text("SELECT status, seq FROM chain_heads WHERE chain = :c"), {"c": chain}).first()
-            if head is None:
+            head = self._lock_head(conn, chain)
+            if head is None or head["status"] == "central":
                 raise CentralError(f"no device chain {chain}; it appears once the kiosk has sent its first record")
-            extra = ", revoked_after_seq = :seq" if status == "revoked" else ""
-            conn.execute(text(f"UPDATE chain_heads SET status = :s, reason = :r{extra} WHERE chain = :c"),
-                         {"s": status, "r": f"{by}: {reason}", "c": chain, "seq": head[1]})
-            self._alert(conn, f"device.{status}", chain, f"{chain} {status} by {by}: {reason}")
+            fingerprint = PublicKey(_unb64(head["public_key"])).fingerprint
+            signed = self._append_central(conn, decision, {
+                "actor": dict(actor), "target": {"kind": "device", "id": chain}, "fingerprint": fingerprint,
+                "reason": reason})
+            self._apply_decision(conn, head, status, actor, reason, origin=self.central_chain)
+        return signed
+
+    def _lock_head(self, conn: Connection, chain: str) -> dict[str, Any] | None:
+        lock = " FOR UPDATE" if self.pg else ""
+        row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
+        return dict(row) if row else None
+
+    def _apply_decision(self, conn: Connection, head: dict[str, Any], status: str, actor: dict[str, Any],
+                        reason: str, origin: str) -> None:
+        chain = head["chain"]
+        who = f"{actor.get('user_id')} ({actor.get('role')})"
+        extra = ", revoked_after_seq = :seq" if status == "revoked" else ""
+        conn.execute(text(f"UPDATE chain_heads SET status = :s, reason = :r{extra} WHERE chain = :c"),
+                     {"s": status, "r": f"{who}: {reason}", "c": chain, "seq": head["seq"]})
+        self._alert(conn, f"device.{status}", chain, f"{chain} {status} by {who} via {origin}: {reason}")
+        if status == "approved":
+            # A re-registered terminal (new epoch) supersedes its older chains: their later records are
+            # accepted up to this point and quarantined after it, like a revocation.
+            older = conn.execute(text("SELECT chain, seq FROM chain_heads WHERE device_id = :d AND epoch < :e "
+                                      "AND status IN ('approved', 'pending')"),
+                                 {"d": head["device_id"], "e": head["epoch"]}).all()
+            for old_chain, old_seq in older:
+                conn.execute(text("UPDATE chain_heads SET status = 'revoked', revoked_after_seq = :s, reason = :r "
+                                  "WHERE chain = :c"),
+                             {"s": old_seq, "c": old_chain, "r": f"superseded by {chain} (re-registration)"})
+                self._alert(conn, "device.superseded", old_chain, f"{old_chain} superseded by {chain}")
+
+    def _decision_from_record(self, conn: Connection, record: Record) -> None:
+        """An admin decided about a device on a kiosk: apply it if the admin and the device check out."""
+        body = record.body
+        status = DEVICE_DECISIONS[record.type]
+        target = str((body.get("target") or {}).get("id", ""))
+        actor = body.get("actor") or {}
+        where = f"{record.type} in {record.chain} #{record.seq}"
+        refused = None
+        head = self._lock_head(conn, target) if target else None
+        if head is None or head["status"] == "central":
+            refused = f"no device chain {target!r}"
+        elif split_chain(target)[0] == record.device_id:
+            refused = "a terminal cannot decide its own registration"
+        elif not _is_active_admin(_latest_doc(conn, directory.USER, str(actor.get("user_id")))):
+            refused = f"{actor.get('user_id')!r} is not an active admin in the central directory"
+        elif body.get("fingerprint") != PublicKey(_unb64(head["public_key"])).fingerprint:
+            refused = "the fingerprint the admin confirmed is not the device's key"
+        if refused:
+            self._alert(conn, "device.decision_refused", target or None, f"{where} refused: {refused}")
+            return
+        self._apply_decision(conn, head, status, actor, str(body.get("reason", "")), origin=record.chain)
 
     # -- ingest ------------------------------------------------------------
     def ingest_once(self, batch: int = 500) -> IngestReport:
-        """Verify and move up to ``batch`` inbox rows; returns what happened."""
-        totals = IngestReport()
-        with self.engine.begin() as conn:
-            lock = " FOR UPDATE SKIP LOCKED" if self.pg else ""
-            rows = conn.execute(text(
-                "SELECT id, chain, seq, hash, raw, sig FROM inbox WHERE chain NOT IN "
-                "(SELECT chain FROM chain_heads WHERE status = 'pending') "
-                f"ORDER BY chain, seq, id LIMIT :n{lock}"), {"n": batch}).all()
-            for chain, group in groupby(rows, key=lambda r: r[1]):
-                report = self._ingest_chain(conn, chain, list(group))
-                totals = IngestReport(totals.ingested + report.ingested, totals.replays + report.replays,
-                                      totals.quarantined + report.quarantined, totals.held + report.held)
-        return totals
+        """Verify and move up to ``batch`` inbox rows (rules: storage/ingest.py), then publish the directory."""
+        self._need_key()  # receipts are signed: no key, no ingest (before anything is moved)
+        if self._ingestor is None:
+            from storage.ingest import Ingestor
+
+            self._ingestor = Ingestor(self)
+        report = self._ingestor.ingest_once(batch)
+        if report.ingested:
+            self.publish_directory()
+        return report
 
     def ingest_all(self, batch: int = 500) -> IngestReport:
         total = IngestReport()
@@ -153,91 +343,76 @@ class CentralStore:
             if r.ingested + r.replays + r.quarantined == 0:
                 return total
 
-    def _ingest_chain(self, conn: Connection, chain: str, rows: list) -> IngestReport:
+    def _sign_receipt(self, conn: Connection, chain: str, upto: int, hash_hex: str) -> None:
         now = format_ts(self.clock.now())
-        lock = " FOR UPDATE" if self.pg else ""
-        head = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
-        head = dict(head) if head else None
-        ingested = replays = quarantined = held = 0
-        frontier = MerkleFrontier.from_state(head["seq"], json.loads(head["frontier"])) if head else None
-        for row_id, _, seq, digest, raw, sig in rows:
-            raw, sig, digest = bytes(raw), bytes(sig), bytes(digest)
-            if head is None:
-                head = self._enroll(conn, chain, seq, raw)
-                if head is None:
-                    held += 1
-                    continue
-                frontier = MerkleFrontier()
-                if head["status"] == "pending":
-                    held += 1
-                    continue
-            if head["status"] == "pending":
-                held += 1
-                continue
-            existing = conn.execute(text("SELECT hash FROM ledger WHERE chain = :c AND seq = :s"),
-                                    {"c": chain, "s": seq}).first()
-            if existing is not None:
-                if bytes(existing[0]) == digest:
-                    replays += 1
-                    self._drop_inbox(conn, row_id)
-                else:
-                    quarantined += 1
-                    forged = _not_signed_by_chain(chain, seq, digest, raw, sig, head)
-                    if forged is not None:
-                        self._reject(conn, row_id, chain, seq, raw, sig, forged)
-                    else:
-                        self._quarantine(conn, row_id, chain, seq, raw, sig,
-                                         f"fork: record {chain} #{seq}: a different record is already in the "
-                                         "ledger at this place", freeze=True)
-                        head["status"] = "frozen"
-                continue
-            if head["status"] in ("frozen", "rejected"):
-                quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, f"chain is {head['status']}", freeze=False)
-                continue
-            if head["status"] == "revoked" and seq > (head["revoked_after_seq"] or 0):
-                quarantined += 1
-                self._quarantine(conn, row_id, chain, seq, raw, sig, "after revocation", freeze=False)
-                continue
-            try:
-                if seq != head["seq"] + 1:
-                    raise BrokenLink(f"record {chain} #{seq}", f"gap: the ledger head is #{head['seq']}")
-                record, computed = parse_raw(raw)
-                if record.chain != chain or record.seq != seq or computed != digest:
-                    raise BrokenLink(f"record {chain} #{seq}", "inbox columns do not match the record bytes")
-                if record.prev != head["hash"]:
-                    raise BrokenLink(f"record {chain} #{seq}", "prev does not match the ledger head")
-                check_signature(record, raw, computed, sig, PublicKey(_unb64(head["public_key"])))
-                if record.type == CHECKPOINT and (record.body.get("size") != frontier.size
-                                                  or record.body.get("root") != frontier.root().hex()):
-                    raise BrokenLink(f"record {chain} #{seq}", "checkpoint Merkle root does not match the ledger")
-            except RecordError as err:
-                quarantined += 1
-                reason = f"{err.reason}: {err.where}: {err.detail}"
-                if _not_signed_by_chain(chain, seq, digest, raw, sig, head) is not None:
-                    self._reject(conn, row_id, chain, seq, raw, sig, reason)
-                    continue
-                self._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=True)
-                head["status"] = "frozen"
-                continue
-            conn.execute(text("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
-                              "VALUES (:c, :s, :h, :r, :g, :id, :t, :ts, :k, :at)"),
-                         {"c": chain, "s": seq, "h": digest, "r": raw, "g": sig, "id": record.id, "t": record.type,
-                          "ts": record.ts, "k": record.kid, "at": now})
-            frontier.add(digest)
-            head["seq"], head["hash"], head["last_kiosk_ts"] = seq, digest.hex(), record.ts
-            self._drop_inbox(conn, row_id)
-            ingested += 1
-        if head is not None and ingested:
-            conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
-                              "WHERE chain = :c"),
-                         {"s": head["seq"], "h": head["hash"], "f": json.dumps(frontier.state()),
-                          "t": head["last_kiosk_ts"], "c": chain})
-        if head is not None and (ingested or replays):
-            conn.execute(text("INSERT INTO receipts (chain, upto, hash, central_ts) VALUES (:c, :u, :h, :t) "
-                              "ON CONFLICT (chain, upto) DO NOTHING"),
-                         {"c": chain, "u": head["seq"], "h": head["hash"], "t": now})
-        return IngestReport(ingested, replays, quarantined, held)
+        receipt = Receipt(chain, upto, hash_hex, now, self._need_key().kid)
+        conn.execute(text("INSERT INTO receipts (chain, upto, hash, central_ts, kid, sig) "
+                          "VALUES (:c, :u, :h, :t, :k, :g) ON CONFLICT (chain, upto) DO NOTHING"),
+                     {"c": chain, "u": upto, "h": hash_hex, "t": now, "k": receipt.kid,
+                      "g": self._need_key().sign_statement(receipt.statement())})
+
+    def _derive(self, conn: Connection, tx: "_Tx", record: Record) -> None:
+        """The record's effect on the central directory, in ingest order; a conflict is an alert, never a loss."""
+        if record.type in DEVICE_DECISIONS:
+            self._decision_from_record(conn, record)
+        overlay: dict[tuple[str, str], dict] = {}
+
+        def get(kind: str, key: str) -> dict | None:
+            return overlay.get((kind, key)) or _latest_doc(conn, kind, key)
+
+        try:
+            changes = directory.project(record, get)
+            for kind, key, doc in changes:
+                overlay[(kind, key)] = doc
+            changes += batches.project(record, get)
+        except directory.DirectoryConflict as exc:
+            self._alert(conn, "directory.conflict", record.chain,
+                        f"{record.type} {record.chain} #{record.seq} not applied to the directory: {exc}")
+            return
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            self._alert(conn, "directory.conflict", record.chain,
+                        f"{record.type} {record.chain} #{record.seq} not applied to the directory: "
+                        f"malformed body ({type(exc).__name__}: {exc})")
+            return
+        for kind, key, doc in changes:
+            version = tx.next_version(conn, self.pg)
+            conn.execute(text("INSERT INTO directory_changes (version, kind, key, doc, chain, seq) "
+                              "VALUES (:v, :k, :key, :d, :c, :s)"),
+                         {"v": version, "k": kind, "key": key, "d": json.dumps(doc, ensure_ascii=False),
+                          "c": record.chain, "s": record.seq})
+
+    def publish_directory(self) -> SignedRecord | None:
+        """Sign what the directory became since the last publication (a snapshot now and then)."""
+        with self.engine.begin() as conn:
+            lock = " FOR UPDATE" if self.pg else ""
+            published = int(conn.execute(text(f"SELECT value FROM central_state WHERE name = 'published_version'{lock}"))
+                            .scalar_one())
+            current = int(conn.execute(text("SELECT value FROM central_state WHERE name = 'directory_version'"))
+                          .scalar_one())
+            if current <= published:
+                return None
+            last_snapshot = conn.execute(text(
+                "SELECT count(*) FROM ledger WHERE chain = :c AND type = :t"),
+                {"c": self.central_chain, "t": DIRECTORY_PUBLISHED}).scalar_one()
+            snapshot = published == 0 or last_snapshot == 0 or (
+                current // SNAPSHOT_EVERY_VERSIONS > published // SNAPSHOT_EVERY_VERSIONS)
+            start = 0 if snapshot else published
+            entries = self._entries_in(conn, start, current)
+            heads = {c: int(s) for c, s in conn.execute(text(
+                "SELECT chain, seq FROM chain_heads WHERE status != 'central'")).all()}
+            signed = self._append_central(conn, DIRECTORY_PUBLISHED, {
+                "kind": "snapshot" if snapshot else "delta", "from_version": start, "to_version": current,
+                "digest": directory_digest(entries), "count": len(entries), "heads": heads})
+            conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'published_version'"), {"v": current})
+        return signed
+
+    def _entries_in(self, conn: Connection, after: int, upto: int) -> list[DirectoryEntry]:
+        rows = conn.execute(text(
+            "SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
+            "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
+            " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
+            "ORDER BY c.version"), {"a": after, "b": upto}).all()
+        return [DirectoryEntry(int(v), k, key, json.loads(d)) for v, k, key, d in rows]
 
     def _enroll(self, conn: Connection, chain: str, seq: int, raw: bytes) -> dict[str, Any] | None:
         """A chain the central store has not seen: its first record must open it; the device waits for approval."""
@@ -254,11 +429,22 @@ class CentralStore:
         head = {"chain": chain, "device_id": device_id, "epoch": epoch, "kid": key.kid,
                 "public_key": record.body["public_key"], "status": "pending", "seq": 0, "hash": GENESIS_PREV,
                 "frontier": "[]", "revoked_after_seq": None, "reason": None, "last_kiosk_ts": None}
-        conn.execute(text("INSERT INTO chain_heads (chain, device_id, epoch, kid, public_key, status, seq, hash, "
-                          "frontier) VALUES (:chain, :device_id, :epoch, :kid, :public_key, :status, :seq, :hash, "
-                          ":frontier)"), head)
+        inserted = conn.execute(text(
+            "INSERT INTO chain_heads (chain, device_id, epoch, kid, public_key, status, seq, hash, frontier) "
+            "VALUES (:chain, :device_id, :epoch, :kid, :public_key, :status, :seq, :hash, :frontier) "
+            "ON CONFLICT (chain) DO NOTHING"), head).rowcount
+        if not inserted:
+            return None  # another worker enrolled it a moment ago; the rows wait for the next pass
+        earlier = conn.execute(text("SELECT chain, kid FROM chain_heads WHERE device_id = :d AND epoch != :e"),
+                               {"d": device_id, "e": epoch}).all()
+        same_key = [c for c, kid in earlier if kid == key.kid]
+        note = (f"; it re-registers (earlier chains: {', '.join(c for c, _ in earlier)})" if earlier else "")
+        if same_key:
+            note += f"; WARNING: it uses the same key as {', '.join(same_key)}"
         self._alert(conn, "device.pending", chain,
-                    f"{chain} asks to be registered; key fingerprint {key.fingerprint}")
+                    f"{chain} asks to be registered; key fingerprint {key.fingerprint}; "
+                    f"host {str(record.body.get('hostname', '?'))[:100]}, site {str(record.body.get('site', '?'))[:100]}, "
+                    f"location {str(record.body.get('location', '?'))[:100]}{note}")
         return head
 
     def _drop_inbox(self, conn: Connection, row_id: int) -> None:
@@ -274,18 +460,6 @@ class CentralStore:
             conn.execute(text("UPDATE chain_heads SET status = 'frozen', reason = :r WHERE chain = :c"),
                          {"r": f"#{seq}: {reason}", "c": chain})
             self._alert(conn, "chain.frozen", chain, f"{chain} frozen at #{seq}: {reason}")
-
-    def _reject(self, conn: Connection, row_id: int, chain: str, seq: int, raw: bytes, sig: bytes,
-                reason: str) -> None:
-        """Quarantine a row the chain's key did not sign, without freezing the chain.
-
-        Anyone who may append to the inbox (every terminal's login) can write such a row under
-        any chain's name; if it froze the chain, one terminal could stop another. Only a record
-        signed with the chain's own key can prove a fork.
-        """
-        self._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=False)
-        self._alert(conn, "record.rejected", chain, f"{chain} #{seq} rejected (not signed by this chain's key): "
-                                                    f"{reason}")
 
     def _alert(self, conn: Connection, kind: str, chain: str | None, message: str) -> None:
         conn.execute(text("INSERT INTO alerts (kind, chain, message, at) VALUES (:k, :c, :m, :t)"),
@@ -308,18 +482,34 @@ class CentralStore:
             return int(conn.execute(text("SELECT count(*) FROM inbox")).scalar_one())
 
 
-def _not_signed_by_chain(chain: str, seq: int, digest: bytes, raw: bytes, sig: bytes,
-                         head: dict[str, Any]) -> str | None:
-    """Why this inbox row is not a record the chain's key signed at this place, or None when it is."""
-    where = f"record {chain} #{seq}"
-    try:
-        record, computed = parse_raw(raw, where)
-        if record.chain != chain or record.seq != seq or computed != digest:
-            return f"broken chain: {where}: inbox columns do not match the record bytes"
-        check_signature(record, raw, computed, sig, PublicKey(_unb64(head["public_key"])), where)
-    except RecordError as err:
-        return f"{err.reason}: {where}: {err.detail}"
-    return None
+class _Tx:
+    """Per-transaction state of the directory derivation: the version counter, taken under its row lock."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+
+    def next_version(self, conn: Connection, pg: bool) -> int:
+        if self.version is None:
+            lock = " FOR UPDATE" if pg else ""
+            self.version = int(conn.execute(text(
+                f"SELECT value FROM central_state WHERE name = 'directory_version'{lock}")).scalar_one())
+        self.version += 1
+        return self.version
+
+    def flush(self, conn: Connection) -> None:
+        if self.version is not None:
+            conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"),
+                         {"v": self.version})
+
+
+def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
+    row = conn.execute(text("SELECT doc FROM directory_changes WHERE kind = :k AND key = :key "
+                            "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
+    return None if row is None else json.loads(row[0])
+
+
+def _is_active_admin(user: dict[str, Any] | None) -> bool:
+    return bool(user) and user.get("status") == "active" and "admin" in (user.get("roles") or [])
 
 
 def _unb64(text_: str) -> bytes:

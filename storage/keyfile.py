@@ -7,6 +7,8 @@ have been copied, and the site must decide whether to re-register.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import json
 import os
 import re
@@ -129,6 +131,8 @@ def create_identity(data_dir: Path, device_id: str, epoch: int = 1) -> DeviceIde
     data_dir = Path(data_dir)
     ensure_private_dir(data_dir)
     chain_id(device_id, epoch)  # validate before writing anything
+    if device_id == "central":
+        raise KeyFileError("'central' is the central store's own chain; give the terminal another device id")
     key = SigningKey.generate()
     key_path = data_dir / KEY_FILE
     try:
@@ -140,8 +144,35 @@ def create_identity(data_dir: Path, device_id: str, epoch: int = 1) -> DeviceIde
     return DeviceIdentity(device_id, epoch, key)
 
 
-def load_or_create_identity(data_dir: Path, device_id: str | None = None) -> DeviceIdentity:
+def load_central_key(path: Path) -> SigningKey:
+    """The central store's signing key (0600, like a device key); a clear error when it cannot be used."""
+    path = Path(path)
+    if not path.exists():
+        raise KeyFileError(f"{path}: no central key here (create it with `kiosk central init --key-file {path}`)")
+    check_private_file(path)
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except KeyError_ as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def load_or_create_central_key(path: Path) -> SigningKey:
+    path = Path(path)
+    if path.exists():
+        return load_central_key(path)
+    ensure_private_dir(path.parent)
+    key = SigningKey.generate()
+    _write_private(path, key.to_pem())
+    return key
+
+
+def load_or_create_identity(data_dir: Path, device_id: str | None = None,
+                            epoch: "int | Callable[[str], int]" = 1) -> DeviceIdentity:
+    """``epoch`` may be a function of the device id, asked only when a new key is made (re-registration)."""
     identity = load_identity(data_dir)
     if identity is None:
-        identity = create_identity(data_dir, device_id or default_device_id())
+        device_id = device_id or default_device_id()
+        identity = create_identity(data_dir, device_id, epoch(device_id) if callable(epoch) else epoch)
     return identity

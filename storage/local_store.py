@@ -76,6 +76,7 @@ class LocalStore:
         checkpoints: CheckpointPolicy = CheckpointPolicy(),
         random_bytes: Callable[[int], bytes] = os.urandom,
         projectors: Sequence[Projector] = (),
+        registration: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
@@ -84,6 +85,7 @@ class LocalStore:
         self.checkpoints = checkpoints
         self._random = random_bytes
         self.projectors: list[Projector] = list(projectors)
+        self._registration = dict(registration or {})
         self._write: Engine = sqlite_engine(self.path, write=True)
         self._read: Engine = sqlite_engine(self.path, write=False)
         # One long-lived write connection: appends are serialised here anyway
@@ -91,6 +93,7 @@ class LocalStore:
         # signature is measurable on the signing path.
         self._write_conn: Connection | None = None
         self._write_lock = threading.Lock()
+        self._directory_listeners: list[Callable[[], None]] = []
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -118,6 +121,8 @@ class LocalStore:
             "kid": self.identity.key.kid,
             "fingerprint": self.identity.key.public.fingerprint,
             "hostname": socket.gethostname()[:100],
+            # The registration request: where the admin who compares the fingerprint will find this terminal.
+            **{k: str(v)[:100] for k, v in self._registration.items() if k in ("site", "location")},
         }
         self.append(CHAIN_OPENED, body, _allow_genesis=True)
 
@@ -301,12 +306,25 @@ class LocalStore:
         return None if row is None else json.loads(row[0])["status"]
 
     def clock_suspect(self) -> bool:
-        """True while the clock reads earlier than a record this chain already holds."""
+        """True while the clock reads earlier than a record this chain already holds, or the last sync
+        found it too far from the central clock."""
         with self._read.connect() as conn:
             row = conn.exec_driver_sql("SELECT high_ts FROM chain_state WHERE chain = ?", (self.chain,)).first()
+            trust = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = 'clock' AND key = ?",
+                                         (self.chain,)).first()
+        if trust is not None and json.loads(trust[0]).get("skewed"):
+            return True
         if row is None or row[0] is None:
             return False
         return went_backwards(parse_ts(row[0]), self.clock.now(), row[0], "") is not None
+
+    def on_directory_change(self, listener: Callable[[], None]) -> None:
+        """Readers that cache directory documents hear when a pull replaced the directory wholesale."""
+        self._directory_listeners.append(listener)
+
+    def directory_changed(self) -> None:
+        for listener in self._directory_listeners:
+            listener()
 
     def read_engine(self) -> Engine:
         return self._read

@@ -15,8 +15,10 @@ from storage.keyfile import KeyFileError, check_private_file, ensure_private_dir
 SITE_KEY_FILE = "site.key"
 
 
-def load_site_key(data_dir: Path) -> bytes:
-    path = Path(data_dir) / SITE_KEY_FILE
+def load_site_key(data_dir: Path, name: str = SITE_KEY_FILE) -> bytes:
+    path = Path(data_dir) / name
+    if not path.exists():
+        raise KeyFileError(f"{path}: no site key here; install the site's key file (0600)")
     check_private_file(path)
     data = path.read_bytes()
     if len(data) != 32:

@@ -82,6 +82,16 @@ class ChainVerifier:
         self.last_ts: str | None = None
         self.checkpoints = 0
 
+    @classmethod
+    def resume(cls, chain: str, key: PublicKey, head_seq: int, head_hash_hex: str,
+               frontier: MerkleFrontier) -> "ChainVerifier":
+        """Continue a chain another place has verified up to ``head_seq``: central ingest
+        applies exactly the rules a full re-verification applies, record by record."""
+        verifier = cls(chain, key, start_seq=head_seq + 1)
+        verifier.prev_hex = verifier.first_prev = head_hash_hex
+        verifier.frontier = frontier
+        return verifier
+
     def feed(self, raw: bytes, sig: bytes, position: int | None = None) -> SignedRecord:
         """Verify the next record. ``position`` is where the store keeps it (its seq column);
         errors name that place, because a tampered record may claim to be another one."""

@@ -25,6 +25,8 @@ FAILURES_DEVICE = "failures.device"
 ALERT = "alert"
 SESSION = "session"                # per chain: the session open on this terminal, if any
 DEVICE = "device"                  # per chain: this terminal's registration as last seen centrally
+CLOCK = "clock"                    # per chain: whether the last sync found this terminal's clock skewed
+CENTRAL_PIN = "central.pin"        # per chain: the central store key this terminal trusts
 
 
 class DirectoryConflict(Exception):
@@ -216,7 +218,14 @@ def _alert_ack(record: Record, get: Getter) -> list[Change]:
 
 def _clock_observed(record: Record, get: Getter) -> list[Change]:
     body = record.body
-    return [(ALERT, record.id, {
+    kind = body.get("kind")
+    changes: list[Change] = []
+    if kind in ("skew", "skew_resolved"):
+        changes.append((CLOCK, record.chain, {"skewed": kind == "skew", "offset_s": body.get("offset_s"),
+                                              "since": record.ts}))
+    if kind == "skew_resolved":
+        return changes
+    return changes + [(ALERT, record.id, {
         "alert_id": record.id, "kind": f"clock.{body.get('kind')}", "severity": "critical",
         "message": f"kiosk clock anomaly ({body.get('kind')}): kiosk {body.get('kiosk_ts')} vs "
                    f"{body.get('reference_ts')}, offset {body.get('offset_s')} s",
@@ -235,6 +244,12 @@ def _session_closed(record: Record, get: Getter) -> list[Change]:
     return [(SESSION, record.chain, {"open": False, "session_id": record.body.get("session_id"), "since": record.ts})]
 
 
+def _central_pinned(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    return [(CENTRAL_PIN, record.chain, {"public_key": body["public_key"], "kid": body["kid"],
+                                         "fingerprint": body["fingerprint"], "since": record.ts})]
+
+
 def _device_status(record: Record, get: Getter) -> list[Change]:
     return [(DEVICE, record.chain, {"status": record.body["status"], "reason": record.body.get("reason", ""),
                                     "since": record.ts})]
@@ -242,6 +257,7 @@ def _device_status(record: Record, get: Getter) -> list[Change]:
 
 _HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
     "clock.observed": _clock_observed,
+    "central.pinned": _central_pinned,
     "device.status_observed": _device_status,
     "session.locked": _session_closed,
     "session.logout": _session_closed,

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 RECORD_SIG_PREFIX = b"kiosk-record-v1\x00"
+# Detached statements (central receipts) get their own domain, so no statement can pass for a record.
+STATEMENT_SIG_PREFIX = b"kiosk-statement-v1\x00"
 
 
 class KeyError_(ValueError):
@@ -71,6 +73,13 @@ class PublicKey:
             return False
         return True
 
+    def verify_statement(self, statement: bytes, sig: bytes) -> bool:
+        try:
+            self._verifier.verify(sig, STATEMENT_SIG_PREFIX + statement)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
 
 class SigningKey:
     """A private Ed25519 key; never printed, never serialised except to its 0600 file."""
@@ -112,6 +121,9 @@ class SigningKey:
 
     def sign_record_hash(self, record_hash: bytes) -> bytes:
         return self._private.sign(RECORD_SIG_PREFIX + record_hash)
+
+    def sign_statement(self, statement: bytes) -> bytes:
+        return self._private.sign(STATEMENT_SIG_PREFIX + statement)
 
     def __repr__(self) -> str:  # never leak key material through repr/logging
         return f"SigningKey(kid={self.kid})"

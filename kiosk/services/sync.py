@@ -1,10 +1,15 @@
-"""Push the local chain to the central inbox and mark it synced only on a matching receipt.
+"""Push the local chain to the central inbox, mark it synced only on a verified receipt, pull the directory.
 
 The local chain is the outbox: nothing is deleted, only the ``synced_upto``
-marker moves, and only when the central store's receipt names the same hash
-as the local record at that seq (a mismatch is an alarm, never a sync).
-Failures back off exponentially; the queue is simply the unsynced tail, so it
-survives restarts and power loss.
+marker moves, and only when a receipt signed by the pinned central key names
+the same hash as the local record at that seq (a mismatch is an alarm, never
+a sync). The central key is pinned on first contact (a ``central.pinned``
+record; the admin compares its fingerprint on site); a different key later
+halts sync. The directory is pulled only by an approved terminal and applied
+only when each publication's signature and digest check. Every sync also
+compares the kiosk clock with the central clock. Failures back off
+exponentially; the queue is simply the unsynced tail, so it survives restarts
+and power loss.
 """
 
 from __future__ import annotations
@@ -13,15 +18,38 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Protocol
 
-from kiosk.domain.clock import Clock
+from kiosk.domain import directory
+from kiosk.domain.central import (
+    DIRECTORY_PUBLISHED, CentralTrustError, DirectoryEntry, Receipt, directory_digest, is_central_chain,
+)
+from kiosk.domain.clock import Clock, format_ts
+from kiosk.domain.clock_trust import skewed
+from kiosk.domain.keys import PublicKey, b64url, unb64url
+from kiosk.domain.records import RecordError, open_signed
 
 
 class CentralInbox(Protocol):
     def push(self, rows: list[tuple[str, int, bytes, bytes, bytes]]) -> int: ...
 
-    def receipt(self, chain: str) -> tuple[int, str] | None: ...
+    def receipt(self, chain: str) -> tuple[Receipt, bytes | None] | None: ...
 
     def device_status(self, chain: str) -> tuple[str, str | None] | None: ...
+
+    def central_key(self) -> PublicKey | None: ...
+
+    def now(self) -> dt.datetime: ...
+
+    def publications(self, after_seq: int = 0) -> list: ...
+
+    def directory_entries(self, after_version: int, upto_version: int) -> Iterator[DirectoryEntry]: ...
+
+
+class Puller(Protocol):
+    """The kiosk side of a directory pull (storage.directory_pull over the local store)."""
+
+    def state(self): ...
+
+    def apply(self, entries: list[DirectoryEntry], *, publication_seq: int, version: int, own_upto: int): ...
 
 
 class Outbox(Protocol):
@@ -50,14 +78,20 @@ class SyncStatus:
 
 class SyncService:
     def __init__(self, outbox: Outbox, connect: Callable[[], CentralInbox], clock: Clock, *,
-                 batch_size: int = 500, interval_s: int = 30, max_backoff_s: int = 600) -> None:
+                 batch_size: int = 500, interval_s: int = 30, max_backoff_s: int = 600,
+                 directory_reader=None, puller: Puller | None = None, max_skew_s: int = 120,
+                 state=None) -> None:
         self.outbox = outbox
         self.connect = connect
         self.clock = clock
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
-        self._status = SyncStatus()
+        self.directory = directory_reader
+        self.puller = puller
+        self.max_skew_s = max_skew_s
+        self.state = state  # where the last outcome is kept across processes (storage.sync_state)
+        self._status = SyncStatus(**state.load()) if state is not None else SyncStatus()
         self._last_device_status: str | None = getattr(outbox, "device_status", lambda: None)()
 
     def status(self) -> SyncStatus:
@@ -70,16 +104,28 @@ class SyncService:
         return nxt is None or self.clock.now() >= nxt
 
     def sync_once(self) -> SyncStatus:
-        """Push every unsynced record (in batches, in order), then apply the receipt."""
+        """Push every unsynced record (in batches, in order), apply the receipt, pull; keep the outcome."""
+        try:
+            return self._sync_once()
+        finally:
+            if self.state is not None:
+                try:
+                    self.state.save(self._status)
+                except Exception:  # noqa: BLE001 - the outcome is a convenience; the store may be full
+                    pass
+
+    def _sync_once(self) -> SyncStatus:
         now = self.clock.now()
         try:
             central = self.connect()
+            key = self._pin(central)
             self._observe_device(central)  # first, so the observation travels in this push
+            self._observe_clock(central)
             # The receipt first: a local store older than the central head (an old backup restored) is
             # an alarm before anything is pushed. Then send everything the central store has not
             # receipted: a link that drops mid-push still makes progress, and after the central store
             # was restored from an older dump the local chain (never pruned) sends what it lost again.
-            after = self._apply_receipt(central)
+            after = self._apply_receipt(central, key)
             batch: list[tuple[str, int, bytes, bytes, bytes]] = []
             for row in self.outbox.iter_rows(after_seq=after):
                 batch.append((row.chain, row.seq, row.hash, row.raw, row.sig))
@@ -88,8 +134,10 @@ class SyncService:
                     batch = []
             if batch:
                 central.push(batch)
-            self._apply_receipt(central)
-        except ReceiptMismatch:
+            self._apply_receipt(central, key)
+            if self._last_device_status == "approved" and self.puller is not None:
+                self._pull(central, key)
+        except SyncHalted:
             raise
         except Exception as exc:  # noqa: BLE001 - any transport failure means "offline, try later"
             failures = self._status.failures + 1
@@ -102,12 +150,101 @@ class SyncService:
                                next_attempt=now + dt.timedelta(seconds=self.interval_s))
         return self.status()
 
-    def _apply_receipt(self, central: CentralInbox) -> int:
-        """Check the central receipt against the local chain and move the marker; returns the seq it names."""
-        receipt = central.receipt(self.outbox.chain)
-        if receipt is None:
+    def pinned_key(self) -> PublicKey | None:
+        doc = self.directory.get(directory.CENTRAL_PIN, self.outbox.chain) if self.directory else None
+        return None if doc is None else PublicKey(unb64url(doc["public_key"]))
+
+    def _pin(self, central: CentralInbox) -> PublicKey | None:
+        """Trust the central key seen on first contact (recorded, shown to the admin); refuse any other later."""
+        seen = central.central_key()
+        pinned = self.pinned_key()
+        if seen is None:
+            if pinned is not None:
+                self._alarm("the central store no longer shows its signing key; sync halted",
+                            kind="sync.central_untrusted", error=CentralUntrusted)
+            return None
+        if pinned is None:
+            if self.directory is None:
+                return seen  # a bare outbox (tests, tools) keeps no pin; it still checks signatures
+            self.outbox.append("central.pinned", {"public_key": b64url(seen.raw), "kid": seen.kid,
+                                                  "fingerprint": seen.fingerprint,
+                                                  "target": {"kind": "device", "id": self.outbox.chain}})
+            return seen
+        if pinned != seen:
+            self._alarm(f"the central store now signs with key {seen.kid}, not the pinned {pinned.kid}: "
+                        "sync halted until an admin checks the central store", kind="sync.central_untrusted",
+                        error=CentralUntrusted)
+        return pinned
+
+    def _observe_clock(self, central: CentralInbox) -> None:
+        """Clock trust: a skew beyond the bound (or its end) becomes a clock.observed record."""
+        if self.directory is None:
+            return  # a bare outbox (tools, tests) cannot tell one skew episode from the next
+        kiosk_now, central_now = self.clock.now(), central.now()
+        anomaly = skewed(kiosk_now, central_now, self.max_skew_s, format_ts(kiosk_now), format_ts(central_now))
+        doc = self.directory.get(directory.CLOCK, self.outbox.chain) if self.directory else None
+        was_skewed = bool(doc and doc.get("skewed"))
+        if anomaly is not None and not was_skewed:
+            self.outbox.append("clock.observed", anomaly.body())
+        elif anomaly is None and was_skewed:
+            self.outbox.append("clock.observed", {"kind": "skew_resolved", "kiosk_ts": format_ts(kiosk_now),
+                                                  "reference_ts": format_ts(central_now),
+                                                  "offset_s": f"{(kiosk_now - central_now).total_seconds():.6f}"})
+
+    def _pull(self, central: CentralInbox, key: PublicKey | None) -> None:
+        """Apply every new directory publication whose signature and digest check; all or nothing."""
+        if key is None:
+            return
+        state = self.puller.state()
+        pubs = []
+        for pub in central.publications(after_seq=state.publication_seq):
+            try:
+                signed = open_signed(pub.raw, pub.sig, key)
+            except RecordError as exc:
+                self._alarm(f"a directory publication does not verify ({exc}); nothing applied",
+                            kind="sync.central_untrusted", error=CentralUntrusted)
+            if signed.record.type != DIRECTORY_PUBLISHED or not is_central_chain(signed.record.chain):
+                self._alarm("the directory publications include a record that is not one",
+                            kind="sync.central_untrusted", error=CentralUntrusted)
+            pubs.append(signed.record)
+        if not pubs:
+            return
+        version = state.version
+        if version == 0:
+            snapshots = [i for i, r in enumerate(pubs) if r.body["kind"] == "snapshot"]
+            if not snapshots:
+                return  # nothing this terminal can start from yet
+            pubs = pubs[snapshots[-1]:]
+        entries: list[DirectoryEntry] = []
+        for record in pubs:
+            body = record.body
+            if body["kind"] == "delta" and body["from_version"] != version:
+                self._alarm(f"directory publication #{record.seq} starts at version {body['from_version']}, "
+                            f"this terminal holds {version}", kind="sync.central_untrusted", error=CentralUntrusted)
+            got = list(central.directory_entries(body["from_version"], body["to_version"]))
+            if directory_digest(got) != body["digest"]:
+                self._alarm(f"directory publication #{record.seq} does not match the documents served; "
+                            "nothing applied", kind="sync.central_untrusted", error=CentralUntrusted)
+            entries.extend(got)
+            version = body["to_version"]
+        last = pubs[-1]
+        self.puller.apply(entries, publication_seq=last.seq, version=version,
+                          own_upto=int(last.body["heads"].get(self.outbox.chain, 0)))
+
+    def _apply_receipt(self, central: CentralInbox, key: PublicKey | None = None) -> int:
+        """Check the signed receipt against the local chain and move the marker; returns the seq it names."""
+        got = central.receipt(self.outbox.chain)
+        if got is None:
             return 0
-        upto, hash_hex = receipt
+        receipt, sig = got
+        if key is None:
+            self._alarm("a receipt arrived but the central store shows no signing key", kind="sync.central_untrusted",
+                        error=CentralUntrusted)
+        try:
+            receipt.check(key, sig)
+        except CentralTrustError as exc:
+            self._alarm(str(exc))
+        upto, hash_hex = receipt.upto, receipt.hash
         head = self.outbox.head()
         if head is None or upto > head.seq:
             self._alarm(f"the central store holds #{upto} of this chain but the local store ends at "
@@ -130,15 +267,24 @@ class SyncService:
                                                           "target": {"kind": "device", "id": self.outbox.chain}})
             self._last_device_status = status
 
-    def _alarm(self, message: str) -> None:
+    def _alarm(self, message: str, *, kind: str = "sync.receipt_mismatch",
+               error: type["SyncHalted"] | None = None) -> None:
         self.outbox.append("alert.raised", {"alert_id": f"sync-{self.clock.now().timestamp():.0f}",
-                                            "kind": "sync.receipt_mismatch", "severity": "critical",
+                                            "kind": kind, "severity": "critical",
                                             "message": message, "target": {"kind": "device", "id": self.outbox.chain}})
-        raise ReceiptMismatch(message)
+        raise (error or ReceiptMismatch)(message)
 
 
-class ReceiptMismatch(Exception):
+class SyncHalted(Exception):
+    """Sync stopped on purpose: the central store said something this terminal cannot trust."""
+
+
+class ReceiptMismatch(SyncHalted):
     """The central store disagrees with the local chain; sync stops and supervisors are alerted."""
+
+
+class CentralUntrusted(SyncHalted):
+    """The central store's key or signed statements do not check against the pin; nothing was applied."""
 
 
 def _clean(exc: BaseException) -> str:

@@ -51,3 +51,12 @@ def test_access_review_lists_users_roles_status_and_failures(tmp_path):
     text = out.read_text()
     assert "| site.admin | Ada Admin | admin | active | never | 2 | 0 | 0 |" in text
     assert "(unknown ids)" in text
+
+
+@pytest.mark.req("P11-10d")
+def test_a_terminal_joining_a_site_refuses_to_start_without_the_site_key(tmp_path):
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f'[sync]\ncentral_url = "sqlite:///{tmp_path / "c.db"}"\n')
+    result = kiosk("run", "--data-dir", str(tmp_path / "k"), "--config", str(cfg))
+    assert result.returncode == 2 and "site.key: missing" in result.stderr and "install the site's key" in result.stderr
+    assert not (tmp_path / "k" / "device.key").exists()  # nothing was created before the refusal

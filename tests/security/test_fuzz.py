@@ -414,10 +414,12 @@ def central_with_a_chain(tmp_path_factory):
     kiosk.store.append_many([("note.added", {"n": n}) for n in range(200)])
     rows = [[(r.chain, r.seq, r.hash, r.raw, r.sig)] for r in kiosk.store.iter_rows()]
     kiosk.close()
-    central = CentralStore.open(f"sqlite:///{base / 'central.db'}", clock)
+    from tests.storage.conftest import ADMIN, central_key
+
+    central = CentralStore.open(f"sqlite:///{base / 'central.db'}", clock, central_key(base), central_time=clock)
     central.push(rows.pop(0))
     central.ingest_all()
-    central.set_device_status("good-1:1", "approved", "site.admin", "fingerprint compared")
+    central.decide_device("good-1:1", "approved", ADMIN, "fingerprint compared")
     central.ingest_all()
     yield central, rows
     central.close()

@@ -35,6 +35,7 @@ from storage.keyfile import load_identity
 from storage.local_store import DB_FILE
 from storage.verify_local import verify_local_store
 from tests.signing_helpers import Operator
+from tests.storage.conftest import ADMIN, central_key
 
 PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CHAIN = "line-1:1"
@@ -221,7 +222,7 @@ def test_a_forger_holding_the_device_key_passes_local_verify_but_not_the_central
     data, _ = terminal
     url, drop = _pg_database()
     try:
-        central = CentralStore.open(url, clock)
+        central = CentralStore.open(url, clock, central_key(data.parent), central_time=clock)
         _enroll_copy(data, central, clock)
         key = load_identity(data).key
         conn = _db(data)
@@ -248,8 +249,8 @@ def test_a_forger_holding_the_device_key_passes_local_verify_but_not_the_central
         central.push([(r.chain, r.seq, r.hash, r.raw, r.sig) for r in kiosk.store.iter_rows(after_seq=target - 1)])
         central.ingest_all()
         reasons = [q["reason"] for q in central.quarantine()]
-        assert reasons[0] == (f"fork: record {CHAIN} #{target}: a different record is already in the ledger "
-                              "at this place")
+        assert reasons[0] == (f"fork: record {CHAIN} #{target}: a different record signed with this chain's key "
+                              "is already in the ledger at this place")
         assert central.head(CHAIN)["status"] == "frozen"
         assert any(a["kind"] == "chain.frozen" and f"#{target}" in a["message"] for a in central.alerts())
         kiosk.close()
@@ -278,7 +279,7 @@ def _enroll_copy(data, central, clock):
     rows = _local_rows(data)
     central.push(rows)
     central.ingest_all()
-    central.set_device_status(CHAIN, "approved", "site.admin", "fingerprint compared on site")
+    central.decide_device(CHAIN, "approved", ADMIN, "fingerprint compared on site")
     central.ingest_all()
     assert central.ledger_count(CHAIN) == len(rows)
 
@@ -297,11 +298,11 @@ def central_with_tail(terminal, clock):
     """The central store has the terminal's chain up to #20; the rest (#21..) waits in the inbox."""
     data, other = terminal
     url, drop = _pg_database()
-    central = CentralStore.open(url, clock)
+    central = CentralStore.open(url, clock, central_key(data.parent), central_time=clock)
     rows = _local_rows(data)
     central.push(rows[:20])
     central.ingest_all()
-    central.set_device_status(CHAIN, "approved", "site.admin", "fingerprint compared on site")
+    central.decide_device(CHAIN, "approved", ADMIN, "fingerprint compared on site")
     central.ingest_all()
     assert central.ledger_count(CHAIN) == 20
     central.push(rows[20:])
@@ -332,7 +333,7 @@ def inbox_reorder(central, rows, other):
     _inbox(central, "UPDATE inbox SET seq = -1 WHERE chain = :c AND seq = 22", c=CHAIN)
     _inbox(central, "UPDATE inbox SET seq = 22 WHERE chain = :c AND seq = 23", c=CHAIN)
     _inbox(central, "UPDATE inbox SET seq = 23 WHERE chain = :c AND seq = -1", c=CHAIN)
-    return 22, "inbox columns do not match the record bytes"
+    return 22, "claims seq 23 where seq 22 belongs"
 
 
 def inbox_replace_key(central, rows, other):
@@ -421,16 +422,16 @@ def test_another_terminals_login_cannot_freeze_a_chain_with_forged_rows(terminal
     url, drop = _pg_database()
     login = f"kiosk_t_{uuid.uuid4().hex[:8]}"
     admin = url.replace("postgresql+psycopg://", "postgresql://")
-    central = CentralStore.open(url, clock)
+    central = CentralStore.open(url, clock, central_key(data.parent), central_time=clock)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE kiosk_device")
     try:
         rows = _local_rows(data)
         central.push(rows[:30])
         central.ingest_all()
-        central.set_device_status(CHAIN, "approved", "site.admin", "fingerprint compared on site")
+        central.decide_device(CHAIN, "approved", ADMIN, "fingerprint compared on site")
         central.ingest_all()
-        attacker = CentralStore(url.replace("postgres@", f"{login}@"), clock)
+        attacker = CentralStore(url.replace("postgres@", f"{login}@"), clock, central_time=clock)
         _, seq5, _, raw5, sig5 = rows[4]
         changed = _edit(raw5, lambda obj: obj["body"].update(tampered="yes"))
         garbage = [

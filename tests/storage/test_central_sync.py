@@ -1,57 +1,18 @@
 """Central store and sync against real databases: PostgreSQL (KIOSK_TEST_PG_URL) and SQLite."""
 
-import os
 import uuid
 
 import psycopg
 import pytest
 
+from tests.storage.conftest import ADMIN, central_key, enroll
+
+from kiosk.domain.central import Receipt
 from kiosk.domain.clock import FakeClock
 from kiosk.services.sync import ReceiptMismatch, SyncService
 from storage.central import CentralStore
 from storage.keyfile import load_identity, load_or_create_identity
 from storage.local_store import LocalStore
-
-# PostgreSQL runs on every developer machine and in CI (.ci/run starts it if it is down).
-PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="module")
-def pg_database():
-    name = f"kiosk_test_{uuid.uuid4().hex[:12]}"
-    admin = PG.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def central(request, tmp_path, clock):
-    if request.param == "postgresql":
-        base = request.getfixturevalue("pg_database")
-        schema_db = f"c_{uuid.uuid4().hex[:10]}"
-        admin = base.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{schema_db}"')
-        url = base.rsplit("/", 1)[0] + "/" + schema_db
-    else:
-        url = f"sqlite:///{tmp_path / 'central.db'}"
-    store = CentralStore.open(url, clock)
-    yield store
-    store.close()
-    if request.param == "postgresql":
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{schema_db}" WITH (FORCE)')
-
-
-def enroll(central, local):
-    """The device's first records arrived: ingest registers it as pending; an admin approves it."""
-    central.ingest_all()
-    central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared")
-    central.ingest_all()
-
 
 def kiosk_store(tmp_path, clock, name="line-1"):
     data = tmp_path / name
@@ -71,7 +32,7 @@ def test_push_ingest_receipt_round_trip_with_approval(central, tmp_path, clock):
     report = central.ingest_all()
     assert report.held >= 1 and central.ledger_count(local.chain) == 0   # pending: held, not lost
     assert central.devices()[0]["status"] == "pending"
-    central.set_device_status(local.chain, "approved", "site.admin", "fingerprint compared on site")
+    central.decide_device(local.chain, "approved", ADMIN, "fingerprint compared on site")
     assert central.ingest_all().ingested == 41  # genesis and 40 records
     status = sync.sync_once()
     assert local.head().synced_upto == 41 and status.last_error is None
@@ -130,7 +91,7 @@ def test_records_after_revocation_are_quarantined_not_dropped(central, tmp_path,
     sync = SyncService(local, lambda: central, clock)
     sync.sync_once()
     enroll(central, local)
-    central.set_device_status(local.chain, "revoked", "site.admin", "terminal stolen")
+    central.decide_device(local.chain, "revoked", ADMIN, "terminal stolen")
     for i in range(3):
         local.append("step.signed", {"i": i})
     sync.sync_once()
@@ -191,16 +152,24 @@ def test_a_receipt_naming_another_record_is_an_alarm_not_a_sync(central, tmp_pat
     sync = SyncService(local, lambda: central, clock)
     sync.sync_once()
     enroll(central, local)
+    key = central.key
 
     class Liar:
         def push(self, rows):
             return len(rows)
 
         def receipt(self, chain):
-            return (1, "00" * 32)
+            receipt = Receipt(chain, 1, "00" * 32, "2026-11-24T10:00:00.000000Z", key.kid)
+            return receipt, key.sign_statement(receipt.statement())  # signed by the real key, yet wrong
 
         def device_status(self, chain):
             return None
+
+        def central_key(self):
+            return key.public
+
+        def now(self):
+            return clock.now()
 
     with pytest.raises(ReceiptMismatch):
         SyncService(local, lambda: Liar(), clock).sync_once()
@@ -223,20 +192,26 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     assert kiosk("central", "init", "--url", url).returncode == 0
     assert kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1")).returncode == 0
-    assert "held 2" in kiosk("central", "ingest", "--once", "--url", url).stdout
+    # genesis, the step, the central key pin, and a checkpoint (the real clock is a day past the fake one)
+    assert "held 4" in kiosk("central", "ingest", "--once", "--url", url).stdout
     assert "pending" in kiosk("central", "devices", "list", "--url", url).stdout
-    r = kiosk("central", "devices", "approve", "line-1:1", "--url", url, "--admin", "ada", "--reason", "compared")
+    r = kiosk("central", "devices", "approve", "line-1:1", "--url", url, "--as-key-holder", "--reason",
+              "compared")
     assert r.returncode == 0, r.stderr
-    assert "ingested 2" in kiosk("central", "ingest", "--once", "--url", url).stdout
+    assert "ingested 4" in kiosk("central", "ingest", "--once", "--url", url).stdout
     kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
     kiosk("central", "ingest", "--once", "--url", url)
     kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1"))
     import re
     out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
-    assert re.search(r"0 queued, synced up to #(\d+) of #\1$", out.strip()), out
+    assert re.search(r"0 queued, synced up to #(\d+) of #\1$", out, re.M), out
+    assert "last successful sync: 20" in out and "offline since" not in out
     bad = kiosk("sync", "now", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/x", "--data-dir",
                 str(tmp_path / "line-1"))
     assert bad.returncode == 1 and "secret" not in bad.stdout + bad.stderr
+    # The outcome outlives the process: another `kiosk sync status` knows since when this terminal is offline.
+    out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
+    assert "offline since: 20" in out and "last error: OperationalError" in out and "secret" not in out
 
 
 @pytest.mark.req("A11-16")
@@ -281,7 +256,7 @@ def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp
     sync.sync_once()
     enroll(central, k.store)
     sync.sync_once()
-    central.set_device_status(k.store.chain, "revoked", "site.admin", "terminal replaced")
+    central.decide_device(k.store.chain, "revoked", ADMIN, "terminal replaced")
     sync.sync_once()
     result = k.auth.authenticate("site.admin", issued.temporary_password, None)
     assert not result.ok and result.message == DEVICE_REVOKED.format(status="revoked")
@@ -323,7 +298,7 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
 def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_database, tmp_path, clock):
     from sqlalchemy import text as sql
 
-    store = CentralStore.open(pg_database, clock)
+    store = CentralStore.open(pg_database, clock, central_key(tmp_path), central_time=clock)
     login = f"kiosk_t_{uuid.uuid4().hex[:8]}"
     admin = pg_database.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -331,13 +306,23 @@ def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_databas
     try:
         as_kiosk = pg_database.replace("postgres@", f"{login}@")
         local = kiosk_store(tmp_path, clock)
-        kiosk_side = CentralStore(as_kiosk, clock)
+        kiosk_side = CentralStore(as_kiosk, clock, central_time=clock)
+        local.append("alert.raised", {"alert_id": "a-1", "kind": "test", "message": "a directory change"})
         SyncService(local, lambda: kiosk_side, clock).sync_once()       # push and read receipts: allowed
         enroll(store, local)
         SyncService(local, lambda: kiosk_side, clock).sync_once()
         assert local.head().synced_upto >= 1
+        # What a kiosk reads to trust and pull: the central key, publications and directory documents.
+        assert kiosk_side.central_key() == store.key.public
+        pubs = kiosk_side.publications()
+        assert pubs and any(e.kind == "alert" for e in kiosk_side.directory_entries(0, 10**9))
+        assert kiosk_side.next_epoch(local.identity.device_id) == 2
         for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
-                          "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine"):
+                          "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine",
+                          "SELECT public_key FROM chain_heads", "UPDATE central_state SET value = 0",
+                          "INSERT INTO directory_changes (version, kind, key, doc, chain, seq) "
+                          "VALUES (999999, 'user', 'x', '{}', 'x:1', 1)",
+                          "INSERT INTO receipts (chain, upto, hash, central_ts) VALUES ('x:1', 1, 'h', 't')"):
             with pytest.raises(Exception, match="permission denied"):
                 with kiosk_side.engine.begin() as conn:
                     conn.execute(sql(forbidden))

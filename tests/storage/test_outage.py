@@ -22,6 +22,7 @@ from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.services.sync import SyncService
 from storage.central import CentralStore, IngestReport
 from tests.signing_helpers import Operator
+from tests.storage.conftest import ADMIN, central_key
 from tests.storage.netfault import CuttableLink
 
 PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -50,7 +51,7 @@ def _enroll(central, syncs):
         sync.sync_once()
     central.ingest_all()
     for sync in syncs:
-        central.set_device_status(sync.outbox.chain, "approved", "site.admin", "fingerprint compared on site")
+        central.decide_device(sync.outbox.chain, "approved", ADMIN, "fingerprint compared on site")
 
 
 def _drain(central, syncs, rounds=20) -> IngestReport:
@@ -81,7 +82,8 @@ def assert_ledger_is_the_local_chain(central: CentralStore, local) -> None:
     for seq, _, raw, sig in rows:
         verifier.feed(bytes(raw), bytes(sig), seq)
     head = local.head()
-    assert central.receipt(chain) == (head.seq, head.hash_hex)
+    receipt, _ = central.receipt(chain)
+    assert (receipt.upto, receipt.hash) == (head.seq, head.hash_hex)
     assert head.synced_upto == head.seq
     with local.read_engine().connect() as conn:
         receipts = conn.exec_driver_sql("SELECT max(seq) FROM anchors WHERE chain = ? AND source = 'receipt'",
@@ -93,7 +95,7 @@ def assert_ledger_is_the_local_chain(central: CentralStore, local) -> None:
 @pytest.mark.req("A11-16")
 @pytest.mark.req("P11-10c")
 def test_kiosks_sign_thousands_of_records_while_central_is_unreachable(pg_url, tmp_path, clock):
-    central = CentralStore.open(pg_url, clock)
+    central = CentralStore.open(pg_url, clock, central_key(tmp_path), central_time=clock)
     down = {"now": False}
 
     def connect_to(central_store):
@@ -144,16 +146,17 @@ def test_kiosks_sign_thousands_of_records_while_central_is_unreachable(pg_url, t
 @pytest.mark.pg
 @pytest.mark.req("A11-16")
 def test_network_cut_in_the_middle_of_pushes_and_ingest(pg_url, tmp_path, clock):
-    CentralStore.open(pg_url, clock).close()       # schema
+    key = central_key(tmp_path)
+    CentralStore.open(pg_url, clock, key, central_time=clock).close()      # schema and the central chain
     link = CuttableLink(("127.0.0.1", 5432))
     via_link = link.url(pg_url)
-    central = CentralStore(via_link, clock)        # kiosks and the ingest worker all go through the link
+    central = CentralStore(via_link, clock, key, central_time=clock)  # kiosks and the ingest worker: via the link
     op = Operator(tmp_path / "k", clock, "line-7")
     sync = SyncService(op.kiosk.store, lambda: central, clock, batch_size=100, interval_s=30)
-    direct = CentralStore(pg_url, clock)           # the admin's own connection, for approval and checks
+    direct = CentralStore(pg_url, clock, key, central_time=clock)  # the admin's connection, approval, checks
     sync.sync_once()
     direct.ingest_all()
-    direct.set_device_status(op.kiosk.store.chain, "approved", "site.admin", "fingerprint compared")
+    direct.decide_device(op.kiosk.store.chain, "approved", ADMIN, "fingerprint compared")
     for i in range(10):
         op.sign_next()
     op.kiosk.store.append_many([("note.added", {"n": n, "text": "y" * 300}) for n in range(2000)])
@@ -163,15 +166,15 @@ def test_network_cut_in_the_middle_of_pushes_and_ingest(pg_url, tmp_path, clock)
     converged = False
     rnd = random.Random(5)
     for _ in range(200):
-        # Each step runs over a link that dies somewhere inside it (after 20-600 kB towards the server).
-        link.cut_after(rnd.randint(20_000, 600_000))
+        # Each step runs over a link that dies somewhere inside it (after 20 kB-1 MB towards the server).
+        link.cut_after(rnd.randint(20_000, 1_000_000))
         clock.advance(sync.max_backoff_s)
         failures += sync.sync_once().last_error is not None
         cuts += link.down
         link.restore()
-        link.cut_after(rnd.randint(20_000, 600_000))
+        link.cut_after(rnd.randint(20_000, 1_000_000))
         try:
-            total = _add(total, central.ingest_once(batch=400))
+            total = _add(total, central.ingest_once(batch=200))
         except Exception:  # noqa: BLE001 - the ingest transaction died with the link: rolled back, retried
             failures += 1
         cuts += link.down

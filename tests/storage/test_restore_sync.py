@@ -27,6 +27,7 @@ from storage.backup import backup
 from storage.central import CentralStore
 from storage.verify_local import verify_local_store
 from tests.signing_helpers import CHEAP, Operator
+from tests.storage.conftest import central_key
 from tests.storage.test_outage import _drain, _enroll, assert_ledger_is_the_local_chain
 
 PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -84,7 +85,8 @@ def _synced_kiosk_with_old_backup(tmp_path, clock, central):
         op.sign_next()
     op.kiosk.store.append_many([("note.added", {"n": n}) for n in range(50)])
     _drain(central, [sync])
-    central_head = central.receipt(op.kiosk.store.chain)
+    receipt, _ = central.receipt(op.kiosk.store.chain)
+    central_head = (receipt.upto, receipt.hash)
     assert central_head[0] == op.kiosk.store.head().seq > old.report.records
     data_dir = op.kiosk.data_dir
     op.close()
@@ -97,7 +99,7 @@ def _synced_kiosk_with_old_backup(tmp_path, clock, central):
 @pytest.mark.parametrize("signs_after_restore", [0, 80])
 def test_old_local_backup_is_caught_at_the_next_sync_before_any_push(databases, tmp_path, clock,
                                                                      signs_after_restore):
-    central = CentralStore.open(_url(databases()), clock)
+    central = CentralStore.open(_url(databases()), clock, central_key(tmp_path), central_time=clock)
     data_dir, old, central_head = _synced_kiosk_with_old_backup(tmp_path, clock, central)
 
     restored = _cli("admin", "restore", "--from", str(old.path), "--data-dir", str(data_dir))
@@ -137,7 +139,7 @@ def test_old_local_backup_is_caught_at_the_next_sync_before_any_push(databases, 
 @pytest.mark.req("A11-7")
 def test_restore_with_url_refuses_a_backup_older_than_the_central_head(databases, tmp_path, clock):
     url = _url(databases())
-    central = CentralStore.open(url, clock)
+    central = CentralStore.open(url, clock, central_key(tmp_path), central_time=clock)
     data_dir, old, central_head = _synced_kiosk_with_old_backup(tmp_path, clock, central)
     before = verify_local_store(data_dir).records
     refused = _cli("admin", "restore", "--from", str(old.path), "--data-dir", str(data_dir), "--url", url)
@@ -159,7 +161,7 @@ def test_restore_with_url_refuses_a_backup_older_than_the_central_head(databases
 @pytest.mark.req("A11-16")
 def test_central_restored_from_an_older_pg_dump_gets_the_lost_records_again(databases, tmp_path, clock):
     live = databases()
-    central = CentralStore.open(_url(live), clock)
+    central = CentralStore.open(_url(live), clock, central_key(tmp_path), central_time=clock)
     ops = [Operator(tmp_path / f"k{i}", clock, f"line-{i}") for i in range(2)]
     syncs = [SyncService(op.kiosk.store, lambda: central, clock) for op in ops]
     _enroll(central, syncs)
@@ -184,7 +186,7 @@ def test_central_restored_from_an_older_pg_dump_gets_the_lost_records_again(data
     done = subprocess.run(["pg_restore", "--no-owner", "-d", _url(restored).replace("postgresql+psycopg", "postgresql"),
                            str(dump)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    central = CentralStore.open(_url(restored), clock)
+    central = CentralStore.open(_url(restored), clock, central_key(tmp_path), central_time=clock)
     for sync in syncs:
         sync.connect = lambda c=central: c
     report = _drain(central, syncs)

@@ -1,0 +1,92 @@
+"""Apply a verified central directory to the kiosk, atomically.
+
+The kiosk's working directory is the central base (everything the central
+store derived from all terminals, as far as it has ingested them) plus this
+kiosk's own records the central store has not seen yet, replayed on top. So a
+suspension made on another terminal arrives with the base, and nothing done
+here offline is forgotten when a pull lands. It all happens in one write
+transaction, serialised with appends: a reader sees the old or the new
+directory, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+
+from kiosk.domain.central import DirectoryEntry
+from kiosk.domain.directory import DirectoryConflict
+from kiosk.domain.records import open_signed
+
+
+@dataclass(frozen=True)
+class PullState:
+    publication_seq: int
+    version: int
+    own_upto: int
+
+
+@dataclass(frozen=True)
+class PullResult:
+    documents: int
+    replayed: int
+    conflicts: tuple[str, ...]
+
+
+def pull_state(store) -> PullState:
+    with store.read_engine().connect() as conn:
+        row = conn.exec_driver_sql("SELECT publication_seq, version, own_upto FROM pull_state WHERE id = 1").first()
+    return PullState(*row) if row else PullState(0, 0, 0)
+
+
+def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq: int, version: int,
+                    own_upto: int) -> PullResult:
+    """Upsert the verified entries into the base, then rebuild the working directory from base + own tail."""
+    conflicts: list[str] = []
+    replayed = 0
+    with store.side_transaction() as conn:
+        db = conn.connection.driver_connection
+        count = 0
+        for e in entries:
+            db.execute("INSERT INTO central_directory (kind, key, doc, version) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, version = excluded.version",
+                       (e.kind, e.key, json.dumps(dict(e.doc), ensure_ascii=False), e.version))
+            count += 1
+        db.execute("DELETE FROM directory")
+        db.execute("INSERT INTO directory (kind, key, doc, chain, seq) "
+                   "SELECT kind, key, doc, 'central', version FROM central_directory")
+        key = store.identity.key.public
+        tail = db.cursor()
+        tail.execute("SELECT raw, sig FROM records WHERE chain = ? AND seq > ? ORDER BY seq", (store.chain, own_upto))
+        while batch := tail.fetchmany(500):
+            for raw, sig in batch:
+                signed = open_signed(bytes(raw), bytes(sig), key)
+                db.execute("SAVEPOINT replay")
+                try:
+                    for project in store.projectors:
+                        project(conn, signed)
+                except DirectoryConflict as exc:
+                    # Shown to admins centrally when the record arrives there; the record itself is kept.
+                    db.execute("ROLLBACK TO SAVEPOINT replay")
+                    conflicts.append(f"{signed.record.type} #{signed.record.seq}: {exc}")
+                db.execute("RELEASE SAVEPOINT replay")
+                replayed += 1
+        db.execute("UPDATE pull_state SET publication_seq = ?, version = ?, own_upto = ? WHERE id = 1",
+                   (publication_seq, version, own_upto))
+    store.directory_changed()
+    return PullResult(count, replayed, tuple(conflicts))
+
+
+class LocalPuller:
+    """The SyncService's port onto this kiosk's store."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def state(self) -> PullState:
+        return pull_state(self.store)
+
+    def apply(self, entries, *, publication_seq: int, version: int, own_upto: int) -> PullResult:
+        return apply_directory(self.store, entries, publication_seq=publication_seq, version=version,
+                               own_upto=own_upto)

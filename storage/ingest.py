@@ -1,0 +1,286 @@
+"""Central ingest: move inbox rows into the ledger, one chain at a time, under that chain's lock.
+
+Rules (ARCHITECTURE.md "Stores"): the chain's device is enrolled and
+approved; bytes are canonical; hash, signature, seq and prev continue the
+chain head, and a checkpoint's Merkle root matches the ledger; a replay of a
+record already in the ledger is acknowledged; a fork, a gap or a bad record
+is quarantined with its reason and freezes the chain, but only when the
+chain's key signed it: a row any inbox writer could have made (every
+terminal's login may append under any chain's name) is quarantined and
+alerted without freezing, so one terminal cannot stop another; records of a
+frozen or rejected chain, or after a revocation, are quarantined; nothing is
+dropped.
+Each record is checked by the same ``ChainVerifier`` that ``central verify``
+and ``kiosk verify`` use, resumed from the chain head.
+
+Concurrency: a worker takes the chain's lock *before* reading that chain's
+inbox rows (on PostgreSQL a transaction-scoped advisory lock, tried without
+waiting, so a second worker moves on to another chain; on SQLite the write
+transaction). Locking rows first and the chain second let a worker see a
+later slice of a chain while another still held the earlier one, and freeze
+a healthy chain for a "gap" that was only in flight.
+
+Speed: ingest is bound by Ed25519 verification; the database work per batch
+is a handful of statements (COPY into the ledger on PostgreSQL, executemany
+on SQLite, one DELETE of the inbox ids), not three round trips per record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection
+
+from kiosk.domain.central import is_central_chain
+from kiosk.domain.chain import ChainVerifier
+from kiosk.domain.clock import format_ts
+from kiosk.domain.keys import PublicKey, unb64url
+from kiosk.domain.merkle import MerkleFrontier
+from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, check_signature, parse_raw, where_of
+
+if TYPE_CHECKING:
+    from storage.central import CentralStore, IngestReport
+
+from storage.central import _Tx  # noqa: E402 - the directory derivation's per-transaction counter
+
+LOCK_NAMESPACE = 0x4B494F53  # "KIOS": first key of the two-key advisory lock; the second is hashtext(chain)
+CANDIDATE_CHAINS = 64        # chains looked at per pass; the rest come in later passes (round robin)
+
+
+@dataclass
+class _Outcome:
+    ingested: list[SignedRecord] = field(default_factory=list)
+    drop_ids: list[int] = field(default_factory=list)   # inbox rows ingested or acknowledged as replays
+    replays: int = 0
+    quarantined: int = 0
+    held: int = 0
+
+    @property
+    def settled(self) -> int:
+        return len(self.ingested) + self.replays + self.quarantined
+
+
+class Ingestor:
+    """One worker's view of ingest; keeps a round-robin cursor and the enrolled keys it has parsed."""
+
+    def __init__(self, store: "CentralStore") -> None:
+        self.store = store
+        self.pg = store.pg
+        self._after = ""                      # last chain served: the next pass starts after it
+        self._keys: dict[str, PublicKey] = {}
+
+    # -- passes ------------------------------------------------------------
+    def ingest_once(self, batch: int = 500) -> "IngestReport":
+        """Verify and move up to ``batch`` inbox rows, each chain in its own short transaction."""
+        from storage.central import IngestReport
+
+        ingested = replays = quarantined = held = 0
+        budget = batch
+        for chain in self._candidates():
+            if budget <= 0:
+                break
+            try:
+                outcome = self._ingest_chain(chain, budget)
+            except DBAPIError as exc:
+                # A device decision can lock another chain's head while that chain's worker waits for the
+                # directory counter; PostgreSQL breaks the cycle by aborting one side, which retries next pass.
+                if getattr(exc.orig, "sqlstate", None) != "40P01":
+                    raise
+                outcome = None
+            if outcome is None:
+                continue  # another worker holds this chain
+            self._after = chain
+            ingested += len(outcome.ingested)
+            replays += outcome.replays
+            quarantined += outcome.quarantined
+            held += outcome.held
+            budget -= outcome.settled
+        return IngestReport(ingested, replays, quarantined, held)
+
+    def _candidates(self) -> list[str]:
+        """Chains with inbox rows, except those waiting for approval, starting after the last one served."""
+        with self.store.engine.connect() as conn:
+            if self.pg:
+                # Walks the (chain, seq, hash) index one distinct chain at a time, not the whole inbox.
+                chains = [r[0] for r in conn.execute(text(
+                    "WITH RECURSIVE c(chain) AS ("
+                    " (SELECT chain FROM inbox ORDER BY chain LIMIT 1)"
+                    " UNION ALL"
+                    " SELECT (SELECT i.chain FROM inbox i WHERE i.chain > c.chain ORDER BY i.chain LIMIT 1)"
+                    " FROM c WHERE c.chain IS NOT NULL)"
+                    " SELECT chain FROM c WHERE chain IS NOT NULL"))]
+            else:
+                chains = [r[0] for r in conn.execute(text("SELECT DISTINCT chain FROM inbox ORDER BY chain"))]
+            pending = {r[0] for r in conn.execute(text("SELECT chain FROM chain_heads WHERE status = 'pending'"))}
+        chains = [c for c in chains if c not in pending]
+        later = [c for c in chains if c > self._after]
+        return (later + [c for c in chains if c <= self._after])[:CANDIDATE_CHAINS]
+
+    # -- one chain -----------------------------------------------------------
+    def _ingest_chain(self, chain: str, limit: int) -> _Outcome | None:
+        with self.store.engine.begin() as conn:
+            if self.pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:c))"),
+                                            {"ns": LOCK_NAMESPACE, "c": chain}).scalar_one():
+                return None
+            lock = " FOR UPDATE" if self.pg else ""
+            row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
+            head = dict(row) if row else None
+            if head is not None and head["status"] == "pending":
+                return _Outcome()
+            rows = conn.execute(text("SELECT id, seq, hash, raw, sig FROM inbox WHERE chain = :c "
+                                     "ORDER BY seq, id LIMIT :n"), {"c": chain, "n": limit}).all()
+            if not rows:
+                return _Outcome()
+            outcome = _Outcome()
+            if is_central_chain(chain):
+                for row_id, seq, _hash, raw, sig in rows:
+                    self._quarantine(conn, outcome, row_id, chain, int(seq), bytes(raw), bytes(sig),
+                                     "only the central store writes the central chain", freeze=False)
+                return outcome
+            if head is None:
+                head = self.store._enroll(conn, chain, int(rows[0][1]), bytes(rows[0][3]))
+                if head is None or head["status"] == "pending":
+                    outcome.held = len(rows)  # kept in the inbox until the device is approved
+                    return outcome
+            self._apply(conn, chain, head, rows, outcome)
+            return outcome
+
+    def _key(self, head: dict[str, Any]) -> PublicKey:
+        key = self._keys.get(head["public_key"])
+        if key is None:
+            key = self._keys[head["public_key"]] = PublicKey(unb64url(head["public_key"]))
+        return key
+
+    def _apply(self, conn: Connection, chain: str, head: dict[str, Any], rows: list, outcome: _Outcome) -> None:
+        now = format_ts(self.store.clock.now())
+        frontier = MerkleFrontier.from_state(int(head["seq"]), json.loads(head["frontier"]))
+        verifier = ChainVerifier.resume(chain, self._key(head), int(head["seq"]), head["hash"], frontier)
+        status = head["status"]
+        known = self._ledger_hashes(conn, chain, [int(r[1]) for r in rows if int(r[1]) <= int(head["seq"])])
+        for row_id, seq, column_hash, raw, sig in rows:
+            seq, raw, sig, column_hash = int(seq), bytes(raw), bytes(sig), bytes(column_hash)
+            if seq < verifier.next_seq:
+                if seq not in known:
+                    status = "frozen"
+                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"the ledger has no #{seq} "
+                                     "below its head: run `kiosk central verify`", freeze=True)
+                elif hashlib.sha256(raw).digest() != known[seq][0]:
+                    forged = not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head))
+                    if forged is not None:
+                        self._reject(conn, outcome, row_id, chain, seq, raw, sig, forged)
+                        continue
+                    status = "frozen"
+                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig,
+                                     f"fork: {where_of(chain, seq)}: a different record signed with this chain's "
+                                     "key is already in the ledger at this place", freeze=True)
+                elif sig != known[seq][1] or column_hash != known[seq][0]:
+                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"{where_of(chain, seq)}: a copy "
+                                     "of the ledger record with a different signature or hash column", freeze=False)
+                else:
+                    outcome.replays += 1
+                    outcome.drop_ids.append(row_id)
+                continue
+            if status in ("frozen", "rejected"):
+                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"chain is {status}", freeze=False)
+                continue
+            if status == "revoked" and seq > (head["revoked_after_seq"] or 0):
+                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, "after revocation", freeze=False)
+                continue
+            try:
+                if seq != verifier.next_seq:
+                    raise BrokenLink(where_of(chain, seq), f"gap: the ledger head is #{verifier.next_seq - 1}")
+                if hashlib.sha256(raw).digest() != column_hash:  # before feed(): a refused row must not move it
+                    raise BrokenLink(where_of(chain, seq), "inbox columns do not match the record bytes")
+                signed = verifier.feed(raw, sig, seq)
+            except RecordError as err:
+                reason = f"{err.reason}: {err.where}: {err.detail}"
+                if not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head)) is not None:
+                    self._reject(conn, outcome, row_id, chain, seq, raw, sig, reason)
+                    continue
+                status = "frozen"
+                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, reason, freeze=True)
+                continue
+            known[seq] = (signed.hash, sig)
+            outcome.ingested.append(signed)
+            outcome.drop_ids.append(row_id)
+        self._write_ledger(conn, chain, outcome.ingested, now)
+        self._drop_inbox(conn, outcome.drop_ids)
+        derivation = _Tx()
+        for signed in outcome.ingested:
+            self.store._derive(conn, derivation, signed.record)
+        derivation.flush(conn)
+        if outcome.ingested:
+            conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
+                              "WHERE chain = :c"),
+                         {"s": verifier.next_seq - 1, "h": verifier.prev_hex, "f": json.dumps(frontier.state()),
+                          "t": outcome.ingested[-1].record.ts, "c": chain})
+        if outcome.ingested or outcome.replays:
+            self.store._sign_receipt(conn, chain, verifier.next_seq - 1, verifier.prev_hex)
+
+    # -- statements ------------------------------------------------------------
+    def _ledger_hashes(self, conn: Connection, chain: str, seqs: list[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(hash, sig) of ledger records that inbox rows claim again (replays, or forks)."""
+        if not seqs:
+            return {}
+        rows = conn.execute(text("SELECT seq, hash, sig FROM ledger WHERE chain = :c AND seq BETWEEN :lo AND :hi"),
+                            {"c": chain, "lo": min(seqs), "hi": max(seqs)})
+        return {int(s): (bytes(h), bytes(g)) for s, h, g in rows}
+
+    def _write_ledger(self, conn: Connection, chain: str, records: list[SignedRecord], now: str) -> None:
+        if not records:
+            return
+        values = [(chain, s.record.seq, s.hash, s.raw, s.sig, s.record.id, s.record.type, s.record.ts,
+                   s.record.kid, now) for s in records]
+        driver = conn.connection.driver_connection
+        if self.pg:
+            with driver.cursor() as cur, cur.copy(
+                    "COPY ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            driver.executemany("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def _drop_inbox(self, conn: Connection, ids: list[int]) -> None:
+        if not ids:
+            return
+        if self.pg:
+            conn.connection.driver_connection.execute("DELETE FROM inbox WHERE id = ANY(%s)", (ids,))
+        else:
+            conn.connection.driver_connection.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in ids])
+
+    def _reject(self, conn: Connection, outcome: _Outcome, row_id: int, chain: str, seq: int, raw: bytes,
+                sig: bytes, reason: str) -> None:
+        """Quarantine and alert a row the chain's key did not sign, without freezing the chain."""
+        self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, reason, freeze=False)
+        self.store._alert(conn, "record.rejected", chain,
+                          f"{chain} #{seq} rejected (not signed by this chain's key): {reason}")
+
+    def _quarantine(self, conn: Connection, outcome: _Outcome, row_id: int, chain: str, seq: int, raw: bytes,
+                    sig: bytes, reason: str, *, freeze: bool) -> None:
+        # The store's own quarantine also removes the inbox row, and freezes and alerts when asked.
+        self.store._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=freeze)
+        outcome.quarantined += 1
+
+
+def not_signed_by_chain(chain: str, seq: int, column_hash: bytes, raw: bytes, sig: bytes,
+                        key: PublicKey) -> str | None:
+    """Why this inbox row is not a record the chain's key signed for this place, or None when it is.
+
+    Only such a record can prove a fork or a broken chain; anything else may
+    have been written by anyone allowed to append to the inbox.
+    """
+    where = where_of(chain, seq)
+    try:
+        record, digest = parse_raw(raw, where)
+        if record.chain != chain or record.seq != seq or digest != column_hash:
+            return f"broken chain: {where}: inbox columns do not match the record bytes"
+        check_signature(record, raw, digest, sig, key, where)
+    except RecordError as err:
+        return f"{err.reason}: {where}: {err.detail}"
+    return None
