@@ -5,7 +5,7 @@ the central inbox table. Every edit is detected, by `kiosk verify` (exit 1, firs
 by ingest (quarantine reason names the record). Where a local check cannot see an edit (an attacker who
 holds the device key and rewrites every anchor), the central store does, and the test says so.
 
-The central ledger's own verification (`kiosk central verify`) is tested on the ingest branch.
+Tampering with the central ledger itself is tested with `kiosk central verify` (tests/storage/test_verify_central.py).
 """
 
 from __future__ import annotations
