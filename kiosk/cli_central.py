@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,21 +66,43 @@ def init(url: Url, key_file: KeyFile = None) -> None:
 @central_app.command()
 def ingest(url: Url, key_file: KeyFile = None,
            once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
-           poll_s: Annotated[float, typer.Option(help="Seconds between passes.")] = 2.0) -> None:
+           poll_s: Annotated[float, typer.Option(
+               help="Seconds between passes on SQLite; on PostgreSQL the fallback poll "
+                    "(pushes wake the worker at once through LISTEN/NOTIFY).")] = 30.0) -> None:
     """Verify inbox records and move them to the ledger (quarantining what fails)."""
+    import signal
+    import threading
+
+    from storage.ingest_loop import run_ingest_loop
+
     store = _open(url, key_file, need_key=True)
-    try:
-        while True:
+    if once:
+        try:
             r = store.ingest_all()
-            if r.ingested or r.replays or r.quarantined or once:
-                typer.echo(f"ingested {r.ingested}, replays {r.replays}, quarantined {r.quarantined}, held {r.held}")
-            if once:
-                return
-            time.sleep(poll_s)
+            typer.echo(f"ingested {r.ingested}, replays {r.replays}, quarantined {r.quarantined}, held {r.held}")
+        finally:
+            store.close()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def show(event) -> None:
+        if event.error:
+            typer.echo(f"ingest pass failed ({event.error}); retrying in {poll_s:g} s", err=True)
+            return
+        r = event.report
+        if r.ingested or r.replays or r.quarantined or event.woken_by == "start":
+            typer.echo(f"ingested {r.ingested}, replays {r.replays}, quarantined {r.quarantined}, held {r.held}")
+
+    mode = "LISTEN kiosk_inbox, fallback poll" if store.pg else "polling"
+    typer.echo(f"ingest worker running ({mode} every {poll_s:g} s); stop with Ctrl+C or SIGTERM")
+    try:
+        run_ingest_loop(store, poll_s=poll_s, stop=stop, on_event=show)
     except KeyboardInterrupt:
-        typer.echo("stopped")
+        pass
     finally:
         store.close()
+    typer.echo("stopped")
 
 
 @central_app.command()

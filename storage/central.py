@@ -299,7 +299,7 @@ class CentralStore:
                              {"s": old_seq, "c": old_chain, "r": f"superseded by {chain} (re-registration)"})
                 self._alert(conn, "device.superseded", old_chain, f"{old_chain} superseded by {chain}")
 
-    def _decision_from_record(self, conn: Connection, record: Record) -> None:
+    def _decision_from_record(self, conn: Connection, record: Record, get) -> None:
         """An admin decided about a device on a kiosk: apply it if the admin and the device check out."""
         body = record.body
         status = DEVICE_DECISIONS[record.type]
@@ -312,7 +312,7 @@ class CentralStore:
             refused = f"no device chain {target!r}"
         elif split_chain(target)[0] == record.device_id:
             refused = "a terminal cannot decide its own registration"
-        elif not _is_active_admin(_latest_doc(conn, directory.USER, str(actor.get("user_id")))):
+        elif not _is_active_admin(get(directory.USER, str(actor.get("user_id")))):
             refused = f"{actor.get('user_id')!r} is not an active admin in the central directory"
         elif body.get("fingerprint") != PublicKey(_unb64(head["public_key"])).fingerprint:
             refused = "the fingerprint the admin confirmed is not the device's key"
@@ -354,11 +354,11 @@ class CentralStore:
     def _derive(self, conn: Connection, tx: "_Tx", record: Record) -> None:
         """The record's effect on the central directory, in ingest order; a conflict is an alert, never a loss."""
         if record.type in DEVICE_DECISIONS:
-            self._decision_from_record(conn, record)
+            self._decision_from_record(conn, record, tx.get)
         overlay: dict[tuple[str, str], dict] = {}
 
         def get(kind: str, key: str) -> dict | None:
-            return overlay.get((kind, key)) or _latest_doc(conn, kind, key)
+            return overlay.get((kind, key)) or tx.get(kind, key)
 
         try:
             changes = directory.project(record, get)
@@ -375,11 +375,7 @@ class CentralStore:
                         f"malformed body ({type(exc).__name__}: {exc})")
             return
         for kind, key, doc in changes:
-            version = tx.next_version(conn, self.pg)
-            conn.execute(text("INSERT INTO directory_changes (version, kind, key, doc, chain, seq) "
-                              "VALUES (:v, :k, :key, :d, :c, :s)"),
-                         {"v": version, "k": kind, "key": key, "d": json.dumps(doc, ensure_ascii=False),
-                          "c": record.chain, "s": record.seq})
+            tx.put(kind, key, doc, record.chain, record.seq)
 
     def publish_directory(self) -> SignedRecord | None:
         """Sign what the directory became since the last publication (a snapshot now and then)."""
@@ -483,23 +479,57 @@ class CentralStore:
 
 
 class _Tx:
-    """Per-transaction state of the directory derivation: the version counter, taken under its row lock."""
+    """One transaction's share of the directory derivation.
 
-    def __init__(self) -> None:
+    The derivation is one ordered history, so it runs under the version counter's row lock, taken before
+    the first document is read (two workers reading the same document unlocked would lose one update).
+    Documents read or written in this transaction are kept here, and the new versions are written in one
+    statement at the end.
+    """
+
+    def __init__(self, conn: Connection, pg: bool) -> None:
+        self.conn = conn
+        self.pg = pg
         self.version: int | None = None
+        self._docs: dict[tuple[str, str], str | None] = {}
+        self._rows: list[tuple[int, str, str, str, str, int]] = []
 
-    def next_version(self, conn: Connection, pg: bool) -> int:
+    def _lock(self) -> None:
         if self.version is None:
-            lock = " FOR UPDATE" if pg else ""
-            self.version = int(conn.execute(text(
+            lock = " FOR UPDATE" if self.pg else ""
+            self.version = int(self.conn.execute(text(
                 f"SELECT value FROM central_state WHERE name = 'directory_version'{lock}")).scalar_one())
-        self.version += 1
-        return self.version
 
-    def flush(self, conn: Connection) -> None:
-        if self.version is not None:
-            conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"),
-                         {"v": self.version})
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        self._lock()
+        if (kind, key) not in self._docs:
+            row = self.conn.execute(text("SELECT doc FROM directory_changes WHERE kind = :k AND key = :key "
+                                         "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
+            self._docs[(kind, key)] = None if row is None else row[0]
+        doc = self._docs[(kind, key)]
+        return None if doc is None else json.loads(doc)  # a fresh copy: handlers may change what they get
+
+    def put(self, kind: str, key: str, doc: dict[str, Any], chain: str, seq: int) -> None:
+        self._lock()
+        self.version += 1
+        text_ = json.dumps(doc, ensure_ascii=False)
+        self._docs[(kind, key)] = text_
+        self._rows.append((self.version, kind, key, text_, chain, seq))
+
+    def flush(self, conn: Connection | None = None) -> None:
+        if not self._rows:
+            return
+        driver = self.conn.connection.driver_connection
+        mark = "%s" if self.pg else "?"
+        sql = f"INSERT INTO directory_changes (version, kind, key, doc, chain, seq) VALUES ({', '.join([mark] * 6)})"
+        if self.pg:
+            with driver.cursor() as cur:
+                cur.executemany(sql, self._rows)
+        else:
+            driver.executemany(sql, self._rows)
+        self.conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"),
+                          {"v": self.version})
+        self._rows = []
 
 
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:

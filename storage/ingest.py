@@ -55,6 +55,7 @@ CANDIDATE_CHAINS = 64        # chains looked at per pass; the rest come in later
 @dataclass
 class _Outcome:
     ingested: list[SignedRecord] = field(default_factory=list)
+    verifier: ChainVerifier | None = None
     drop_ids: list[int] = field(default_factory=list)   # inbox rows ingested or acknowledged as replays
     replays: int = 0
     quarantined: int = 0
@@ -128,18 +129,18 @@ class Ingestor:
                                             {"ns": LOCK_NAMESPACE, "c": chain}).scalar_one():
                 return None
             lock = " FOR UPDATE" if self.pg else ""
-            row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"), {"c": chain}).mappings().first()
+            row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"),
+                               {"c": chain}).mappings().first()
             head = dict(row) if row else None
             if head is not None and head["status"] == "pending":
                 return _Outcome()
-            rows = conn.execute(text("SELECT id, seq, hash, raw, sig FROM inbox WHERE chain = :c "
-                                     "ORDER BY seq, id LIMIT :n"), {"c": chain, "n": limit}).all()
+            rows = self._inbox_rows(conn, chain, limit)
             if not rows:
                 return _Outcome()
             outcome = _Outcome()
             if is_central_chain(chain):
                 for row_id, seq, _hash, raw, sig in rows:
-                    self._quarantine(conn, outcome, row_id, chain, int(seq), bytes(raw), bytes(sig),
+                    self._quarantine(conn, None, outcome, row_id, chain, int(seq), bytes(raw), bytes(sig),
                                      "only the central store writes the central chain", freeze=False)
                 return outcome
             if head is None:
@@ -158,38 +159,72 @@ class Ingestor:
 
     def _apply(self, conn: Connection, chain: str, head: dict[str, Any], rows: list, outcome: _Outcome) -> None:
         now = format_ts(self.store.clock.now())
+        writer = _LedgerWriter(conn, chain, now, self.pg)
+        try:
+            self._check_rows(conn, chain, head, rows, outcome, writer)
+        except BaseException as exc:
+            writer.abort(exc)
+            raise
+        writer.close()
+        self._drop_inbox(conn, outcome.drop_ids)
+        derivation = _Tx(conn, self.pg)
+        for signed in outcome.ingested:
+            self.store._derive(conn, derivation, signed.record)
+        derivation.flush(conn)
+        verifier = outcome.verifier
+        if outcome.ingested:
+            conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
+                              "WHERE chain = :c"),
+                         {"s": verifier.next_seq - 1, "h": verifier.prev_hex,
+                          "f": json.dumps(verifier.frontier.state()), "t": outcome.ingested[-1].record.ts, "c": chain})
+        if outcome.ingested or outcome.replays:
+            self.store._sign_receipt(conn, chain, verifier.next_seq - 1, verifier.prev_hex)
+
+    def _check_rows(self, conn: Connection, chain: str, head: dict[str, Any], rows: list, outcome: _Outcome,
+                    writer: "_LedgerWriter") -> None:
+        """Each row in seq order: replay, fork, refused by status, or checked and streamed to the ledger."""
         frontier = MerkleFrontier.from_state(int(head["seq"]), json.loads(head["frontier"]))
-        verifier = ChainVerifier.resume(chain, self._key(head), int(head["seq"]), head["hash"], frontier)
+        verifier = outcome.verifier = ChainVerifier.resume(chain, self._key(head), int(head["seq"]), head["hash"],
+                                                           frontier)
         status = head["status"]
+
+        def quarantine(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
+            self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, reason, freeze=freeze)
+
+        def reject(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str) -> None:
+            """A row the chain's key did not sign: quarantined and alerted, the chain goes on."""
+            quarantine(row_id, seq, raw, sig, reason, freeze=False)
+            self.store._alert(conn, "record.rejected", chain,
+                              f"{chain} #{seq} rejected (not signed by this chain's key): {reason}")
+
         known = self._ledger_hashes(conn, chain, [int(r[1]) for r in rows if int(r[1]) <= int(head["seq"])])
         for row_id, seq, column_hash, raw, sig in rows:
             seq, raw, sig, column_hash = int(seq), bytes(raw), bytes(sig), bytes(column_hash)
             if seq < verifier.next_seq:
                 if seq not in known:
                     status = "frozen"
-                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"the ledger has no #{seq} "
-                                     "below its head: run `kiosk central verify`", freeze=True)
+                    quarantine(row_id, seq, raw, sig, f"the ledger has no #{seq} below its head: "
+                               "run `kiosk central verify`", freeze=True)
                 elif hashlib.sha256(raw).digest() != known[seq][0]:
                     forged = not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head))
                     if forged is not None:
-                        self._reject(conn, outcome, row_id, chain, seq, raw, sig, forged)
+                        reject(row_id, seq, raw, sig, forged)
                         continue
                     status = "frozen"
-                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig,
-                                     f"fork: {where_of(chain, seq)}: a different record signed with this chain's "
-                                     "key is already in the ledger at this place", freeze=True)
+                    quarantine(row_id, seq, raw, sig, f"fork: {where_of(chain, seq)}: a different record signed "
+                               "with this chain's key is already in the ledger at this place", freeze=True)
                 elif sig != known[seq][1] or column_hash != known[seq][0]:
-                    self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"{where_of(chain, seq)}: a copy "
-                                     "of the ledger record with a different signature or hash column", freeze=False)
+                    quarantine(row_id, seq, raw, sig, f"{where_of(chain, seq)}: a copy of the ledger record with a "
+                               "different signature or hash column", freeze=False)
                 else:
                     outcome.replays += 1
                     outcome.drop_ids.append(row_id)
                 continue
             if status in ("frozen", "rejected"):
-                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, f"chain is {status}", freeze=False)
+                quarantine(row_id, seq, raw, sig, f"chain is {status}", freeze=False)
                 continue
             if status == "revoked" and seq > (head["revoked_after_seq"] or 0):
-                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, "after revocation", freeze=False)
+                quarantine(row_id, seq, raw, sig, "after revocation", freeze=False)
                 continue
             try:
                 if seq != verifier.next_seq:
@@ -200,29 +235,25 @@ class Ingestor:
             except RecordError as err:
                 reason = f"{err.reason}: {err.where}: {err.detail}"
                 if not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head)) is not None:
-                    self._reject(conn, outcome, row_id, chain, seq, raw, sig, reason)
+                    reject(row_id, seq, raw, sig, reason)
                     continue
                 status = "frozen"
-                self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, reason, freeze=True)
+                quarantine(row_id, seq, raw, sig, reason, freeze=True)
                 continue
             known[seq] = (signed.hash, sig)
+            writer.add(signed)
             outcome.ingested.append(signed)
             outcome.drop_ids.append(row_id)
-        self._write_ledger(conn, chain, outcome.ingested, now)
-        self._drop_inbox(conn, outcome.drop_ids)
-        derivation = _Tx()
-        for signed in outcome.ingested:
-            self.store._derive(conn, derivation, signed.record)
-        derivation.flush(conn)
-        if outcome.ingested:
-            conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
-                              "WHERE chain = :c"),
-                         {"s": verifier.next_seq - 1, "h": verifier.prev_hex, "f": json.dumps(frontier.state()),
-                          "t": outcome.ingested[-1].record.ts, "c": chain})
-        if outcome.ingested or outcome.replays:
-            self.store._sign_receipt(conn, chain, verifier.next_seq - 1, verifier.prev_hex)
 
     # -- statements ------------------------------------------------------------
+    def _inbox_rows(self, conn: Connection, chain: str, limit: int) -> list:
+        """The chain's next inbox rows in seq order (binary transfer on PostgreSQL: no hex round trip)."""
+        sql = "SELECT id, seq, hash, raw, sig FROM inbox WHERE chain = {c} ORDER BY seq, id LIMIT {n}"
+        if self.pg:
+            with conn.connection.driver_connection.cursor(binary=True) as cur:
+                return cur.execute(sql.format(c="%s", n="%s"), (chain, limit)).fetchall()
+        return conn.execute(text(sql.format(c=":c", n=":n")), {"c": chain, "n": limit}).all()
+
     def _ledger_hashes(self, conn: Connection, chain: str, seqs: list[int]) -> dict[int, tuple[bytes, bytes]]:
         """(hash, sig) of ledger records that inbox rows claim again (replays, or forks)."""
         if not seqs:
@@ -230,21 +261,6 @@ class Ingestor:
         rows = conn.execute(text("SELECT seq, hash, sig FROM ledger WHERE chain = :c AND seq BETWEEN :lo AND :hi"),
                             {"c": chain, "lo": min(seqs), "hi": max(seqs)})
         return {int(s): (bytes(h), bytes(g)) for s, h, g in rows}
-
-    def _write_ledger(self, conn: Connection, chain: str, records: list[SignedRecord], now: str) -> None:
-        if not records:
-            return
-        values = [(chain, s.record.seq, s.hash, s.raw, s.sig, s.record.id, s.record.type, s.record.ts,
-                   s.record.kid, now) for s in records]
-        driver = conn.connection.driver_connection
-        if self.pg:
-            with driver.cursor() as cur, cur.copy(
-                    "COPY ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) FROM STDIN") as copy:
-                for value in values:
-                    copy.write_row(value)
-        else:
-            driver.executemany("INSERT INTO ledger (chain, seq, hash, raw, sig, id, type, ts, kid, received_at) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def _drop_inbox(self, conn: Connection, ids: list[int]) -> None:
         if not ids:
@@ -254,18 +270,66 @@ class Ingestor:
         else:
             conn.connection.driver_connection.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in ids])
 
-    def _reject(self, conn: Connection, outcome: _Outcome, row_id: int, chain: str, seq: int, raw: bytes,
-                sig: bytes, reason: str) -> None:
-        """Quarantine and alert a row the chain's key did not sign, without freezing the chain."""
-        self._quarantine(conn, outcome, row_id, chain, seq, raw, sig, reason, freeze=False)
-        self.store._alert(conn, "record.rejected", chain,
-                          f"{chain} #{seq} rejected (not signed by this chain's key): {reason}")
-
-    def _quarantine(self, conn: Connection, outcome: _Outcome, row_id: int, chain: str, seq: int, raw: bytes,
-                    sig: bytes, reason: str, *, freeze: bool) -> None:
+    def _quarantine(self, conn: Connection, writer: "_LedgerWriter | None", outcome: _Outcome, row_id: int,
+                    chain: str, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
+        if writer is not None:
+            writer.pause()  # the connection leaves COPY mode for the quarantine statements
         # The store's own quarantine also removes the inbox row, and freezes and alerts when asked.
         self.store._quarantine(conn, row_id, chain, seq, raw, sig, reason, freeze=freeze)
         outcome.quarantined += 1
+
+
+class _LedgerWriter:
+    """Streams checked records into the ledger while the next ones are being verified.
+
+    On PostgreSQL one COPY stays open across the batch, so the server stores
+    records on its own core while this process verifies signatures; it is
+    paused (the COPY ends) whenever another statement must run, e.g. a
+    quarantine. On SQLite the rows go in with one executemany at the end.
+    """
+
+    COLUMNS = "chain, seq, hash, raw, sig, id, type, ts, kid, received_at"
+
+    def __init__(self, conn: Connection, chain: str, now: str, pg: bool) -> None:
+        self.driver = conn.connection.driver_connection
+        self.chain, self.now, self.pg = chain, now, pg
+        self._cursor = self._copy = self._ctx = None
+        self._pending: list[tuple] = []
+
+    def add(self, signed: SignedRecord) -> None:
+        r = signed.record
+        row = (self.chain, r.seq, signed.hash, signed.raw, signed.sig, r.id, r.type, r.ts, r.kid, self.now)
+        if not self.pg:
+            self._pending.append(row)
+            return
+        if self._copy is None:
+            self._cursor = self.driver.cursor()
+            # psycopg sends every ~32 KB as it fills; a background-thread writer measured slower here.
+            self._ctx = self._cursor.copy(f"COPY ledger ({self.COLUMNS}) FROM STDIN")
+            self._copy = self._ctx.__enter__()
+        self._copy.write_row(row)
+
+    def pause(self) -> None:
+        if self._copy is not None:
+            ctx, cursor, self._copy, self._cursor = self._ctx, self._cursor, None, None
+            ctx.__exit__(None, None, None)
+            cursor.close()
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self.driver.executemany(f"INSERT INTO ledger ({self.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self.pause()
+
+    def abort(self, exc: BaseException) -> None:
+        """Fail an open COPY so the transaction rolls back with the original error, not a COPY state error."""
+        if self._copy is not None:
+            ctx, cursor, self._copy, self._cursor = self._ctx, self._cursor, None, None
+            try:
+                ctx.__exit__(type(exc), exc, exc.__traceback__)
+                cursor.close()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
 
 
 def not_signed_by_chain(chain: str, seq: int, column_hash: bytes, raw: bytes, sig: bytes,

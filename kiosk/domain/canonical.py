@@ -114,6 +114,11 @@ def decode(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
         text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise CanonicalError(f"not valid UTF-8 at byte {exc.start}") from None
+    value = _decode_plain(text, data)
+    return value if value is not _NOT_PLAIN else _decode_full(text, data)
+
+
+def _decode_full(text: str, data: bytes) -> Any:
     try:
         value = json.loads(
             text,
@@ -128,3 +133,34 @@ def decode(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     if encode(value) != data:
         raise CanonicalError("bytes are valid JSON but not in canonical (RFC 8785) form")
     return value
+
+
+_NOT_PLAIN = object()
+
+
+def _in_range_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > 2**53 - 1:
+        raise CanonicalError(f"integer {text} is outside the I-JSON range; use a string")
+    return value
+
+
+def _decode_plain(text: str, data: bytes) -> Any:
+    """Fast path for the common record: ASCII only and at most MAX_DEPTH brackets in all.
+
+    Ingest and verify are bound by this and Ed25519, so it matters. It
+    returns a value only when re-encoding reproduces ``data`` exactly, and
+    that alone proves the value is inside the profile: an ASCII output means
+    every string is ASCII (so NFC, no surrogates, no astral keys); equal bytes
+    means no duplicate key was collapsed; the hooks refuse floats, NaN and
+    out-of-range integers; the bracket count bounds the depth. Anything else
+    (including every error) goes through the full path, which names the fault.
+    """
+    if not text.isascii() or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+        return _NOT_PLAIN
+    try:
+        value = json.loads(text, parse_float=_no_float, parse_constant=_no_constant, parse_int=_in_range_int)
+        again = _dumps(value).encode("utf-8")
+    except (ValueError, RecursionError, UnicodeEncodeError):  # JSON, canonical and encoding errors alike
+        return _NOT_PLAIN
+    return value if again == data else _NOT_PLAIN

@@ -54,8 +54,8 @@ class PublicKey:
         if not isinstance(self.raw, bytes) or len(self.raw) != 32:
             raise KeyError_("an Ed25519 public key is 32 bytes")
 
-    @property
-    def kid(self) -> str:
+    @functools.cached_property
+    def kid(self) -> str:  # cached: ingest compares it once per record
         return kid_of(self.raw)
 
     @property

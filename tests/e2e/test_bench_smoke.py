@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("script, n", [("bench_chain.py", "50"), ("bench_signing.py", "5"),
-                                       ("bench_export.py", "1000"), ("bench_memory.py", "2000")])
+                                       ("bench_export.py", "1000"), ("bench_memory.py", "2000"),
+                                       ("bench_ingest.py", "400 1")])
 def test_benchmark_runs_and_prints_its_limit(script, n, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), n], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *n.split()], capture_output=True, text=True,
                             timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio" in result.stdout

@@ -64,3 +64,48 @@ def test_astral_keys_sort_by_utf16_like_jcs():
 def test_oversized_input_is_refused():
     with pytest.raises(CanonicalError, match="limit"):
         decode(b'"' + b"a" * 300_000 + b'"')
+
+
+def _full_path(raw: bytes):
+    """What decode() answers without its fast path (the reference for the property below)."""
+    from kiosk.domain.canonical import _decode_full
+
+    try:
+        return ("ok", _decode_full(raw.decode("utf-8"), raw))
+    except CanonicalError:
+        return ("refused", None)
+
+
+def _decoded(raw: bytes):
+    try:
+        return ("ok", decode(raw))
+    except CanonicalError:
+        return ("refused", None)
+
+
+ascii_text = st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=8)
+ascii_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | ascii_text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(ascii_text, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@pytest.mark.req("P11-10e")
+@given(ascii_values, st.integers(0, 10_000), st.sampled_from(list(b'{}[]":,\\u0123456789.eE-+ abtfnrl')))
+@settings(max_examples=500)
+def test_the_fast_decode_path_accepts_exactly_what_the_full_path_accepts(value, where, byte):
+    """Ingest relies on the ASCII fast path; a mutated byte must never slip through it."""
+    import json
+
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    mutated = raw[:where % (len(raw) + 1)] + bytes([byte]) + raw[where % (len(raw) + 1) + 1:]
+    for candidate in (raw, mutated):
+        assert _decoded(candidate) == _full_path(candidate)
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1,"a":1}', b'{"a":"\\ud800"}', b'{"a":"\\u00e9"}', b'{"a":"\\/"}',
+                                 b'{"a":9007199254740992}', b'{"a":-0}', b'{"a":1.0}', b"[" * 40 + b"]" * 40,
+                                 b'{"a":"\\u0000"}', b'{"a":"\\u001f\\n"}'])
+def test_the_fast_path_and_the_full_path_agree_on_edge_cases(raw):
+    assert _decoded(raw) == _full_path(raw)

@@ -1,0 +1,241 @@
+"""Central ingest throughput with full verification, next to the limits measured in the same run.
+
+Ingest checks every record (canonical bytes, hash, Ed25519 signature, seq,
+prev, checkpoint Merkle roots) and moves it from the inbox to the ledger. Its
+ceiling is signature verification, so the figures are printed against:
+- a raw Ed25519 verify loop over the same records, in 1 and in 2 processes
+  (the verify-bound limit; the goal is ingest >= 70% of it);
+- a raw PostgreSQL COPY of the same rows into a temporary table (the
+  database-bound limit).
+Each ingest run gets its own fresh database (dropped afterwards), workers are
+separate processes started before the clock runs. The main workload is records
+the directory does not project (verification, ledger, signed receipts); a
+second line shows ingest when every record also changes a directory document.
+
+Run: python bench/bench_ingest.py [N [ROUNDS]]   (N records over 4 device chains, default 20000;
+     each figure the best of ROUNDS interleaved rounds, default 2)
+PostgreSQL: $KIOSK_BENCH_PG_URL, else $KIOSK_TEST_PG_URL, else the local test server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from bench._common import report  # noqa: E402
+
+PG = os.environ.get("KIOSK_BENCH_PG_URL") or os.environ.get(
+    "KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CHAINS = 4
+ADMIN = {"user_id": "bench.admin", "name": "Bench Admin", "role": "admin"}
+# A record the directory derivation does not project: ingest = verification + ledger + receipts.
+PLAIN = ("note.added", {"batch": "B-2026-0042", "step": "weigh-api", "values": {"net_kg": "12.503", "tare_kg": "0.750"},
+                        "text": "scale re-zeroed before weighing", "printed_name": "Jane Operator",
+                        "user_id": "jane.op", "role": "operator", "content_sha256": "9f" * 32})
+# A record the directory derives a document from (one directory change per record, as most real traffic does).
+DERIVED = ("alert.raised", {"kind": "scale.drift", "severity": "warning", "message": "scale drift above 0.1 %",
+                            "target": {"kind": "device", "id": "scale-7"}})
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@contextlib.contextmanager
+def fresh_database():
+    name = f"bench_ingest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq(PG), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(libpq(PG), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def make_records(base: Path, n: int, kind=PLAIN) -> list[tuple[str, int, bytes, bytes, bytes]]:
+    """n signed records over CHAINS real kiosk chains (genesis and checkpoints included)."""
+    from kiosk.domain.clock import FakeClock
+    from storage.keyfile import load_or_create_identity
+    from storage.local_store import LocalStore
+
+    rows = []
+    clock = FakeClock()
+    for k in range(CHAINS):
+        data = base / f"{kind[0]}-line-{k}"
+        store = LocalStore.open(data, load_or_create_identity(data, f"line-{k}"), clock)
+        left, i = n // CHAINS - 1, 0
+        while left > 0:
+            clock.advance(1)
+            size = min(500, left)
+            type_, body = kind
+            if type_ == "alert.raised":
+                store.append_many([(type_, {**body, "alert_id": f"a-{k}-{i + j}"}) for j in range(size)])
+            else:
+                store.append_many([(type_, body)] * size)
+            left -= size
+            i += size
+        rows += [(r.chain, r.seq, r.hash, r.raw, r.sig) for r in store.iter_rows()]
+        store.close()
+    return rows
+
+
+# -- worker processes (started first, timed from "go" to exit) --------------------
+def worker_main(mode: str, arg: str) -> None:
+    if mode == "verify":
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        from kiosk.domain.keys import RECORD_SIG_PREFIX
+
+        items = pickle.loads(Path(arg).read_bytes())
+        keys = {raw: Ed25519PublicKey.from_public_bytes(raw) for raw, _, _ in items}
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for key, digest, sig in items:
+            keys[key].verify(sig, RECORD_SIG_PREFIX + digest)
+        print(len(items), flush=True)
+        return
+    from kiosk.domain.clock import FakeClock
+    from storage.central import CentralStore
+    from storage.keyfile import load_central_key
+
+    store = CentralStore(arg, FakeClock(), load_central_key(Path(os.environ["KIOSK_CENTRAL_KEY"])))
+    store.inbox_count()  # connected before the clock runs
+    print("ready", flush=True)
+    sys.stdin.readline()
+    from storage.ingest_loop import BATCH
+
+    done = 0
+    while True:
+        r = store.ingest_all(BATCH)  # as `kiosk central ingest` runs it
+        done += r.ingested
+        if r.ingested + r.replays + r.quarantined == 0:
+            if store.inbox_count() == 0:
+                break
+            time.sleep(0.001)  # the other worker holds the chains left
+    store.close()
+    print(done, flush=True)
+
+
+def run_workers(specs: list[tuple[str, str]]) -> tuple[float, int]:
+    """Start the workers, wait until each is ready, then time them from 'go' to the last exit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", mode, arg], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env) for mode, arg in specs]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outs = [p.communicate()[0] for p in procs]
+    elapsed = time.perf_counter() - start
+    if any(p.returncode for p in procs):
+        raise SystemExit("a worker failed")
+    return elapsed, sum(int(o.split()[-1]) for o in outs)
+
+
+# -- the measurements ----------------------------------------------------------
+def raw_verify(tmp: Path, rows, processes: int) -> float:
+    from kiosk.domain.keys import unb64url
+    from kiosk.domain.records import parse_raw
+
+    keys = {}
+    for chain, seq, _, raw, _ in rows:
+        if seq == 1:
+            keys[chain] = unb64url(parse_raw(raw)[0].body["public_key"])
+    items = [(keys[chain], digest, sig) for chain, _, digest, _, sig in rows]
+    specs = []
+    for i in range(processes):
+        path = tmp / f"verify-{processes}-{i}.pickle"
+        path.write_bytes(pickle.dumps(items[i::processes]))
+        specs.append(("verify", str(path)))
+    elapsed, done = run_workers(specs)
+    return done / elapsed
+
+
+def raw_copy(rows) -> float:
+    from kiosk.domain.records import parse_raw
+
+    values = []
+    for chain, seq, digest, raw, sig in rows:
+        record, _ = parse_raw(raw)
+        values.append((chain, seq, digest, raw, sig, record.id, record.type, record.ts, record.kid,
+                       "2026-11-24T10:00:00.000000Z"))
+    with fresh_database() as url, psycopg.connect(libpq(url)) as conn:
+        conn.execute("CREATE TEMP TABLE copy_limit (chain text, seq bigint, hash bytea, raw bytea, sig bytea, "
+                     "id text, type text, ts text, kid text, received_at text, PRIMARY KEY (chain, seq))")
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY copy_limit FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+        conn.commit()
+        return len(values) / (time.perf_counter() - start)
+
+
+def ingest(tmp: Path, rows, workers: int) -> float:
+    from kiosk.domain.clock import FakeClock
+    from storage.central import CentralStore
+    from storage.keyfile import load_or_create_central_key
+
+    key_file = tmp / "central.key"
+    os.environ["KIOSK_CENTRAL_KEY"] = str(key_file)  # the workers sign receipts with it
+    with fresh_database() as url:
+        store = CentralStore.open(url, FakeClock(), load_or_create_central_key(key_file))
+        store.push([r for r in rows if r[1] == 1])
+        store.ingest_all()
+        for d in store.devices():
+            if d["status"] == "pending":
+                store.decide_device(d["chain"], "approved", ADMIN, "fingerprint compared")
+        for i in range(0, len(rows), 2000):
+            store.push(rows[i:i + 2000])
+        store.close()
+        elapsed, done = run_workers([("ingest", url)] * workers)
+        store = CentralStore(url, FakeClock(), load_or_create_central_key(key_file))
+        assert done == len(rows) and store.quarantine() == [] and store.inbox_count() == 0, "ingest incomplete"
+        store.close()
+        return done / elapsed
+
+
+def main(n: int = 20_000, rounds: int = 2) -> None:
+    """Each figure is the best of ``rounds``, the rounds interleaved, so a busy machine hurts both alike."""
+    verify_1 = ingest_1 = verify_2 = ingest_2 = copy_rate = derived_1 = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = make_records(tmp, n)
+        derived = make_records(tmp, n // 2, DERIVED)
+        for _ in range(rounds):
+            verify_1 = max(verify_1, raw_verify(tmp, rows, 1))
+            ingest_1 = max(ingest_1, ingest(tmp, rows, 1))
+            verify_2 = max(verify_2, raw_verify(tmp, rows, 2))
+            ingest_2 = max(ingest_2, ingest(tmp, rows, 2))
+            copy_rate = max(copy_rate, raw_copy(rows))
+            derived_1 = max(derived_1, ingest(tmp, derived, 1))
+    print(f"central ingest, {len(rows)} records over {CHAINS} chains, full verification, PostgreSQL, "
+          f"{os.cpu_count()} CPUs, best of {rounds}")
+    report("ingest, 1 worker (records/s)", ingest_1, "rec/s", "raw Ed25519 verify, 1 process", verify_1)
+    report("ingest, 2 workers (records/s)", ingest_2, "rec/s", "raw Ed25519 verify, 2 processes", verify_2)
+    report("ingest, 1 worker (records/s)", ingest_1, "rec/s", "raw PostgreSQL COPY, same rows", copy_rate)
+    report("ingest + directory derivation, 1 worker", derived_1, "rec/s", "raw Ed25519 verify, 1 process", verify_1)
+    for label, value, limit in (("1 worker", ingest_1, verify_1), ("2 workers", ingest_2, verify_2)):
+        verdict = "met" if value >= 0.7 * limit else "NOT met"
+        print(f"goal >= 70% of the verify-bound limit, {label}: {value / limit:.0%} ({verdict})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], sys.argv[3])
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 2)
