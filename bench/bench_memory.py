@@ -65,10 +65,20 @@ def measure(data: Path, code: str) -> tuple[float, float, str]:
     return int(out[-1]) / 1024, time.perf_counter() - start, " ".join(out[:-1])
 
 
-def main(n: int = 1_000_000) -> None:
-    # One cached store per checkout: worktrees of other versions (other schemas) never share it.
+def cache_dir(n: int) -> Path:
+    """The built store is cached between runs, keyed by the schema head: worktrees and versions
+    with another local schema must never open each other's cache (a newer one is refused)."""
+    import tempfile
+
+    from storage.migrate import _script
+
+    head = _script("local").get_current_head()
     checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
-    data = Path(f"/tmp/kiosk-bench-mem-{n}-{checkout}")
+    return Path(tempfile.gettempdir()) / f"kiosk-bench-mem-{n}-{head}-{checkout}"
+
+
+def main(n: int = 1_000_000) -> None:
+    data = cache_dir(n)
     if not (data / "kiosk.db").exists():
         print(f"building a {n:,}-record store in {data} (once)...")
         build(data, n)

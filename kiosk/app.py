@@ -41,6 +41,7 @@ class Kiosk:
     signing: SigningService
 
     def close(self) -> None:
+        self.directory.close()
         self.store.close()
 
 

@@ -48,8 +48,9 @@ def verify(data_dir: DataDirOption = None) -> None:
     from storage.verify_local import StoreMissing, verify_local_store
 
     directory = resolve_data_dir(data_dir)
+    pinned = _device_key_pin(directory)
     try:
-        report = verify_local_store(directory)
+        report = verify_local_store(directory, pinned=pinned)
     except (StoreMissing, StoreUnavailable) as exc:
         raise fail(str(exc))
     for chain in report.chains:
@@ -63,6 +64,23 @@ def verify(data_dir: DataDirOption = None) -> None:
     err = report.error
     typer.echo(f"FAILED: first bad record: {err.where}: {err.reason}: {err.detail}")
     raise typer.Exit(EXIT_FAILED)
+
+
+def _device_key_pin(directory: Path) -> dict:
+    """This terminal's own chain must be signed with the key in its key file.
+
+    A chain rewritten and re-signed with a fresh key is otherwise self-consistent.
+    A copy without the key file (an inspector's) is verified unpinned; the
+    central ledger, which pinned the key at enrolment, is the stronger check.
+    """
+    from storage.keyfile import KeyFileError, load_identity
+
+    try:
+        identity = load_identity(directory)
+    except KeyFileError as exc:
+        typer.echo(f"note: the chain's key is not checked against the device key file ({exc})")
+        return {}
+    return {} if identity is None else {identity.chain: identity.key.public}
 
 
 @app.command()

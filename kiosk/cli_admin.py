@@ -26,10 +26,40 @@ def backup(out: Annotated[Path, typer.Option("--out", help="Backup file to creat
     typer.echo(f"backup written and verified: {result.path} ({result.report.records} records)")
 
 
+def _central_heads(data_dir: Path, url: str) -> dict[str, int]:
+    """What the central store has receipted for this terminal's chain (a restore must not go behind it)."""
+    from kiosk.cli import EXIT_FAILED, fail
+    from kiosk.system_clock import SystemClock
+    from storage.central import CentralStore, safe_url
+    from storage.keyfile import KeyFileError, load_identity
+
+    try:
+        identity = load_identity(data_dir)
+    except KeyFileError as exc:
+        raise fail(str(exc))
+    if identity is None:
+        return {}
+    central = None
+    try:
+        central = CentralStore(url, SystemClock())
+        got = central.receipt(identity.chain)
+    except Exception as exc:  # noqa: BLE001 - a bad URL or no connection: say so, restore nothing
+        raise fail(f"{safe_url(url)}: cannot ask the central store how far {identity.chain} got "
+                   f"({type(exc).__name__}); nothing was restored. Retry when it is reachable.", code=EXIT_FAILED)
+    finally:
+        if central is not None:
+            central.close()
+    # The upto is enough to refuse: a forged, higher receipt can only make this restore more careful.
+    return {identity.chain: got[0].upto} if got else {}
+
+
 @app.command()
 def restore(
     backup_file: Annotated[Path, typer.Option("--from", help="Backup file to restore.")],
     data_dir: DataDir = None,
+    url: Annotated[Optional[str], typer.Option(
+        "--url", envvar="KIOSK_CENTRAL_URL",
+        help="Central store: refuse a backup older than what it already received from this terminal.")] = None,
 ) -> None:
     """Restore a verified backup; the replaced store is moved aside, never deleted."""
     from kiosk.cli import EXIT_FAILED, fail
@@ -38,10 +68,11 @@ def restore(
     from kiosk.system_clock import SystemClock
     from storage.backup import BackupError, restore as do_restore
 
-    heads = None
+    directory = resolve_data_dir(data_dir)
+    heads = _central_heads(directory, url) if url else None
     stamp = format_ts(SystemClock().now()).replace(":", "")
     try:
-        report, moved = do_restore(backup_file, resolve_data_dir(data_dir), central_heads=heads, moved_suffix=stamp)
+        report, moved = do_restore(backup_file, directory, central_heads=heads, moved_suffix=stamp)
     except BackupError as exc:
         raise fail(str(exc), code=EXIT_FAILED)
     typer.echo(f"restored and verified: {report.records} records" + (f"; previous store kept as {moved}" if moved else ""))

@@ -45,9 +45,11 @@ def demo_config() -> KioskConfig:
     return KioskConfig().replace(site={"name": "Demo site (not for GMP use)", "timezone": "Europe/Dublin"})
 
 
-def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | None = None) -> tuple[Kiosk, list[DemoUser]]:
+def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | None = None,
+                device_id: str = "demo-kiosk") -> tuple[Kiosk, list[DemoUser]]:
+    """``device_id``: several demo terminals (reliability and load tests) need distinct chains."""
     data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kiosk-demo-"))
-    kiosk = build_kiosk(demo_config(), data_dir, clock, device_id="demo-kiosk", hasher=hasher)
+    kiosk = build_kiosk(demo_config(), data_dir, clock, device_id=device_id, hasher=hasher)
     auth = kiosk.auth
     users: list[DemoUser] = []
     admin_issued = auth.bootstrap("admin", "Ada Admin")

@@ -135,8 +135,11 @@ class UiWork:
         from kiosk.services.auth import AuthError
         from kiosk.services.session import SessionError
         from kiosk.services.signing import SigningError
+        from storage.sqlite import StoreUnavailable
 
-        return (SigningError, SessionError, AuthError)
+        # StoreUnavailable (disk full, read-only data directory): the action was refused and
+        # nothing was saved; its message says what to do, so it is shown like any refusal.
+        return (SigningError, SessionError, AuthError, StoreUnavailable)
 
     def batches(self):
         return self.batch_page(0, 1 << 30)[0]
@@ -198,7 +201,13 @@ class UiWork:
                           fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections)
 
     def save_draft(self, batch_id: str, step_id: str, values: dict) -> None:
-        self.kiosk.session.save_draft(batch_id, step_id, values)
+        """A draft that cannot be stored (disk full, read-only) stays on screen; signing then says why."""
+        from storage.sqlite import StoreUnavailable
+
+        try:
+            self.kiosk.session.save_draft(batch_id, step_id, values)
+        except StoreUnavailable:
+            pass
 
     def prepare_signature(self, batch_id, step_id, meaning, values, comment, deviation_ref):
         from kiosk.domain import batches as bx

@@ -52,12 +52,27 @@ class LocalDirectory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._local = threading.local()
+        self._opened: list = []
+        self._opened_lock = threading.Lock()
 
     def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self.engine.raw_connection()
+            with self._opened_lock:
+                self._opened.append(db)
         return db
+
+    def close(self) -> None:
+        """Close every thread's connection: an open file keeps a data directory busy (unmount, restore)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            try:
+                db.invalidate()  # really close the file, do not return it to the pool
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._local = threading.local()
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         cur = self._db().cursor()

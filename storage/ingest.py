@@ -4,8 +4,12 @@ Rules (ARCHITECTURE.md "Stores"): the chain's device is enrolled and
 approved; bytes are canonical; hash, signature, seq and prev continue the
 chain head, and a checkpoint's Merkle root matches the ledger; a replay of a
 record already in the ledger is acknowledged; a fork, a gap or a bad record
-is quarantined with its reason and freezes the chain; records of a frozen or
-rejected chain, or after a revocation, are quarantined; nothing is dropped.
+is quarantined with its reason and freezes the chain, but only when the
+chain's key signed it: a row any inbox writer could have made (every
+terminal's login may append under any chain's name) is quarantined and
+alerted without freezing, so one terminal cannot stop another; records of a
+frozen or rejected chain, or after a revocation, are quarantined; nothing is
+dropped.
 Each record is checked by the same ``ChainVerifier`` that ``central verify``
 and ``kiosk verify`` use, resumed from the chain head.
 
@@ -37,7 +41,7 @@ from kiosk.domain.chain import ChainVerifier
 from kiosk.domain.clock import format_ts
 from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.domain.merkle import MerkleFrontier
-from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, where_of
+from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, check_signature, parse_raw, where_of
 
 if TYPE_CHECKING:
     from storage.central import CentralStore, IngestReport
@@ -187,6 +191,12 @@ class Ingestor:
         def quarantine(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
             self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, reason, freeze=freeze)
 
+        def reject(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str) -> None:
+            """A row the chain's key did not sign: quarantined and alerted, the chain goes on."""
+            quarantine(row_id, seq, raw, sig, reason, freeze=False)
+            self.store._alert(conn, "record.rejected", chain,
+                              f"{chain} #{seq} rejected (not signed by this chain's key): {reason}")
+
         known = self._ledger_hashes(conn, chain, [int(r[1]) for r in rows if int(r[1]) <= int(head["seq"])])
         for row_id, seq, column_hash, raw, sig in rows:
             seq, raw, sig, column_hash = int(seq), bytes(raw), bytes(sig), bytes(column_hash)
@@ -196,12 +206,16 @@ class Ingestor:
                     quarantine(row_id, seq, raw, sig, f"the ledger has no #{seq} below its head: "
                                "run `kiosk central verify`", freeze=True)
                 elif hashlib.sha256(raw).digest() != known[seq][0]:
+                    forged = not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head))
+                    if forged is not None:
+                        reject(row_id, seq, raw, sig, forged)
+                        continue
                     status = "frozen"
-                    quarantine(row_id, seq, raw, sig, f"fork: a different record #{seq} is already in the ledger",
-                               freeze=True)
+                    quarantine(row_id, seq, raw, sig, f"fork: {where_of(chain, seq)}: a different record signed "
+                               "with this chain's key is already in the ledger at this place", freeze=True)
                 elif sig != known[seq][1] or column_hash != known[seq][0]:
-                    quarantine(row_id, seq, raw, sig, f"a copy of ledger record #{seq} with a different signature "
-                               "or hash column", freeze=False)
+                    quarantine(row_id, seq, raw, sig, f"{where_of(chain, seq)}: a copy of the ledger record with a "
+                               "different signature or hash column", freeze=False)
                 else:
                     outcome.replays += 1
                     outcome.drop_ids.append(row_id)
@@ -215,12 +229,16 @@ class Ingestor:
             try:
                 if seq != verifier.next_seq:
                     raise BrokenLink(where_of(chain, seq), f"gap: the ledger head is #{verifier.next_seq - 1}")
-                signed = verifier.feed(raw, sig, seq)
-                if signed.hash != column_hash or signed.record.seq != seq:
+                if hashlib.sha256(raw).digest() != column_hash:  # before feed(): a refused row must not move it
                     raise BrokenLink(where_of(chain, seq), "inbox columns do not match the record bytes")
+                signed = verifier.feed(raw, sig, seq)
             except RecordError as err:
+                reason = f"{err.reason}: {err.where}: {err.detail}"
+                if not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head)) is not None:
+                    reject(row_id, seq, raw, sig, reason)
+                    continue
                 status = "frozen"
-                quarantine(row_id, seq, raw, sig, f"{err.reason}: {err.detail}", freeze=True)
+                quarantine(row_id, seq, raw, sig, reason, freeze=True)
                 continue
             known[seq] = (signed.hash, sig)
             writer.add(signed)
@@ -312,3 +330,21 @@ class _LedgerWriter:
                 cursor.close()
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
+
+
+def not_signed_by_chain(chain: str, seq: int, column_hash: bytes, raw: bytes, sig: bytes,
+                        key: PublicKey) -> str | None:
+    """Why this inbox row is not a record the chain's key signed for this place, or None when it is.
+
+    Only such a record can prove a fork or a broken chain; anything else may
+    have been written by anyone allowed to append to the inbox.
+    """
+    where = where_of(chain, seq)
+    try:
+        record, digest = parse_raw(raw, where)
+        if record.chain != chain or record.seq != seq or digest != column_hash:
+            return f"broken chain: {where}: inbox columns do not match the record bytes"
+        check_signature(record, raw, digest, sig, key, where)
+    except RecordError as err:
+        return f"{err.reason}: {where}: {err.detail}"
+    return None

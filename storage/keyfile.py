@@ -66,14 +66,39 @@ def check_private_file(path: Path) -> None:
         raise KeyFileError(f"{path}: key file is owned by uid {st.st_uid}, not by the kiosk account")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def fsync_dir(directory: Path) -> None:
+    """Make a file's creation or rename in ``directory`` durable (the name lives in the directory)."""
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fchmod(fd, 0o600)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes, *, exclusive: bool = False, mode: int = 0o600) -> None:
+    """Write ``path`` so that after a power cut it holds all of ``data`` or does not exist.
+
+    A write, rename or create without fsync can leave an empty file behind
+    after a crash (ext4 with delayed allocation commits the rename before the
+    data): an empty device.json would stop the kiosk from starting.
+    """
+    path = Path(path)
+    target = path if exclusive else path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(target, flags, mode)
+    try:
+        os.fchmod(fd, mode)
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    if not exclusive:
+        os.replace(target, path)
+    fsync_dir(path.parent)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    write_durably(path, data, exclusive=True)
 
 
 def load_identity(data_dir: Path) -> DeviceIdentity | None:
@@ -115,9 +140,7 @@ def create_identity(data_dir: Path, device_id: str, epoch: int = 1) -> DeviceIde
     except FileExistsError:
         raise KeyFileError(f"{key_path}: a device key already exists; refusing to replace it") from None
     meta = {"device_id": device_id, "epoch": epoch, "kid": key.kid}
-    tmp = data_dir / (IDENTITY_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2), "utf-8")
-    os.replace(tmp, data_dir / IDENTITY_FILE)
+    write_durably(data_dir / IDENTITY_FILE, json.dumps(meta, indent=2).encode("utf-8"), mode=0o644)
     return DeviceIdentity(device_id, epoch, key)
 
 

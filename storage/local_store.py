@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
@@ -30,7 +29,7 @@ from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import GENESIS_PREV, SignedRecord, seal
 from storage import migrate
 from storage.keyfile import DeviceIdentity
-from storage.sqlite import StoreUnavailable, explain_operational_error, sqlite_engine
+from storage.sqlite import WRITE_ERRORS, StoreUnavailable, explain_operational_error, sqlite_engine
 
 DB_FILE = "kiosk.db"
 READ_BATCH = 1000
@@ -108,7 +107,7 @@ class LocalStore:
         try:
             with self._write.begin() as conn:
                 migrate.upgrade(conn, "local", str(self.path))
-        except sa_exc.OperationalError as exc:
+        except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
     def _open_chain(self) -> None:
@@ -163,14 +162,17 @@ class LocalStore:
                 state = self._maybe_checkpoint(conn, state)
                 self._save_state(conn, state)
             return out
-        except sa_exc.OperationalError as exc:
+        except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
     @contextlib.contextmanager
     def side_transaction(self) -> Iterator[Connection]:
         """A write transaction for the store's mutable side tables (drafts), serialised with appends."""
-        with self._write_lock, self._transaction() as conn:
-            yield conn
+        try:
+            with self._write_lock, self._transaction() as conn:
+                yield conn
+        except WRITE_ERRORS as exc:
+            raise explain_operational_error(exc, self.path) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -285,7 +287,7 @@ class LocalStore:
                     "INSERT OR IGNORE INTO anchors (chain, seq, hash_hex, source) VALUES (?, ?, ?, 'receipt')",
                     (self.chain, upto, receipt_hash_hex),
                 )
-        except sa_exc.OperationalError as exc:
+        except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
     # -- reading ---------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from storage.keyfile import KeyFileError, check_private_file, ensure_private_dir
+from storage.keyfile import KeyFileError, check_private_file, ensure_private_dir, write_durably
 
 SITE_KEY_FILE = "site.key"
 
@@ -34,14 +34,9 @@ def create_site_key(data_dir: Path, key: bytes | None = None) -> bytes:
     if len(key) != 32:
         raise KeyFileError("a site key is exactly 32 bytes")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_durably(path, key, exclusive=True)
     except FileExistsError:
         raise KeyFileError(f"{path}: a site key already exists; refusing to replace it") from None
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     return key
 
 

@@ -8,10 +8,13 @@ processes can never fork a chain.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 
@@ -44,16 +47,67 @@ def sqlite_engine(path: Path, *, write: bool) -> Engine:
     return engine
 
 
+# What a failed write can raise: SQLAlchemy wraps errors from statements it runs, but the hot
+# append path talks to the DB-API cursor directly, so sqlite3's own errors arrive unwrapped.
+WRITE_ERRORS = (sa_exc.OperationalError, sqlite3.OperationalError)
+
+
+def _directory_read_only(directory: Path) -> str | None:
+    """Why ``directory`` cannot be written, or None when it looks writable (or does not exist).
+
+    Only called on an error path. The last check really creates a file: a file
+    system that went read-only after an error (ext4 errors=remount-ro) still
+    shows "rw" in its mount flags, and only a write tells.
+    """
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    except OSError:
+        return None
+    if not os.access(directory, os.W_OK):
+        return "this account has no write permission on it"
+    probe = directory / f".write-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            return "its file system turned read-only, usually after a disk error"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "this account has no write permission on it"
+        return None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return None
+
+
 def explain_operational_error(exc: BaseException, where: Path) -> StoreUnavailable:
+    """Turn a database error into a message an operator or admin can act on.
+
+    The directory is inspected as well as the error text, because SQLite
+    reports a file system that went read-only under a running kiosk as a
+    plain I/O error, and a store that cannot be re-opened as "unable to open".
+    """
     text = str(getattr(exc, "orig", exc)).lower()
-    if "disk is full" in text or "disk i/o error" in text:
-        msg = f"{where}: the disk is full or failing; nothing was saved. Free space, then try again."
-    elif "readonly" in text or "read-only" in text:
-        msg = f"{where}: the data directory is read-only; nothing was saved. Ask an admin to restore write access."
+    directory = Path(where).parent
+    read_only = _directory_read_only(directory)
+    if "disk is full" in text or "database or disk is full" in text:
+        msg = f"{where}: the disk is full; nothing was saved. Ask an admin to free space, then try again."
+    elif read_only is not None or "readonly" in text or "read-only" in text:
+        why = f" ({read_only})" if read_only else ""
+        msg = (f"{where}: the data directory is read-only{why}; nothing was saved. "
+               "Ask an admin to restore write access.")
+    elif "disk i/o error" in text:
+        msg = f"{where}: the disk reported an I/O error (failing disk?); nothing was saved. Ask an admin."
     elif "locked" in text or "busy" in text:
         msg = f"{where}: the store is busy in another process; nothing was saved. Try again."
     elif "unable to open" in text:
-        msg = f"{where}: the store cannot be opened; check that the data directory exists and is writable."
+        if not directory.is_dir():
+            msg = f"{where}: the store cannot be opened: the data directory {directory} does not exist."
+        else:
+            msg = f"{where}: the store cannot be opened; check that the data directory is readable and writable."
     else:
         msg = f"{where}: the store reported an error ({text}); nothing was saved."
     return StoreUnavailable(msg)

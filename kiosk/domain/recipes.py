@@ -7,16 +7,18 @@ exactly (never floats): 7.2 must mean 7.2.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from kiosk.domain.canonical import encode
+from kiosk.domain.canonical import CanonicalError, encode
 
 ROLES = ("operator", "supervisor", "qa", "admin")
 FIELD_TYPES = ("decimal", "integer", "text", "choice", "bool")
@@ -144,13 +146,16 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
         after = raw.get("after", [steps[-1].id] if steps else [])
         if isinstance(after, str):
             after = [after]
+        after = _list_of(after, str, source, where, "after")
         for pre in after:
             if pre not in seen:
                 raise _err(source, where, f"prerequisite {pre!r} is not an earlier step (steps run in order; no cycles)")
-        fields = tuple(_field(f, source, where) for f in raw.get("fields", []))
+        fields = tuple(_field(f, source, where) for f in _list_of(raw.get("fields", []), object, source, where,
+                                                                  "fields"))
         if len({f.name for f in fields}) != len(fields):
             raise _err(source, where, "field names must be unique")
-        sigs = tuple(_signature(s, source, where) for s in raw.get("signatures", []))
+        sigs = tuple(_signature(s, source, where) for s in _list_of(raw.get("signatures", []), object, source, where,
+                                                                     "signatures"))
         if not sigs:
             raise _err(source, where, "needs at least one [[steps.signatures]] (e.g. meaning = \"Performed\")")
         meanings = [s.meaning for s in sigs]
@@ -162,18 +167,32 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
                     raise _err(source, where, f"{s.meaning.value} must differ from {other.value}, which this step does not have")
         steps.append(Step(sid, title.strip(), str(raw.get("instructions", "")).strip(), tuple(after), fields, sigs))
         seen.add(sid)
-    digest = hashlib.sha256(encode(_jsonable(data))).hexdigest()
+    source_doc = _jsonable(data, source)
+    try:
+        digest = hashlib.sha256(encode(source_doc)).hexdigest()
+    except CanonicalError as exc:  # e.g. a decomposed accent, a 2**60 integer: it could not be signed
+        raise _err(source, "recipe", f"cannot be stored as a signed record: {exc}") from None
     return Recipe(rid, version, str(data["title"]).strip(), str(data.get("product", "")).strip(), tuple(steps),
-                  digest, _jsonable(data))
+                  digest, source_doc)
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, source: str) -> Any:
+    """The recipe as it will be signed into its record: TOML's floats and dates have no place there."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: _jsonable(v, source) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, source) for v in value]
     if isinstance(value, float):
-        raise RecipeError("floats are not allowed in recipes; write decimals as strings")
+        raise _err(source, "recipe", "floats are not allowed in recipes; write decimals as strings")
+    if isinstance(value, (dt.date, dt.time)):
+        raise _err(source, "recipe", f"dates and times are not allowed in recipes; write {value} as a string")
+    return value
+
+
+def _list_of(value: Any, kind: type, source: str, where: str, what: str) -> list:
+    """A TOML array of ``kind`` (a bare string counts as a one-item list where that reads naturally)."""
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise _err(source, where, f"{what} must be a list, e.g. {what} = [...]")
     return value
 
 
@@ -194,7 +213,7 @@ def _field(raw: Any, source: str, step_where: str) -> Field:
         raise _err(source, where, f"min {lo} is above max {hi}")
     if (lo is not None or hi is not None) and ftype not in ("decimal", "integer"):
         raise _err(source, where, "limits apply to decimal and integer fields only")
-    choices = tuple(raw.get("choices", ()))
+    choices = tuple(_list_of(raw.get("choices", []), str, source, where, "choices"))
     if ftype == "choice" and not choices:
         raise _err(source, where, "a choice field needs choices = [...]")
     return Field(name, ftype, str(raw.get("label", name)), str(raw.get("unit", "")), lo, hi, choices,
@@ -214,10 +233,11 @@ def _signature(raw: Any, source: str, step_where: str) -> SignatureRule:
     _known(raw, {"meaning", "roles", "distinct_from", "qualification"}, source, step_where + " signature")
     meaning = _meaning(raw.get("meaning"), source, step_where)
     where = f"{step_where}, signature '{meaning.value}'"
-    roles = tuple(raw.get("roles", ()))
+    roles = tuple(_list_of(raw.get("roles", []), str, source, where, "roles"))
     if not roles or any(r not in ROLES for r in roles):
         raise _err(source, where, f"roles must be one or more of {', '.join(ROLES)}")
-    distinct = tuple(_meaning(m, source, where) for m in raw.get("distinct_from", ()))
+    distinct = tuple(_meaning(m, source, where)
+                     for m in _list_of(raw.get("distinct_from", []), object, source, where, "distinct_from"))
     qual = raw.get("qualification")
     return SignatureRule(meaning, roles, distinct, str(qual) if qual else None)
 
@@ -228,6 +248,34 @@ def parse_recipe_toml(text: str, source: str) -> Recipe:
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: not valid TOML: {exc}") from None
     return parse_recipe_dict(data, source)
+
+
+class InvalidValue(ValueError):
+    """A typed value holds a character that cannot be signed or shown faithfully."""
+
+
+_REFUSED_IN_VALUES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def normalize_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """Values as they will be signed: NFC, trimmed, empty ones dropped.
+
+    NFC first, so an accent typed as two code points signs like the same
+    text typed as one. Control and format characters (escape sequences, bidi
+    overrides) and lone surrogates are refused: the signed text must be what
+    the person saw on screen, and canonical JSON cannot hold a lone surrogate.
+    """
+    clean: dict[str, str] = {}
+    for key, value in values.items():
+        text = unicodedata.normalize("NFC", str(value)).strip()
+        if not text:
+            continue
+        bad = next((ch for ch in text if unicodedata.category(ch) in _REFUSED_IN_VALUES), None)
+        if bad is not None:
+            raise InvalidValue(f"{key}: contains a character that cannot be signed (U+{ord(bad):04X}); "
+                               "type the value again")
+        clean[key] = text
+    return clean
 
 
 @dataclass(frozen=True)

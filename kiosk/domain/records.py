@@ -253,6 +253,10 @@ def check_signature(
 
 def parse_line(line: str | bytes, where: str = "line") -> tuple[bytes, bytes]:
     """Split a record line into the record's canonical bytes and its signature."""
+    # A record is at most MAX_RECORD_BYTES; its line adds the wrapper and the signature. A longer line
+    # is refused before it is parsed, so a huge line costs no memory or time.
+    if len(line) > 2 * canonical.MAX_RECORD_BYTES:
+        raise NotCanonical(where, f"line is {len(line)} long, over the {canonical.MAX_RECORD_BYTES}-byte record limit")
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")

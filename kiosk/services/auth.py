@@ -280,7 +280,7 @@ class AuthService:
             raise InvalidInput("that badge id was already assigned once; badge ids are never reused")
         issued, cred, totp = self._issue(uid, with_totp)
         new: dict[str, Any] = {"user_id": uid, "printed_name": name, "roles": roles,
-                               "qualifications": sorted(set(qualifications))}
+                               "qualifications": sorted({self._text("qualification", q, 64) for q in qualifications})}
         if badge:
             new["badge_id"] = badge
         self._append([("user.created", {
@@ -352,8 +352,13 @@ class AuthService:
 
     # -- authentication -----------------------------------------------------
     def authenticate(self, user_text: str, password: str, totp_code: str | None = None, *,
-                     require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
-        """Check credentials; record and alert every failure. Does not open a session."""
+                     require_totp: bool | None = None, purpose: str = "login",
+                     allow_suspended: bool = False) -> AuthResult:
+        """Check credentials; record and alert every failure. Does not open a session.
+
+        ``allow_suspended`` (break-glass only) lets a suspended account that proved every
+        component through: the caller decides what such a person may still do.
+        """
         device = self.directory.get(dirx.DEVICE, self.store.chain)
         # An admin may still exit the kiosk program on a revoked terminal (nothing is signed by exiting).
         status = device.get("status") if device else None
@@ -394,7 +399,7 @@ class AuthService:
             if totp_step is None:
                 return self._fail(uid, doc, "bad_totp", user_state, device_state, now)
             components.append("totp")
-        if doc["status"] == "suspended":
+        if doc["status"] == "suspended" and not (allow_suspended and "totp" in components):
             self._record_failure(uid, doc, "suspended", user_state, device_state, now, count=False)
             return AuthResult(False, SUSPENDED)
         if doc["status"] == "deactivated":
@@ -506,16 +511,25 @@ class AuthService:
     # -- supervisor unlock, alerts -----------------------------------------
     def unlock(self, supervisor_id: str, password: str, totp_code: str | None, user_id: str, reason: str,
                *, break_glass: bool = False) -> UserView:
-        """Unlock a suspended account: a different supervisor (or admin), full credentials now, a reason."""
+        """Unlock a suspended account: a different supervisor (or admin), full credentials now, a reason.
+
+        Break-glass (``kiosk admin unlock``, at the terminal's console) also accepts an admin whose
+        own account is suspended, with password and one-time code: otherwise failed attempts typed
+        against every supervisor and admin id would leave nobody able to unlock anyone. Such an
+        admin may unlock others, never themself (a supervisor they unlocked can do that).
+        """
         reason = self._reason(reason)
         uid = self._uid(user_id)
-        result = self.authenticate(supervisor_id, password, totp_code, require_totp=True, purpose="unlock")
+        result = self.authenticate(supervisor_id, password, totp_code, require_totp=True, purpose="unlock",
+                                   allow_suspended=break_glass)
         if not result.ok:
             raise AuthError(result.message)
         sup = result.user
         assert sup is not None
         needed = ("admin",) if break_glass else ("supervisor", "admin")
         if not sup.has_role(*needed):
+            if sup.status == "suspended":
+                raise AuthError(SUSPENDED)  # a suspended non-admin learns no more than at login
             raise NotPermitted("only a supervisor or admin can unlock accounts" if not break_glass
                                else "break-glass unlock needs an admin")
         if sup.user_id == uid:
@@ -534,8 +548,9 @@ class AuthService:
             "new": {"status": "active"}, "auth": result.auth_body(), "break_glass": break_glass,
         })]
         if break_glass:
+            note = " (whose own account is suspended)" if sup.status == "suspended" else ""
             items.append(self._alert_item("account.break_glass_unlock", "critical",
-                                          f"break-glass unlock of {uid!r} by admin {sup.user_id!r}: {reason}",
+                                          f"break-glass unlock of {uid!r} by admin {sup.user_id!r}{note}: {reason}",
                                           target("user", uid)))
         self._append(items)
         return self.user(uid)  # type: ignore[return-value]

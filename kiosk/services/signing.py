@@ -17,7 +17,8 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, local_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
-from kiosk.domain.recipes import Meaning, Recipe, RecipeError, check_values, parse_recipe_toml
+from kiosk.domain.recipes import (InvalidValue, Meaning, Recipe, RecipeError, check_values, normalize_values,
+                                  parse_recipe_toml)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView
 from kiosk.services.ports import DirectoryReader, RecordWriter
@@ -84,7 +85,13 @@ class SigningService:
 
     # -- recipes and batches ---------------------------------------------
     def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
-        recipe = parse_recipe_toml(Path(path).read_text("utf-8"), str(path))
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
+        except OSError as exc:
+            raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
+        recipe = parse_recipe_toml(text, str(path))
         existing = self.directory.get(bx.RECIPE, recipe.key)
         if existing is not None:
             if existing["content_hash"] != recipe.content_hash:
@@ -172,7 +179,7 @@ class SigningService:
         if self.refuse_on_bad_clock and self.clock_suspect():
             raise SigningError("the terminal clock is behind a time it already recorded; signing is paused. "
                                "Ask an admin to check the clock.")
-        clean = {k: str(v).strip() for k, v in values.items() if str(v).strip() != ""}
+        clean = self._values(values)
         findings = check_values(step, clean)
         errors = [f.message for f in findings if not f.out_of_range]
         if errors:
@@ -276,7 +283,7 @@ class SigningService:
             raise SigningError("give a reason for the correction (at least 4 characters)")
         state = batch["steps"].get(step_id) or {}
         old = dict(state.get("values", {}))
-        new = {k: str(v).strip() for k, v in values.items() if str(v).strip() != ""}
+        new = self._values(values)
         if old == new:
             raise SigningError("nothing changed")
         errors = [f.message for f in check_values(step, new) if not f.out_of_range]
@@ -330,6 +337,12 @@ class SigningService:
             user = self.auth.user(user_id)
             if user is None or rule.qualification not in user.qualifications:
                 raise SigningError(f"this signature needs the training record '{rule.qualification}' (ask QA)")
+
+    def _values(self, values: Mapping[str, str]) -> dict[str, str]:
+        try:
+            return normalize_values(values)
+        except InvalidValue as exc:
+            raise SigningError(str(exc)) from None
 
     def _text(self, name: str, text: str) -> str:
         try:

@@ -121,8 +121,11 @@ class SyncService:
             key = self._pin(central)
             self._observe_device(central)  # first, so the observation travels in this push
             self._observe_clock(central)
-            head = self.outbox.head()
-            after = head.synced_upto if head else 0
+            # The receipt first: a local store older than the central head (an old backup restored) is
+            # an alarm before anything is pushed. Then send everything the central store has not
+            # receipted: a link that drops mid-push still makes progress, and after the central store
+            # was restored from an older dump the local chain (never pruned) sends what it lost again.
+            after = self._apply_receipt(central, key)
             batch: list[tuple[str, int, bytes, bytes, bytes]] = []
             for row in self.outbox.iter_rows(after_seq=after):
                 batch.append((row.chain, row.seq, row.hash, row.raw, row.sig))
@@ -228,10 +231,11 @@ class SyncService:
         self.puller.apply(entries, publication_seq=last.seq, version=version,
                           own_upto=int(last.body["heads"].get(self.outbox.chain, 0)))
 
-    def _apply_receipt(self, central: CentralInbox, key: PublicKey | None = None) -> None:
+    def _apply_receipt(self, central: CentralInbox, key: PublicKey | None = None) -> int:
+        """Check the signed receipt against the local chain and move the marker; returns the seq it names."""
         got = central.receipt(self.outbox.chain)
         if got is None:
-            return
+            return 0
         receipt, sig = got
         if key is None:
             self._alarm("a receipt arrived but the central store shows no signing key", kind="sync.central_untrusted",
@@ -250,6 +254,7 @@ class SyncService:
             self._alarm(f"the central receipt for #{upto} names a different record than the local store")
         if upto > head.synced_upto:
             self.outbox.mark_synced(upto, hash_hex)
+        return upto
 
     def _observe_device(self, central: CentralInbox) -> None:
         """Record a change of this terminal's registration status (revocation takes effect here)."""

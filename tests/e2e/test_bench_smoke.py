@@ -18,3 +18,19 @@ def test_benchmark_runs_and_prints_its_limit(script, args, tmp_path):
                             timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio" in result.stdout
+
+
+@pytest.mark.pg
+@pytest.mark.req("A11-16")
+def test_load_profile_smoke_three_kiosks_ten_seconds(tmp_path):
+    """bench/soak_load.py in its CI size: 3 kiosk processes, 10 s, one central PostgreSQL; no loss, no fork."""
+    out = tmp_path / "load.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "soak_load.py"), "--kiosks", "3", "--seconds", "10",
+                             "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "loss 0; forks 0" in result.stdout and "ratio p99" in result.stdout
+    import json
+
+    figures = json.loads(out.read_text())
+    assert figures["kiosks_finished"] == 3 and figures["signatures"] > 0
+    assert figures["verified_records"] == figures["records"]
