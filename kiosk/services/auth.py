@@ -72,6 +72,7 @@ class UserView:
     must_change_password: bool
     last_login: str | None
     qualifications: tuple[str, ...] = ()
+    password_changed_at: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -124,6 +125,7 @@ def view(doc: Mapping[str, Any]) -> UserView:
         must_change_password=bool(doc.get("temporary")),
         last_login=doc.get("last_login"),
         qualifications=tuple(doc.get("qualifications", ())),
+        password_changed_at=doc.get("password_changed_at"),
     )
 
 
@@ -175,12 +177,12 @@ class AuthService:
     def device_id(self) -> str:
         return self.store.chain.rpartition(":")[0]
 
-    def user(self, user_id: str) -> UserView | None:
+    def user(self, user_id: str, reader: DirectoryReader | None = None) -> UserView | None:
         try:
             uid = normalize_user_id(user_id)
         except InvalidUserId:
             return None
-        doc = self.directory.get(dirx.USER, uid)
+        doc = (reader or self.directory).get(dirx.USER, uid)
         return None if doc is None else view(doc)
 
     def users(self) -> list[UserView]:
@@ -479,8 +481,10 @@ class AuthService:
     def password_expired(self, user: UserView) -> bool:
         if self.passwords.max_age_days <= 0:
             return False
-        doc = self.directory.get(dirx.USER, user.user_id) or {}
-        changed = parse_ts(doc["password_changed_at"])
+        stamp = user.password_changed_at
+        if stamp is None:
+            stamp = (self.directory.get(dirx.USER, user.user_id) or {})["password_changed_at"]
+        changed = parse_ts(stamp)
         return self.clock.now() - changed >= dt.timedelta(days=self.passwords.max_age_days)
 
     def accept_first_use(self, user: UserView) -> None:
