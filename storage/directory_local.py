@@ -78,11 +78,8 @@ class LocalDirectory:
         return db
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        cur = self._db().cursor()
-        try:
-            row = cur.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-        finally:
-            cur.close()
+        row = self._db().driver_connection.execute(
+            "SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         return None if row is None else _loads(row[0])
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:

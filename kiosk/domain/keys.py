@@ -54,7 +54,7 @@ class PublicKey:
         if not isinstance(self.raw, bytes) or len(self.raw) != 32:
             raise KeyError_("an Ed25519 public key is 32 bytes")
 
-    @property
+    @functools.cached_property
     def kid(self) -> str:
         return kid_of(self.raw)
 

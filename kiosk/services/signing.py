@@ -263,9 +263,9 @@ class SigningService:
                                           deviation_ref=prepared.deviation_ref)
             if again.content_hash != prepared.content_hash or again.components != prepared.components:
                 raise SigningError(CHANGED)
-            role = again.preview.role if again.preview else signer.roles[0]
-            man = self._manifestation(signer, role, prepared.meaning)  # the time of signing, not of preparing
-            return [("step.signed", self._signature_body(again, batch, man, result.auth_body()))]
+            assert again.preview is not None
+            # Its time is the time of signing (now, in the transaction), not of preparing.
+            return [("step.signed", self._signature_body(again, batch, again.preview, result.auth_body()))]
 
         items = self._append_checked(build)
         self.session.signed()
