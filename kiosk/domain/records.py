@@ -208,10 +208,11 @@ def seal(
         body=body,
     )
     where = where_of(chain, seq)
+    obj = record.to_obj()
     # Validate what we are about to sign exactly as a reader would.
-    Record.from_obj(record.to_obj(), where)
+    Record.from_obj(obj, where)
     try:
-        raw = canonical.encode(record.to_obj())
+        raw = canonical.encode(obj)
     except canonical.CanonicalError as exc:
         raise MalformedRecord(where, str(exc)) from None
     if len(raw) > canonical.MAX_RECORD_BYTES:

@@ -347,22 +347,27 @@ class AuthService:
     def authenticate(self, user_text: str, password: str, totp_code: str | None = None, *,
                      require_totp: bool | None = None, purpose: str = "login") -> AuthResult:
         """Check credentials; record and alert every failure. Does not open a session."""
-        device = self.directory.get(dirx.DEVICE, self.store.chain)
-        if device and device.get("status") in ("revoked", "rejected"):
-            self.hasher.verify_dummy(password)
-            return AuthResult(False, DEVICE_REVOKED.format(status=device["status"]))
-        now = self.clock.now()
         try:
             uid = normalize_user_id(user_text)
         except InvalidUserId:
             uid = None
         key = uid or "<invalid id>"
-        user_state = _failures(self.directory.get(dirx.FAILURES_ID, key))
-        device_state = _failures(self.directory.get(dirx.FAILURES_DEVICE, self.device_id))
+        # One read for the terminal's status, both failure counters and the account.
+        device, user_failures, device_failures, doc = self.directory.get_many([
+            (dirx.DEVICE, self.store.chain), (dirx.FAILURES_ID, key), (dirx.FAILURES_DEVICE, self.device_id),
+            (dirx.USER, uid or ""),
+        ])
+        if device and device.get("status") in ("revoked", "rejected"):
+            self.hasher.verify_dummy(password)
+            return AuthResult(False, DEVICE_REVOKED.format(status=device["status"]))
+        now = self.clock.now()
+        user_state = _failures(user_failures)
+        device_state = _failures(device_failures)
         wait = max(self._wait(user_state, now), self._wait(device_state, now))
         if wait > 0:
             return AuthResult(False, f"Too many failed attempts. Wait {wait} s, then try again.", retry_after_s=wait)
-        doc = self.directory.get(dirx.USER, uid) if uid else None
+        if not uid:
+            doc = None
         if doc is None:
             self.hasher.verify_dummy(password)
             return self._fail(key, None, "unknown_user", user_state, device_state, now)
