@@ -147,11 +147,14 @@ class SessionService:
 
         Signing passes the reader of its append transaction, so the owner's
         account is checked against the state the signature is written onto.
+        No lock is taken: transitions hold the session lock while they append,
+        so a check inside an append must never wait for it (the two would
+        deadlock). One read of ``self.session`` is one immutable snapshot.
         """
-        with self._lock:
-            if not self.session.active or self.session.owner is None:
-                raise SessionError("nobody is logged in; log in first")
-            uid = self.session.owner
+        session = self.session
+        if not session.active or session.owner is None:
+            raise SessionError("nobody is logged in; log in first")
+        uid = session.owner
         user = self.auth.user(uid, reader)
         if user is None or user.status != "active":
             raise SessionError("your account is no longer active; ask a supervisor")

@@ -347,3 +347,28 @@ def test_a_refused_signature_leaves_the_store_ready_for_the_next(kiosk, floor, c
                                                 witness=True), "omar.op", PW, code(floor, "omar.op", clock))
     assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "done"
     assert verify_local_store(kiosk.data_dir).ok
+
+
+def test_the_signing_transaction_never_waits_for_the_session_lock(kiosk, floor, clock):
+    """Session transitions (login, lock, idle timeout) append while holding the session lock, so the
+    checks inside a signature's append transaction must never take it: the two would deadlock."""
+    import threading
+
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    totp = code(floor, "jane.op", clock)
+    in_transaction = threading.Event()
+    kiosk.store.projectors.append(lambda db, signed: signed.record.type == "step.signed" and in_transaction.set())
+    seen_while_held = []
+    held = threading.Event()
+
+    def hold_the_session_lock():
+        with kiosk.session._lock:  # what a lock or timeout on the UI thread holds while it appends
+            held.set()
+            seen_while_held.append(in_transaction.wait(timeout=30))
+
+    holder = threading.Thread(target=hold_the_session_lock)
+    holder.start()
+    held.wait()
+    kiosk.signing.sign(p, PW, "jane.op", totp)
+    holder.join()
+    assert seen_while_held == [True]
