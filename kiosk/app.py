@@ -20,7 +20,7 @@ from kiosk.services.auth import AuthService
 from kiosk.services.session import SessionService
 from kiosk.services.signing import SigningService
 from storage.drafts_local import LocalDrafts
-from storage.directory_local import LocalDirectory, directory_projector
+from storage.directory_local import LocalDirectory, TransactionDirectory, directory_projector
 from storage.keyfile import DeviceIdentity, load_or_create_identity
 from storage.local_store import CheckpointPolicy, LocalStore
 from storage.sitekey import load_or_create_site_key
@@ -82,7 +82,7 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
     store = LocalStore.open(
         data_dir, identity, clock,
         checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s),
-        projectors=[directory_projector],
+        projectors=[directory_projector], txn_reader=TransactionDirectory,
         registration={"site": config.site.name, "location": config.device.location},
     )
     directory = LocalDirectory(store.read_engine())

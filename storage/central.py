@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 from kiosk.domain import batches, directory
 from kiosk.domain.central import (
     CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt, directory_digest,
-    is_central_chain,
 )
 from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts

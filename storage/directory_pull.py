@@ -65,7 +65,7 @@ def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq
                 db.execute("SAVEPOINT replay")
                 try:
                     for project in store.projectors:
-                        project(conn, signed)
+                        project(db, signed)
                 except DirectoryConflict as exc:
                     # Shown to admins centrally when the record arrives there; the record itself is kept.
                     db.execute("ROLLBACK TO SAVEPOINT replay")

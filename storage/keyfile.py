@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import functools
 import json
 import os
 import re
@@ -34,7 +35,7 @@ class DeviceIdentity:
     epoch: int
     key: SigningKey
 
-    @property
+    @functools.cached_property
     def chain(self) -> str:
         return chain_id(self.device_id, self.epoch)
 

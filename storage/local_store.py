@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import os
 import socket
+import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
@@ -36,9 +37,12 @@ READ_BATCH = 1000
 
 
 class Projector(Protocol):
-    """Updates a derived table from a record inside the record's own transaction."""
+    """Updates a derived table from a record inside the record's own transaction (DB-API connection)."""
 
-    def __call__(self, conn: Connection, record: SignedRecord) -> None: ...
+    def __call__(self, db: sqlite3.Connection, record: SignedRecord) -> None: ...
+
+
+Items = Sequence[tuple[str, Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class LocalStore:
         random_bytes: Callable[[int], bytes] = os.urandom,
         projectors: Sequence[Projector] = (),
         registration: Mapping[str, str] | None = None,
+        txn_reader: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
@@ -86,14 +91,21 @@ class LocalStore:
         self._random = random_bytes
         self.projectors: list[Projector] = list(projectors)
         self._registration = dict(registration or {})
+        self._txn_reader = txn_reader
         self._write: Engine = sqlite_engine(self.path, write=True)
         self._read: Engine = sqlite_engine(self.path, write=False)
-        # One long-lived write connection: appends are serialised here anyway
-        # (and across processes by BEGIN IMMEDIATE), and a pool checkout per
-        # signature is measurable on the signing path.
-        self._write_conn: Connection | None = None
+        # One long-lived DB-API write connection, used directly: appends are
+        # serialised here anyway (and across processes by BEGIN IMMEDIATE), and
+        # SQLAlchemy's per-statement and per-transaction bookkeeping is most of
+        # the Python cost of a signature. The engines remain for migrations and reads.
+        self._write_conn: Any = None
+        self._side_conn: Connection | None = None
         self._write_lock = threading.Lock()
         self._directory_listeners: list[Callable[[], None]] = []
+        # The chain state as of our last commit; reused only while the head in
+        # the database still matches it (another process may have appended).
+        self._cached_state: _State | None = None
+        self._local = threading.local()
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -131,6 +143,14 @@ class LocalStore:
             if self._write_conn is not None:
                 self._write_conn.close()
                 self._write_conn = None
+            if self._side_conn is not None:
+                self._side_conn.close()
+                self._side_conn = None
+            self._cached_state = None
+        reader = getattr(self._local, "db", None)
+        if reader is not None:
+            reader.close()
+            self._local.db = None
         self._write.dispose()
         self._read.dispose()
 
@@ -148,48 +168,94 @@ class LocalStore:
         """Append records in one durable transaction; all or nothing."""
         if not items:
             return []
+        return self._append(lambda _db: items, _allow_genesis)
+
+    def append_checked(self, build: Callable[[Any], Items]) -> list[SignedRecord]:
+        """Append the records ``build`` returns, deciding them inside the write transaction.
+
+        ``build`` runs after the write lock is taken and before anything is
+        written, with a directory reader over this transaction: what it reads
+        is exactly the state its records will apply to, and no other writer
+        (thread or process) can change it before the commit. Whatever it
+        raises aborts the append with nothing written.
+        """
+        if self._txn_reader is None:
+            raise TypeError("this store was opened without a transaction reader")
+        reader_of = self._txn_reader
+        return self._append(lambda db: build(reader_of(db)), False)
+
+    def _append(self, build: Callable[[sqlite3.Connection], Items], _allow_genesis: bool) -> list[SignedRecord]:
         try:
-            with self._write_lock, self._transaction() as conn:
-                state = self._load_state(conn)
+            with self._write_lock, self._transaction() as db:
+                state = self._load_state(db)
                 if state is None and not _allow_genesis:
                     raise StoreUnavailable(f"{self.path}: the chain has not been opened")
+                items = build(db)
+                if not items:
+                    return []
                 out = []
                 for type_, body in items:
                     if type_ in (CHAIN_OPENED, CHECKPOINT) and not _allow_genesis:
                         raise ValueError(f"{type_} records are written by the store itself")
-                    state, signed = self._append_one(conn, state, type_, body)
+                    state, signed = self._append_one(db, state, type_, body)
                     out.append(signed)
-                state = self._maybe_checkpoint(conn, state)
-                self._save_state(conn, state)
+                if state is not None:
+                    state = self._maybe_checkpoint(db, state)
+                    self._save_state(db, state)
+                    state.exists = True
+                self._cached_state = state
             return out
         except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
     @contextlib.contextmanager
     def side_transaction(self) -> Iterator[Connection]:
-        """A write transaction for the store's mutable side tables (drafts), serialised with appends."""
-        try:
-            with self._write_lock, self._transaction() as conn:
-                yield conn
-        except WRITE_ERRORS as exc:
-            raise explain_operational_error(exc, self.path) from None
+        """A write transaction for the store's mutable side tables (drafts, sync state, pulled directory),
+        serialised with appends. A SQLAlchemy connection of its own: not the signing path."""
+        with self._write_lock:
+            if self._side_conn is None:
+                self._side_conn = self._write.connect()
+            conn = self._side_conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException as exc:
+                # A connection that failed mid-commit (disk full, I/O error) is not reused.
+                self._side_conn = None
+                conn.close()
+                if isinstance(exc, WRITE_ERRORS):
+                    raise explain_operational_error(exc, self.path) from None
+                raise
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT on the DB-API connection (the caller holds the write lock)."""
         if self._write_conn is None:
-            self._write_conn = self._write.connect()
-        conn = self._write_conn
+            self._write_conn = self._write.raw_connection()  # the engine's connect hook sets WAL, FULL, busy timeout
+        proxy = self._write_conn
+        db: sqlite3.Connection = proxy.driver_connection
+        committing = False
         try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            # A connection that failed mid-commit (disk full, I/O error) is not reused.
-            self._write_conn = None
-            conn.close()
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            committing = True
+            db.execute("COMMIT")
+        except BaseException as exc:
+            self._cached_state = None
+            healthy = not committing and not isinstance(exc, sqlite3.Error)
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                healthy = False
+            if not healthy:
+                # A connection that failed in the database or mid-commit (disk full, I/O error) is not reused.
+                self._write_conn = None
+                proxy.invalidate()
             raise
 
-    def _load_state(self, conn: Connection) -> "_State | None":
-        row = conn.connection.driver_connection.execute(
+    def _load_state(self, db: sqlite3.Connection) -> "_State | None":
+        row = db.execute(
             "SELECT head_seq, head_hash, frontier, last_checkpoint_seq, last_checkpoint_ts, high_ts "
             "FROM chain_state WHERE chain = ?",
             (self.chain,),
@@ -197,18 +263,25 @@ class LocalStore:
         if row is None:
             return None
         seq, head_hash, frontier, cp_seq, cp_ts, high_ts = row
+        cached = self._cached_state
+        self._cached_state = None  # the frontier below is changed by this transaction
+        if cached is not None and cached.seq == seq and cached.head_hash == head_hash:
+            # Same head as our last commit: the head hash commits to the whole chain, so the frontier is ours.
+            merkle = cached.frontier
+        else:
+            merkle = MerkleFrontier.from_state(seq, json.loads(frontier))
         return _State(
             exists=True,
             seq=seq,
             head_hash=head_hash,
-            frontier=MerkleFrontier.from_state(seq, json.loads(frontier)),
+            frontier=merkle,
             cp_seq=cp_seq,
             cp_ts=cp_ts,
             high_ts=high_ts or cp_ts,
         )
 
     def _append_one(
-        self, conn: Connection, state: "_State | None", type_: str, body: Mapping[str, Any]
+        self, db: sqlite3.Connection, state: "_State | None", type_: str, body: Mapping[str, Any]
     ) -> tuple["_State", SignedRecord]:
         now = self.clock.now()
         if state is None:
@@ -216,7 +289,7 @@ class LocalStore:
         anomaly = went_backwards(parse_ts(state.high_ts), now, state.high_ts, format_ts(now))
         if anomaly is not None and type_ != CLOCK_OBSERVED:
             # Evidence first: the record that follows carries a time earlier than one already written.
-            state, _ = self._append_one(conn, state, CLOCK_OBSERVED, anomaly.body())
+            state, _ = self._append_one(db, state, CLOCK_OBSERVED, anomaly.body())
         signed = seal(
             self.identity.key,
             chain=self.chain,
@@ -228,8 +301,7 @@ class LocalStore:
             body=body,
             random_bytes=self._random,
         )
-        # The hot path goes straight to the DB-API cursor: same transaction, less overhead.
-        conn.connection.driver_connection.execute(
+        db.execute(
             "INSERT INTO records (chain, seq, hash, raw, sig, id, type, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (self.chain, signed.record.seq, signed.hash, signed.raw, signed.sig,
              signed.record.id, type_, signed.record.ts),
@@ -239,10 +311,10 @@ class LocalStore:
         state.head_hash = signed.hash_hex
         state.high_ts = max(state.high_ts, signed.record.ts)
         for project in self.projectors:
-            project(conn, signed)
+            project(db, signed)
         return state, signed
 
-    def _maybe_checkpoint(self, conn: Connection, state: "_State") -> "_State":
+    def _maybe_checkpoint(self, db: sqlite3.Connection, state: "_State") -> "_State":
         pending = state.seq - state.cp_seq
         if pending <= 0:
             return state
@@ -250,8 +322,8 @@ class LocalStore:
         if pending < self.checkpoints.every_records and age < self.checkpoints.every_s:
             return state
         body = {"size": state.frontier.size, "root": state.frontier.root().hex()}
-        state, signed = self._append_one(conn, state, CHECKPOINT, body)
-        conn.exec_driver_sql(
+        state, signed = self._append_one(db, state, CHECKPOINT, body)
+        db.execute(
             "INSERT INTO anchors (chain, seq, hash_hex, source) VALUES (?, ?, ?, 'checkpoint')",
             (self.chain, signed.record.seq, signed.hash_hex),
         )
@@ -259,17 +331,17 @@ class LocalStore:
         state.cp_ts = signed.record.ts
         return state
 
-    def _save_state(self, conn: Connection, state: "_State") -> None:
+    def _save_state(self, db: sqlite3.Connection, state: "_State") -> None:
         params = (state.seq, state.head_hash, json.dumps(state.frontier.state()), state.cp_seq, state.cp_ts,
                   state.high_ts, self.chain)
         if state.exists:
-            conn.connection.driver_connection.execute(
+            db.execute(
                 "UPDATE chain_state SET head_seq=?, head_hash=?, frontier=?, last_checkpoint_seq=?, "
                 "last_checkpoint_ts=?, high_ts=? WHERE chain=?",
                 params,
             )
         else:
-            conn.exec_driver_sql(
+            db.execute(
                 "INSERT INTO chain_state (head_seq, head_hash, frontier, last_checkpoint_seq, "
                 "last_checkpoint_ts, high_ts, chain) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 params,
@@ -278,12 +350,12 @@ class LocalStore:
     def mark_synced(self, upto: int, receipt_hash_hex: str) -> None:
         """Record a central receipt: the outbox marker moves, nothing is deleted."""
         try:
-            with self._write_lock, self._transaction() as conn:
-                conn.exec_driver_sql(
+            with self._write_lock, self._transaction() as db:
+                db.execute(
                     "UPDATE chain_state SET synced_upto = ? WHERE chain = ? AND synced_upto < ?",
                     (upto, self.chain, upto),
                 )
-                conn.exec_driver_sql(
+                db.execute(
                     "INSERT OR IGNORE INTO anchors (chain, seq, hash_hex, source) VALUES (?, ?, ?, 'receipt')",
                     (self.chain, upto, receipt_hash_hex),
                 )
@@ -298,25 +370,39 @@ class LocalStore:
                   batch: int = READ_BATCH) -> Iterator[StoredRow]:
         return iter_rows(self._read, chain or self.chain, after_seq, upto, batch)
 
+    def _read_one(self, sql: str, params: tuple) -> tuple | None:
+        """One row from this thread's own read connection (WAL: sees the latest commit, never blocks the writer)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._read.raw_connection()
+        cur = db.cursor()
+        try:
+            return cur.execute(sql, params).fetchone()
+        finally:
+            cur.close()
+
     def device_status(self) -> str | None:
         """This terminal's registration status as last observed from the central store."""
-        with self._read.connect() as conn:
-            row = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = 'device' AND key = ?",
-                                       (self.chain,)).first()
+        row = self._read_one("SELECT doc FROM directory WHERE kind = 'device' AND key = ?", (self.chain,))
         return None if row is None else json.loads(row[0])["status"]
 
     def clock_suspect(self) -> bool:
         """True while the clock reads earlier than a record this chain already holds, or the last sync
-        found it too far from the central clock."""
-        with self._read.connect() as conn:
-            row = conn.exec_driver_sql("SELECT high_ts FROM chain_state WHERE chain = ?", (self.chain,)).first()
-            trust = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = 'clock' AND key = ?",
-                                         (self.chain,)).first()
-        if trust is not None and json.loads(trust[0]).get("skewed"):
+        found it too far from the central clock.
+
+        Called on the signing path (one statement on this thread's read connection); while an append holds
+        the write lock, the latest commit is also that transaction's state, so the answer is current.
+        """
+        high_ts, trust = self._read_one(
+            "SELECT (SELECT high_ts FROM chain_state WHERE chain = ?), "
+            "(SELECT doc FROM directory WHERE kind = 'clock' AND key = ?)",
+            (self.chain, self.chain),
+        )
+        if trust is not None and json.loads(trust).get("skewed"):
             return True
-        if row is None or row[0] is None:
+        if high_ts is None:
             return False
-        return went_backwards(parse_ts(row[0]), self.clock.now(), row[0], "") is not None
+        return went_backwards(parse_ts(high_ts), self.clock.now(), high_ts, "") is not None
 
     def on_directory_change(self, listener: Callable[[], None]) -> None:
         """Readers that cache directory documents hear when a pull replaced the directory wholesale."""

@@ -158,12 +158,19 @@ def _invalidated(record: Record, get: Getter) -> list[Change]:
 
 def _batch_copy(body: Mapping[str, Any], get: Getter) -> dict[str, Any]:
     """The batch a record is about, as a copy the handler may change."""
-    import copy
-
     batch = get(BATCH, body["batch_id"])
     if batch is None:
         raise DirectoryConflict(f"no batch {body['batch_id']}")
-    return copy.deepcopy(dict(batch))
+    return _copy(dict(batch))
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists, scalars): what copy.deepcopy does here, several times faster."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 _HANDLERS = {

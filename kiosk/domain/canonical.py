@@ -63,6 +63,68 @@ def _check(value: Any, path: str, depth: int) -> bool:
     raise CanonicalError(f"{path}: {type(value).__name__} cannot be encoded as JSON")
 
 
+class _Refer(Exception):
+    """Internal: the fast check met something it does not decide; the full check runs instead."""
+
+
+_MAX_INT = 2**53 - 1
+_is_nfc = unicodedata.is_normalized
+
+
+def _fast_check(value: Any, depth: int) -> bool:
+    """The profile check on the signing path: exact types only, no error paths built.
+
+    It accepts only what ``_check`` accepts and returns the same flag; anything
+    unusual (subclasses, any violation) is referred to ``_check``, which then
+    raises with the path of the offending value.
+    """
+    if depth > MAX_DEPTH:
+        raise _Refer
+    kind = type(value)
+    if kind is str:
+        if not value.isascii() and (not _is_nfc("NFC", value) or _SURROGATE.search(value)):
+            raise _Refer
+        return False
+    if kind is dict:
+        astral = False
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Refer
+            if not key.isascii():
+                if not _is_nfc("NFC", key) or _SURROGATE.search(key) or depth + 1 > MAX_DEPTH:
+                    raise _Refer
+                astral |= _ASTRAL.search(key) is not None
+            kind = type(item)
+            if kind is str:
+                if depth + 1 > MAX_DEPTH or (not item.isascii() and (not _is_nfc("NFC", item) or _SURROGATE.search(item))):
+                    raise _Refer
+            elif item is None or kind is bool:
+                if depth + 1 > MAX_DEPTH:
+                    raise _Refer
+            else:
+                astral |= _fast_check(item, depth + 1)
+        return astral
+    if kind is list or kind is tuple:
+        astral = False
+        for item in value:
+            astral |= _fast_check(item, depth + 1)
+        return astral
+    if value is None or kind is bool:
+        return False
+    if kind is int:
+        if -_MAX_INT <= value <= _MAX_INT:
+            return False
+        raise _Refer
+    raise _Refer
+
+
+def _profile_check(value: Any) -> bool:
+    try:
+        return _fast_check(value, 0)
+    except _Refer:
+        return _check(value, "$", 0)
+
+
 def encode(value: Any) -> bytes:
     """The canonical bytes of ``value`` (raises CanonicalError outside the profile).
 
@@ -72,7 +134,7 @@ def encode(value: Any) -> bytes:
     sorts by UTF-16 code units); those rare objects go through ``rfc8785``.
     The equivalence is property-tested against ``rfc8785``.
     """
-    if _check(value, "$", 0):
+    if _profile_check(value):
         try:
             return rfc8785.dumps(value)
         except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check covers the cases

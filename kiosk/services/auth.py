@@ -74,6 +74,7 @@ class UserView:
     must_change_password: bool
     last_login: str | None
     qualifications: tuple[str, ...] = ()
+    password_changed_at: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -126,6 +127,7 @@ def view(doc: Mapping[str, Any]) -> UserView:
         must_change_password=bool(doc.get("temporary")),
         last_login=doc.get("last_login"),
         qualifications=tuple(doc.get("qualifications", ())),
+        password_changed_at=doc.get("password_changed_at"),
     )
 
 
@@ -181,12 +183,12 @@ class AuthService:
     def device_id(self) -> str:
         return self.store.chain.rpartition(":")[0]
 
-    def user(self, user_id: str) -> UserView | None:
+    def user(self, user_id: str, reader: DirectoryReader | None = None) -> UserView | None:
         try:
             uid = normalize_user_id(user_id)
         except InvalidUserId:
             return None
-        doc = self.directory.get(dirx.USER, uid)
+        doc = (reader or self.directory).get(dirx.USER, uid)
         return None if doc is None else view(doc)
 
     def users(self) -> list[UserView]:
@@ -359,7 +361,16 @@ class AuthService:
         ``allow_suspended`` (break-glass only) lets a suspended account that proved every
         component through: the caller decides what such a person may still do.
         """
-        device = self.directory.get(dirx.DEVICE, self.store.chain)
+        try:
+            uid = normalize_user_id(user_text)
+        except InvalidUserId:
+            uid = None
+        key = uid or "<invalid id>"
+        # One read for the terminal's status, both failure counters and the account.
+        device, user_failures, device_failures, doc = self.directory.get_many([
+            (dirx.DEVICE, self.store.chain), (dirx.FAILURES_ID, key), (dirx.FAILURES_DEVICE, self.device_id),
+            (dirx.USER, uid or ""),
+        ])
         # An admin may still exit the kiosk program on a revoked terminal (nothing is signed by exiting).
         status = device.get("status") if device else None
         if status in ("revoked", "rejected") and purpose != "admin_exit":
@@ -369,17 +380,13 @@ class AuthService:
             self.hasher.verify_dummy(password)
             return AuthResult(False, DEVICE_NOT_APPROVED.format(status=status or "unregistered"))
         now = self.clock.now()
-        try:
-            uid = normalize_user_id(user_text)
-        except InvalidUserId:
-            uid = None
-        key = uid or "<invalid id>"
-        user_state = _failures(self.directory.get(dirx.FAILURES_ID, key))
-        device_state = _failures(self.directory.get(dirx.FAILURES_DEVICE, self.device_id))
+        user_state = _failures(user_failures)
+        device_state = _failures(device_failures)
         wait = max(self._wait(user_state, now), self._wait(device_state, now))
         if wait > 0:
             return AuthResult(False, f"Too many failed attempts. Wait {wait} s, then try again.", retry_after_s=wait)
-        doc = self.directory.get(dirx.USER, uid) if uid else None
+        if not uid:
+            doc = None
         if doc is None:
             self.hasher.verify_dummy(password)
             return self._fail(key, None, "unknown_user", user_state, device_state, now)
@@ -498,8 +505,10 @@ class AuthService:
     def password_expired(self, user: UserView) -> bool:
         if self.passwords.max_age_days <= 0:
             return False
-        doc = self.directory.get(dirx.USER, user.user_id) or {}
-        changed = parse_ts(doc["password_changed_at"])
+        stamp = user.password_changed_at
+        if stamp is None:
+            stamp = (self.directory.get(dirx.USER, user.user_id) or {})["password_changed_at"]
+        changed = parse_ts(stamp)
         return self.clock.now() - changed >= dt.timedelta(days=self.passwords.max_age_days)
 
     def accept_first_use(self, user: UserView) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from kiosk.domain.records import SignedRecord
 
@@ -17,8 +17,19 @@ class RecordWriter(Protocol):
 
     def append_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[SignedRecord]: ...
 
+    def append_checked(
+        self, build: "Callable[[DirectoryReader], Sequence[tuple[str, Mapping[str, Any]]]]"
+    ) -> list[SignedRecord]:
+        """Append what ``build`` returns; ``build`` runs inside the write transaction, before anything is
+        written, with a reader of exactly the state its records apply to. What it raises aborts the append."""
+        ...
+
 
 class DirectoryReader(Protocol):
     def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def get_many(self, wanted: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """Several documents in one read, in the order asked (None where there is none)."""
+        ...
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]: ...

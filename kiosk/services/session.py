@@ -16,7 +16,7 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock
 from kiosk.domain.session import LockReason, Session, SessionPolicy
 from kiosk.services.auth import AuthResult, AuthService, UserView
-from kiosk.services.ports import RecordWriter
+from kiosk.services.ports import DirectoryReader, RecordWriter
 
 
 class DraftStore(Protocol):
@@ -142,11 +142,20 @@ class SessionService:
             self.session = self.session.signed()
 
     # -- the session owner ------------------------------------------------
-    def owner(self) -> UserView:
-        with self._lock:
-            if not self.session.active or self.session.owner is None:
-                raise SessionError("nobody is logged in; log in first")
-            user = self.auth.user(self.session.owner)
+    def owner(self, reader: DirectoryReader | None = None) -> UserView:
+        """The person logged in, as ``reader`` sees them (default: the directory cache).
+
+        Signing passes the reader of its append transaction, so the owner's
+        account is checked against the state the signature is written onto.
+        No lock is taken: transitions hold the session lock while they append,
+        so a check inside an append must never wait for it (the two would
+        deadlock). One read of ``self.session`` is one immutable snapshot.
+        """
+        session = self.session
+        if not session.active or session.owner is None:
+            raise SessionError("nobody is logged in; log in first")
+        uid = session.owner
+        user = self.auth.user(uid, reader)
         if user is None or user.status != "active":
             raise SessionError("your account is no longer active; ask a supervisor")
         return user

@@ -2,8 +2,9 @@
 
 Every check runs twice: when the sign dialog is prepared (so the person sees
 the full manifestation and what credentials are needed) and again at the
-moment of signing, against the state then. The step shows as signed only
-after its record is durably committed.
+moment of signing, inside the append transaction, against the state the
+signature record is written onto (no other writer can change it before the
+commit). The step shows as signed only after its record is durably committed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView
 from kiosk.services.ports import DirectoryReader, RecordWriter
 from kiosk.services.session import SessionService
+
+CHANGED = "the step changed while the dialog was open; review it and sign again"
 
 
 class SigningError(Exception):
@@ -82,6 +85,10 @@ class SigningService:
         self.clock = clock
         self.clock_suspect = clock_suspect
         self.refuse_on_bad_clock = refuse_on_bad_clock
+        # Parsed recipes by key. A registered recipe never changes (a different
+        # content needs a new version), and each use is checked against the
+        # content hash its batch was created with.
+        self._recipes: dict[str, Recipe] = {}
 
     # -- recipes and batches ---------------------------------------------
     def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
@@ -106,10 +113,20 @@ class SigningService:
         return list(self.directory.all(bx.RECIPE))
 
     def recipe(self, key: str) -> Recipe:
-        doc = self.directory.get(bx.RECIPE, key)
+        return self._recipe_of(self.directory, key)
+
+    def _recipe_of(self, reader: DirectoryReader, key: str, content_hash: str | None = None) -> Recipe:
+        recipe = self._recipes.get(key)
+        if recipe is not None and (content_hash is None or recipe.content_hash == content_hash):
+            return recipe
+        doc = reader.get(bx.RECIPE, key)
         if doc is None:
             raise SigningError(f"recipe {key} is not registered on this kiosk")
-        return bx.recipe_from_doc(doc)
+        recipe = bx.recipe_from_doc(doc)
+        if content_hash is not None and recipe.content_hash != content_hash:
+            raise SigningError(f"recipe {key} on this kiosk is not the version this batch was started with")
+        self._recipes[key] = recipe
+        return recipe
 
     def create_batch(self, batch_id: str, recipe_key: str) -> dict[str, Any]:
         user = self.session.owner()
@@ -133,14 +150,18 @@ class SigningService:
         return list(self.directory.all(bx.BATCH))
 
     def batch(self, batch_id: str) -> dict[str, Any]:
-        doc = self.directory.get(bx.BATCH, batch_id)
+        return self._batch_of(self.directory, batch_id)
+
+    @staticmethod
+    def _batch_of(reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
+        doc = reader.get(bx.BATCH, batch_id)
         if doc is None:
             raise SigningError(f"no batch {batch_id}")
         return doc
 
     def steps(self, batch_id: str) -> list[StepView]:
         batch = self.batch(batch_id)
-        recipe = self.recipe(batch["recipe_key"])
+        recipe = self._recipe_of(self.directory, batch["recipe_key"], batch.get("recipe_hash"))
         out = []
         statuses = bx.step_statuses(recipe, batch)
         for step in recipe.steps:
@@ -154,9 +175,16 @@ class SigningService:
                 witness: bool = False, comment: str = "", deviation_ref: str = "") -> Prepared:
         """Check everything that can be checked before credentials; returns what the dialog shows."""
         owner = self.session.owner()
+        return self._evaluate(self.directory, owner, batch_id, step_id, meaning, values, witness=witness,
+                              comment=comment, deviation_ref=deviation_ref)[0]
+
+    def _evaluate(self, reader: DirectoryReader, owner: UserView, batch_id: str, step_id: str, meaning: str,
+                  values: Mapping[str, str], *, witness: bool, comment: str,
+                  deviation_ref: str) -> tuple[Prepared, dict[str, Any]]:
+        """Every signing rule, against the state ``reader`` sees; returns what would be signed and the batch."""
         self._ready_to_sign(owner)
-        batch = self.batch(batch_id)
-        recipe = self.recipe(batch["recipe_key"])
+        batch = self._batch_of(reader, batch_id)
+        recipe = self._recipe_of(reader, batch["recipe_key"], batch.get("recipe_hash"))
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
@@ -200,12 +228,14 @@ class SigningService:
             preview = None
         else:
             role = self._role_for(owner, rule.roles)
-            self._check_distinct(signed, rule, owner.user_id)
+            self._check_distinct(signed, rule, owner)
             components = components_required(self.session.session, owner.user_id, self.session.policy,
                                               owner.totp_enrolled)
             preview = self._manifestation(owner, role, wanted.value)
-        return Prepared(batch_id, step.id, wanted.value, tuple(sorted(clean.items())), tuple(sorted(units.items())),
-                        chash, components, preview, witness, comment, deviation_ref, out_of_range)
+        prepared = Prepared(batch_id, step.id, wanted.value, tuple(sorted(clean.items())),
+                            tuple(sorted(units.items())), chash, components, preview, witness, comment,
+                            deviation_ref, out_of_range)
+        return prepared, batch
 
     def sign(self, prepared: Prepared, password: str, user_text: str | None = None,
              totp_code: str | None = None) -> dict[str, Any]:
@@ -225,20 +255,30 @@ class SigningService:
                                       f"attempt to sign as {claimed!r} in the session of {owner.user_id!r}",
                                       target("user", owner.user_id))
                 raise SigningError("you can only sign as yourself; the other person must sign with the witness dialog")
-        again = self.prepare(prepared.batch_id, prepared.step_id, prepared.meaning, dict(prepared.values),
-                             comment=prepared.comment, deviation_ref=prepared.deviation_ref)
-        if again.content_hash != prepared.content_hash or again.components != prepared.components:
-            raise SigningError("the step changed while the dialog was open; review it and sign again")
-        needs_totp = "totp" in again.components
+        needs_totp = "totp" in prepared.components
         result = self.auth.authenticate(owner.user_id, password, totp_code, require_totp=needs_totp, purpose="sign")
         if not result.ok:
             self.session.activity()
             raise SigningError(result.message)
-        role = again.preview.role if again.preview else owner.roles[0]
-        man = self._manifestation(owner, role, prepared.meaning)  # the time of signing, not of preparing
-        record = self._sign_record("step.signed", again, man, result.auth_body(), components=again.components)
+
+        def build(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
+            # Inside the append transaction: the session owner, every rule and the content hash once more,
+            # against the state this record is written onto.
+            signer = self.session.owner(reader)
+            if signer.user_id != owner.user_id:
+                raise SigningError(CHANGED)
+            again, batch = self._evaluate(reader, signer, prepared.batch_id, prepared.step_id, prepared.meaning,
+                                          dict(prepared.values), witness=False, comment=prepared.comment,
+                                          deviation_ref=prepared.deviation_ref)
+            if again.content_hash != prepared.content_hash or again.components != prepared.components:
+                raise SigningError(CHANGED)
+            assert again.preview is not None
+            # Its time is the time of signing (now, in the transaction), not of preparing.
+            return [("step.signed", self._signature_body(again, batch, again.preview, result.auth_body()))]
+
+        items = self._append_checked(build)
         self.session.signed()
-        return record
+        return {"record_type": items[0][0], **items[0][1]}
 
     def witness(self, prepared: Prepared, user_text: str, password: str, totp_code: str | None) -> dict[str, Any]:
         """A second person signs with their own full credentials; never the session owner."""
@@ -251,20 +291,34 @@ class SigningService:
         self._ready_to_sign(person)
         if person.user_id == owner.user_id:
             raise SigningError("a witness must be a different person from the one logged in")
-        batch = self.batch(prepared.batch_id)
-        recipe = self.recipe(batch["recipe_key"])
-        step = recipe.step(prepared.step_id)
-        rule = step.rule(Meaning(prepared.meaning)) if step else None
-        if rule is None:
-            raise SigningError("that signature is not part of this step")
-        role = self._role_for(person, rule.roles)
-        self._check_distinct(bx.valid_signatures(batch, prepared.step_id), rule, person.user_id)
-        again = self.prepare(prepared.batch_id, prepared.step_id, prepared.meaning, dict(prepared.values),
-                             witness=True, comment=prepared.comment, deviation_ref=prepared.deviation_ref)
-        if again.content_hash != prepared.content_hash:
-            raise SigningError("the step changed while the dialog was open; review it and sign again")
-        man = self._manifestation(person, role, prepared.meaning)
-        return self._sign_record("witness.signed", again, man, result.auth_body(), components=("user_id", "password", "totp"))
+
+        def build(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
+            # Inside the append transaction, against the state this record is written onto.
+            current = self.session.owner(reader)
+            if current.user_id != owner.user_id:
+                raise SigningError(CHANGED)
+            witness_now = self.auth.user(person.user_id, reader)
+            if witness_now is None or witness_now.status != "active":
+                raise SigningError(f"{person.printed_name}'s account is no longer active")
+            self._ready_to_sign(witness_now)
+            batch = self._batch_of(reader, prepared.batch_id)
+            recipe = self._recipe_of(reader, batch["recipe_key"], batch.get("recipe_hash"))
+            step = recipe.step(prepared.step_id)
+            rule = step.rule(Meaning(prepared.meaning)) if step else None
+            if rule is None:
+                raise SigningError("that signature is not part of this step")
+            role = self._role_for(witness_now, rule.roles)
+            self._check_distinct(bx.valid_signatures(batch, prepared.step_id), rule, witness_now)
+            again, batch = self._evaluate(reader, current, prepared.batch_id, prepared.step_id, prepared.meaning,
+                                          dict(prepared.values), witness=True, comment=prepared.comment,
+                                          deviation_ref=prepared.deviation_ref)
+            if again.content_hash != prepared.content_hash:
+                raise SigningError(CHANGED)
+            man = self._manifestation(witness_now, role, prepared.meaning)
+            return [("witness.signed", self._signature_body(again, batch, man, result.auth_body()))]
+
+        items = self._append_checked(build)
+        return {"record_type": items[0][0], **items[0][1]}
 
     def correct(self, batch_id: str, step_id: str, values: Mapping[str, str], reason: str) -> None:
         """Change entered values: a new record with old, new and reason; earlier signatures are invalidated."""
@@ -329,14 +383,13 @@ class SigningService:
                 return role
         raise SigningError(f"this signature needs the {' or '.join(allowed)} role")
 
-    def _check_distinct(self, signed: list[dict], rule, user_id: str) -> None:
+    def _check_distinct(self, signed: list[dict], rule, user: UserView) -> None:
+        """``user`` is as read with the rest of the state being checked (in the transaction, when signing)."""
         for other in rule.distinct_from:
-            if any(s["meaning"] == other.value and s["user_id"] == user_id for s in signed):
+            if any(s["meaning"] == other.value and s["user_id"] == user.user_id for s in signed):
                 raise SigningError(f"{rule.meaning.value} must be signed by a different person than {other.value}")
-        if rule.qualification:
-            user = self.auth.user(user_id)
-            if user is None or rule.qualification not in user.qualifications:
-                raise SigningError(f"this signature needs the training record '{rule.qualification}' (ask QA)")
+        if rule.qualification and rule.qualification not in user.qualifications:
+            raise SigningError(f"this signature needs the training record '{rule.qualification}' (ask QA)")
 
     def _values(self, values: Mapping[str, str]) -> dict[str, str]:
         try:
@@ -350,24 +403,38 @@ class SigningService:
         except InvalidText as exc:
             raise SigningError(str(exc)) from None
 
-    def _sign_record(self, rtype: str, p: Prepared, man: Manifestation, auth: dict, components) -> dict[str, Any]:
+    @staticmethod
+    def _signature_body(p: Prepared, batch: Mapping[str, Any], man: Manifestation, auth: dict) -> dict[str, Any]:
         body: dict[str, Any] = {
             "actor": actor_body(man.user_id, man.printed_name, man.role),
             "target": target("step", f"{p.batch_id}/{p.step_id}"),
             "batch_id": p.batch_id, "step_id": p.step_id, "meaning": p.meaning,
             "manifestation": man.body(), "values": dict(p.values), "units": dict(p.units),
-            "content_hash": p.content_hash, "recipe_key": self.batch(p.batch_id)["recipe_key"],
+            "content_hash": p.content_hash, "recipe_key": batch["recipe_key"],
             "auth": auth, "new": dict(p.values),
         }
         if p.comment:
             body["comment"] = p.comment
         if p.deviation_ref:
             body["deviation_ref"] = p.deviation_ref
-        self._append([(rtype, body)])
-        return {"record_type": rtype, **body}
+        return body
 
     def _append(self, items) -> None:
         try:
             self.store.append_many(items)
         except DirectoryConflict as exc:
             raise SigningError(str(exc)) from None
+
+    def _append_checked(self, build) -> list[tuple[str, dict[str, Any]]]:
+        """Append what ``build`` decides inside the write transaction; returns the items written."""
+        built: list[tuple[str, dict[str, Any]]] = []
+
+        def decide(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
+            built[:] = build(reader)
+            return built
+
+        try:
+            self.store.append_checked(decide)
+        except DirectoryConflict as exc:
+            raise SigningError(str(exc)) from None
+        return built

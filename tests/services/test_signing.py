@@ -271,3 +271,104 @@ def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, cloc
     assert second.components == ("user_id", "password", "totp")
     assert second.preview.user_id == "jane.op" and second.preview.role == "operator"
     k.close()
+
+
+class DuringPasswordCheck:
+    """The real hasher, plus something else happening on the kiosk while argon2 runs (a pull, another thread)."""
+
+    def __init__(self, real, happening):
+        self.real, self.happening = real, happening
+
+    def verify(self, stored, password):
+        ok = self.real.verify(stored, password)
+        happening, self.happening = self.happening, None
+        if happening is not None:
+            happening()
+        return ok
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _signed_count(kiosk):
+    return sum(1 for r in kiosk.store.iter_rows() if r.type == "step.signed")
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("P11-200a1")
+def test_an_account_deactivated_while_its_password_is_checked_cannot_sign(kiosk, admin, floor, clock):
+    """The session owner is checked again inside the append transaction, after authentication."""
+    actor, _ = admin
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    before = _signed_count(kiosk)
+    kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
+        actor, "jane.op", status="deactivated", reason="left the company"))
+    with pytest.raises(Exception, match="no longer active"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert _signed_count(kiosk) == before
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "open"
+
+
+@pytest.mark.req("P11-10f")
+def test_a_prerequisite_invalidated_while_the_password_is_checked_blocks_the_signature(kiosk, floor, clock):
+    """Sequencing is decided inside the append transaction, not only when the dialog opened."""
+    clear_line(kiosk, floor, clock)
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    before = _signed_count(kiosk)
+    kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.signing.correct(
+        "B-1", "line-clearance", {"area_clear": "no"}, "area was not clear after all"))
+    with pytest.raises(SigningError, match="sign 'Line clearance' first"):
+        kiosk.signing.sign(p, PW)
+    assert _signed_count(kiosk) == before
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["weigh-salts"] == "locked"
+    assert verify_local_store(kiosk.data_dir).ok
+
+
+@pytest.mark.req("P11-200a3")
+def test_a_witness_suspended_while_their_password_is_checked_cannot_sign(kiosk, admin, floor, clock):
+    actor, _ = admin
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       PW, "jane.op", code(floor, "jane.op", clock))
+    w = kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"}, witness=True)
+    kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
+        actor, "omar.op", status="deactivated", reason="left the company"))
+    with pytest.raises(SigningError, match="no longer active"):
+        kiosk.signing.witness(w, "omar.op", PW, code(floor, "omar.op", clock))
+    assert not any(r.type == "witness.signed" for r in kiosk.store.iter_rows())
+
+
+def test_a_refused_signature_leaves_the_store_ready_for_the_next(kiosk, floor, clock):
+    """A rule refusal inside the transaction rolls back; the next signature commits normally."""
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    with pytest.raises(SigningError, match="already signed"):  # the same dialog sent again
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"},
+                                                witness=True), "omar.op", PW, code(floor, "omar.op", clock))
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "done"
+    assert verify_local_store(kiosk.data_dir).ok
+
+
+def test_the_signing_transaction_never_waits_for_the_session_lock(kiosk, floor, clock):
+    """Session transitions (login, lock, idle timeout) append while holding the session lock, so the
+    checks inside a signature's append transaction must never take it: the two would deadlock."""
+    import threading
+
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    totp = code(floor, "jane.op", clock)
+    in_transaction = threading.Event()
+    kiosk.store.projectors.append(lambda db, signed: signed.record.type == "step.signed" and in_transaction.set())
+    seen_while_held = []
+    held = threading.Event()
+
+    def hold_the_session_lock():
+        with kiosk.session._lock:  # what a lock or timeout on the UI thread holds while it appends
+            held.set()
+            seen_while_held.append(in_transaction.wait(timeout=30))
+
+    holder = threading.Thread(target=hold_the_session_lock)
+    holder.start()
+    held.wait()
+    kiosk.signing.sign(p, PW, "jane.op", totp)
+    holder.join()
+    assert seen_while_held == [True]

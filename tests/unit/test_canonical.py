@@ -89,6 +89,13 @@ ascii_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(ascii_text, children, max_size=3),
     max_leaves=12,
 )
+any_text = st.text(max_size=6)  # not normalised, may hold lone surrogates and astral characters
+any_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False) | any_text,
+    lambda children: st.lists(children, max_size=3) | st.tuples(children)
+    | st.dictionaries(any_text | st.integers(0, 3), children, max_size=3),
+    max_leaves=12,
+)
 
 
 @pytest.mark.req("P11-10e")
@@ -109,3 +116,35 @@ def test_the_fast_decode_path_accepts_exactly_what_the_full_path_accepts(value, 
                                  b'{"a":"\\u0000"}', b'{"a":"\\u001f\\n"}'])
 def test_the_fast_path_and_the_full_path_agree_on_edge_cases(raw):
     assert _decoded(raw) == _full_path(raw)
+
+
+def _outcome(check, value):
+    try:
+        return ("ok", check(value))
+    except CanonicalError as exc:
+        return ("refused", str(exc))
+
+
+@pytest.mark.req("P11-10e")
+@given(any_values)
+@settings(max_examples=500)
+def test_fast_profile_check_decides_exactly_like_the_full_check(value):
+    """The signing path uses a fast check; it must accept, refuse and explain exactly as the full one."""
+    from kiosk.domain import canonical
+
+    assert _outcome(canonical._profile_check, value) == _outcome(lambda v: canonical._check(v, "$", 0), value)
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33, 34])
+def test_fast_profile_check_keeps_the_depth_limit(depth):
+    from kiosk.domain import canonical
+
+    for leaf in ("x", 1, None, {"k": "v"}, ["x"], "\u00e9"):
+        value = leaf
+        for _ in range(depth):
+            value = [value]
+        assert _outcome(canonical._profile_check, value) == _outcome(lambda v: canonical._check(v, "$", 0), value)
+        value = leaf
+        for _ in range(depth):
+            value = {"k": value}
+        assert _outcome(canonical._profile_check, value) == _outcome(lambda v: canonical._check(v, "$", 0), value)

@@ -117,3 +117,15 @@ def test_verifier_refuses_a_chain_whose_key_is_not_the_pinned_one(clock):
 def test_signing_key_repr_never_shows_key_material():
     key = SigningKey.generate()
     assert "PRIVATE" not in repr(key) and key.kid in repr(key)
+
+
+def test_uuid7_text_is_the_standard_uuid_form():
+    import datetime as dt
+    import uuid
+
+    moment = dt.datetime(2026, 11, 24, 10, 52, 6, 123456, tzinfo=dt.timezone.utc)
+    for fill in (b"\x00" * 10, b"\xff" * 10, bytes(range(10))):
+        text = new_uuid7(moment, lambda n, fill=fill: fill[:n])
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == int(moment.timestamp() * 1000)
