@@ -54,6 +54,8 @@ def go(app, *keys, wait=0.3):
             await pilot.pause(0.2)
         await app.workers.wait_for_complete()
         await pilot.pause(wait)
+        for field in app.screen.query("Input"):
+            field.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
         for _ in range(3):  # let tables finish their deferred layout and scroll the cursor into view
             await pilot.wait_for_scheduled_animations()
             await pilot.pause()
