@@ -55,8 +55,11 @@ def test_idle_warning(snap_compare, size) -> None:
         await log_in(app, pilot)
         clock.advance(POLICY.idle_timeout_s - POLICY.idle_warning_s + 17)
         app.check_inactivity()
-        await pilot.pause()
-        await pilot.pause()
+        for _ in range(3):  # under load the warning needs a few frames to mount and lay out
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause(0.05)
+        for field in app.screen.query("Input"):
+            field.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
