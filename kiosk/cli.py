@@ -163,6 +163,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_central.central_app, name="central")
     app.add_typer(cli_central.sync_app, name="sync")
     app.add_typer(cli_admin.app, name="admin")
+    cli_admin.app.add_typer(cli_central.devices_app, name="devices")
     app.add_typer(cli_validation.app, name="validation")
     app.add_typer(cli_export.app, name="export")
 

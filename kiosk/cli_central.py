@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 central_app = typer.Typer(help="The central store (PostgreSQL, or SQLite for a single site).", no_args_is_help=True)
+# `kiosk admin devices ...` (ARCHITECTURE.md's command line): decisions made against the central store.
 devices_app = typer.Typer(help="Device registrations in the central store.", no_args_is_help=True)
-central_app.add_typer(devices_app, name="devices")
 sync_app = typer.Typer(help="This kiosk's sync with the central store.", no_args_is_help=True)
 
 Url = Annotated[str, typer.Option("--url", envvar="KIOSK_CENTRAL_URL",

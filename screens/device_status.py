@@ -36,7 +36,7 @@ HEADINGS = {
                      "public key) goes out at the next sync, so check the network connection. " + COMPARE),
     "pending": ("Waiting for approval",
                 "The registration request has arrived. " + COMPARE +
-                " Admins find it under Devices (F7) on an admin terminal, or with `kiosk central devices list`."),
+                " Admins find it under Devices (F7) on an admin terminal, or with `kiosk admin devices list`."),
     "rejected": ("Registration rejected",
                  "A site admin rejected this terminal, so nobody can log in here. Ask a site admin; "
                  "registering again needs a new device key (a new chain epoch)."),

@@ -194,8 +194,8 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     assert kiosk("sync", "now", "--url", url, "--data-dir", str(tmp_path / "line-1")).returncode == 0
     # genesis, the step, the central key pin, and a checkpoint (the real clock is a day past the fake one)
     assert "held 4" in kiosk("central", "ingest", "--once", "--url", url).stdout
-    assert "pending" in kiosk("central", "devices", "list", "--url", url).stdout
-    r = kiosk("central", "devices", "approve", "line-1:1", "--url", url, "--as-key-holder", "--reason",
+    assert "pending" in kiosk("admin", "devices", "list", "--url", url).stdout
+    r = kiosk("admin", "devices", "approve", "line-1:1", "--url", url, "--as-key-holder", "--reason",
               "compared")
     assert r.returncode == 0, r.stderr
     assert "ingested 4" in kiosk("central", "ingest", "--once", "--url", url).stdout

@@ -213,7 +213,7 @@ def test_cli_decisions_need_an_authenticated_central_admin(tmp_path, clock):
     cycle(central, sync_a, sync_b)
 
     def cli(*args, stdin=""):
-        return subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "devices", *args, "--url", url,
+        return subprocess.run([sys.executable, "-m", "kiosk.cli", "admin", "devices", *args, "--url", url,
                                "--site-key", str(a.data_dir / "site.key")],
                               input=stdin, capture_output=True, text=True, timeout=120)
 
