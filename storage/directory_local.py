@@ -16,10 +16,11 @@ _dumps = json.JSONEncoder(ensure_ascii=False).encode
 _loads = json.JSONDecoder().decode
 
 
-def directory_projector(db: sqlite3.Connection, signed: SignedRecord) -> None:
+def directory_projector(db: sqlite3.Connection, signed: SignedRecord,
+                        reader: "TransactionDirectory | None" = None) -> None:
     """Apply one record's directory changes; raising aborts the whole append."""
     try:
-        _project(db, signed)
+        _project(db, signed, reader or TransactionDirectory(db))
     except (KeyError, TypeError, AttributeError) as exc:
         raise directory.DirectoryConflict(
             f"a {signed.record.type} record needs field {exc} in its body; nothing was written") from None
@@ -29,8 +30,8 @@ _UPSERT = ("INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, 
            "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, chain = excluded.chain, seq = excluded.seq")
 
 
-def _project(db: sqlite3.Connection, signed: SignedRecord) -> None:
-    get = TransactionDirectory(db).get
+def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionDirectory") -> None:
+    get = reader.get
     record = signed.record
     if record.type in ("step.signed", "witness.signed"):
         # The signed values are now in the record: the signer's draft of that step is done with.
@@ -38,7 +39,10 @@ def _project(db: sqlite3.Connection, signed: SignedRecord) -> None:
                    (record.body["actor"]["user_id"], record.body["batch_id"], record.body["step_id"]))
     changes = directory.project(record, get) + batches.project(record, get)
     if changes:
-        db.executemany(_UPSERT, [(kind, key, _dumps(doc), record.chain, record.seq) for kind, key, doc in changes])
+        rows = [(kind, key, _dumps(doc), record.chain, record.seq) for kind, key, doc in changes]
+        db.executemany(_UPSERT, rows)
+        for kind, key, text, _chain, _seq in rows:
+            reader.remember(kind, key, text)
 
 
 def _many_sql(n: int) -> str:
@@ -53,19 +57,47 @@ def _get_many(db: sqlite3.Connection, wanted) -> list[dict[str, Any] | None]:
 
 
 class TransactionDirectory:
-    """Directory reads inside the append transaction: the state the record being written applies to."""
+    """Directory reads inside the append transaction: the state the record being written applies to.
 
-    __slots__ = ("_db",)
+    Reads go through ``cache``, the write connection's memory of documents it
+    read or wrote. The store clears it whenever another connection has
+    committed since (PRAGMA data_version) and whenever a transaction fails, so
+    a cached document is always the row as this transaction would read it.
+    Documents handed out are shared: callers must not change them (the
+    projectors copy before they change anything).
+    """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    __slots__ = ("_db", "_cache", "high_ts")
+
+    def __init__(self, db: sqlite3.Connection, cache: dict[tuple[str, str], Any] | None = None) -> None:
         self._db = db
+        self._cache: dict[tuple[str, str], Any] = {} if cache is None else cache
+        # The chain's latest record time as this transaction found it (set by the store).
+        self.high_ts: str | None = None
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-        return None if row is None else _loads(row[0])
+        pair = (kind, key)
+        try:
+            doc = self._cache[pair]
+        except KeyError:
+            row = self._db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", pair).fetchone()
+            doc = self._cache[pair] = None if row is None else _loads(row[0])
+            return doc
+        if type(doc) is str:  # written by this connection, not read back since: decoded on first use
+            doc = self._cache[pair] = _loads(doc)
+        return doc
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
-        return _get_many(self._db, wanted)
+        wanted = list(wanted)
+        missing = [pair for pair in wanted if pair not in self._cache]
+        if missing:
+            for pair, doc in zip(missing, _get_many(self._db, missing)):
+                self._cache[pair] = doc
+        return [self.get(*pair) for pair in wanted]
+
+    def remember(self, kind: str, key: str, text: str) -> None:
+        """The row this transaction just wrote, as its JSON text (what a read would decode)."""
+        self._cache[(kind, key)] = text
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:
         rows = self._db.execute("SELECT doc FROM directory WHERE kind = ? ORDER BY key", (kind,)).fetchall()

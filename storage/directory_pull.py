@@ -45,8 +45,7 @@ def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq
     """Upsert the verified entries into the base, then rebuild the working directory from base + own tail."""
     conflicts: list[str] = []
     replayed = 0
-    with store.side_transaction() as conn:
-        db = conn.connection.driver_connection
+    with store.side_transaction(rewrites_directory=True) as db:
         count = 0
         for e in entries:
             db.execute("INSERT INTO central_directory (kind, key, doc, version) VALUES (?, ?, ?, ?) "

@@ -15,8 +15,8 @@ class LocalDrafts:
         self.clock = clock
 
     def save_draft(self, user_id: str, batch_id: str, step_id: str, fields: Mapping[str, str]) -> None:
-        with self.store.side_transaction() as conn:
-            conn.exec_driver_sql(
+        with self.store.side_transaction() as db:
+            db.execute(
                 "INSERT INTO drafts (user_id, batch_id, step_id, fields, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id, batch_id, step_id) DO UPDATE SET fields = excluded.fields, "
                 "updated_at = excluded.updated_at",
@@ -30,6 +30,6 @@ class LocalDrafts:
         return None if row is None else json.loads(row[0])
 
     def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None:
-        with self.store.side_transaction() as conn:
-            conn.exec_driver_sql("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
+        with self.store.side_transaction() as db:
+            db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
                                  (user_id, batch_id, step_id))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
 
@@ -34,12 +34,18 @@ from storage.sqlite import WRITE_ERRORS, StoreUnavailable, explain_operational_e
 
 DB_FILE = "kiosk.db"
 READ_BATCH = 1000
+_MAX_CACHED_DOCS = 4096  # documents the write connection remembers between transactions (then starts over)
 
 
 class Projector(Protocol):
-    """Updates a derived table from a record inside the record's own transaction (DB-API connection)."""
+    """Updates a derived table from a record inside the record's own transaction (DB-API connection).
 
-    def __call__(self, db: sqlite3.Connection, record: SignedRecord) -> None: ...
+    ``reader`` is the transaction's directory reader when the store has one
+    (the one ``append_checked`` hands to its callback), so a projector reads
+    through, and writes through, the same per-transaction document cache.
+    """
+
+    def __call__(self, db: sqlite3.Connection, record: SignedRecord, reader: Any = None) -> None: ...
 
 
 Items = Sequence[tuple[str, Mapping[str, Any]]]
@@ -81,7 +87,7 @@ class LocalStore:
         random_bytes: Callable[[int], bytes] = os.urandom,
         projectors: Sequence[Projector] = (),
         registration: Mapping[str, str] | None = None,
-        txn_reader: Callable[[sqlite3.Connection], Any] | None = None,
+        txn_reader: Callable[[sqlite3.Connection, dict], Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
@@ -99,12 +105,15 @@ class LocalStore:
         # SQLAlchemy's per-statement and per-transaction bookkeeping is most of
         # the Python cost of a signature. The engines remain for migrations and reads.
         self._write_conn: Any = None
-        self._side_conn: Connection | None = None
         self._write_lock = threading.Lock()
         self._directory_listeners: list[Callable[[], None]] = []
-        # The chain state as of our last commit; reused only while the head in
-        # the database still matches it (another process may have appended).
+        # What the write connection last saw: the chain state and the directory
+        # documents it read or wrote. Trusted only while PRAGMA data_version says
+        # no other connection (process, restore, the read side) has committed
+        # since: then a signing transaction reads nothing it already knows.
         self._cached_state: _State | None = None
+        self._docs: dict[tuple[str, str], Any] = {}
+        self._data_version: int | None = None
         self._local = threading.local()
 
     # -- opening ---------------------------------------------------------
@@ -143,10 +152,7 @@ class LocalStore:
             if self._write_conn is not None:
                 self._write_conn.close()
                 self._write_conn = None
-            if self._side_conn is not None:
-                self._side_conn.close()
-                self._side_conn = None
-            self._cached_state = None
+            self._forget()
         reader = getattr(self._local, "db", None)
         if reader is not None:
             reader.close()
@@ -168,7 +174,7 @@ class LocalStore:
         """Append records in one durable transaction; all or nothing."""
         if not items:
             return []
-        return self._append(lambda _db: items, _allow_genesis)
+        return self._append(lambda _reader: items, _allow_genesis)
 
     def append_checked(self, build: Callable[[Any], Items]) -> list[SignedRecord]:
         """Append the records ``build`` returns, deciding them inside the write transaction.
@@ -181,23 +187,27 @@ class LocalStore:
         """
         if self._txn_reader is None:
             raise TypeError("this store was opened without a transaction reader")
-        reader_of = self._txn_reader
-        return self._append(lambda db: build(reader_of(db)), False)
+        return self._append(build, False)
 
-    def _append(self, build: Callable[[sqlite3.Connection], Items], _allow_genesis: bool) -> list[SignedRecord]:
+    def _append(self, build: Callable[[Any], Items], _allow_genesis: bool) -> list[SignedRecord]:
         try:
             with self._write_lock, self._transaction() as db:
                 state = self._load_state(db)
                 if state is None and not _allow_genesis:
                     raise StoreUnavailable(f"{self.path}: the chain has not been opened")
-                items = build(db)
+                reader = None
+                if self._txn_reader is not None:
+                    reader = self._txn_reader(db, self._docs)
+                    reader.high_ts = state.high_ts if state is not None else None
+                items = build(reader)
                 if not items:
+                    self._cached_state = state
                     return []
                 out = []
                 for type_, body in items:
                     if type_ in (CHAIN_OPENED, CHECKPOINT) and not _allow_genesis:
                         raise ValueError(f"{type_} records are written by the store itself")
-                    state, signed = self._append_one(db, state, type_, body)
+                    state, signed = self._append_one(db, state, type_, body, reader)
                     out.append(signed)
                 if state is not None:
                     state = self._maybe_checkpoint(db, state)
@@ -209,23 +219,30 @@ class LocalStore:
             raise explain_operational_error(exc, self.path) from None
 
     @contextlib.contextmanager
-    def side_transaction(self) -> Iterator[Connection]:
+    def side_transaction(self, *, rewrites_directory: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction for the store's mutable side tables (drafts, sync state, pulled directory),
-        serialised with appends. A SQLAlchemy connection of its own: not the signing path."""
-        with self._write_lock:
-            if self._side_conn is None:
-                self._side_conn = self._write.connect()
-            conn = self._side_conn
-            try:
-                with conn.begin():
-                    yield conn
-            except BaseException as exc:
-                # A connection that failed mid-commit (disk full, I/O error) is not reused.
-                self._side_conn = None
-                conn.close()
-                if isinstance(exc, WRITE_ERRORS):
-                    raise explain_operational_error(exc, self.path) from None
-                raise
+        on the one write connection and serialised with appends.
+
+        ``rewrites_directory``: the caller changes the directory table wholesale (a directory pull), so the
+        write connection's document cache is dropped before and after.
+        """
+        try:
+            with self._write_lock, self._transaction() as db:
+                if rewrites_directory:
+                    self._forget()
+                try:
+                    yield db
+                finally:
+                    if rewrites_directory:
+                        self._forget()
+        except WRITE_ERRORS as exc:
+            raise explain_operational_error(exc, self.path) from None
+
+    def _forget(self) -> None:
+        """Drop what the write connection remembers; the next transaction reads the database."""
+        self._cached_state = None
+        self._docs.clear()
+        self._data_version = None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -237,11 +254,16 @@ class LocalStore:
         committing = False
         try:
             db.execute("BEGIN IMMEDIATE")
+            # Under the write lock: has anyone else committed since our last transaction?
+            (version,) = db.execute("PRAGMA data_version").fetchone()
+            if version != self._data_version or len(self._docs) > _MAX_CACHED_DOCS:
+                self._forget()
+                self._data_version = version
             yield db
             committing = True
             db.execute("COMMIT")
         except BaseException as exc:
-            self._cached_state = None
+            self._forget()
             healthy = not committing and not isinstance(exc, sqlite3.Error)
             try:
                 if db.in_transaction:
@@ -255,6 +277,11 @@ class LocalStore:
             raise
 
     def _load_state(self, db: sqlite3.Connection) -> "_State | None":
+        cached = self._cached_state
+        if cached is not None:
+            # Nobody else committed since our last commit (checked in _transaction): this is the head.
+            self._cached_state = None  # its frontier is changed by this transaction
+            return cached
         row = db.execute(
             "SELECT head_seq, head_hash, frontier, last_checkpoint_seq, last_checkpoint_ts, high_ts "
             "FROM chain_state WHERE chain = ?",
@@ -263,13 +290,7 @@ class LocalStore:
         if row is None:
             return None
         seq, head_hash, frontier, cp_seq, cp_ts, high_ts = row
-        cached = self._cached_state
-        self._cached_state = None  # the frontier below is changed by this transaction
-        if cached is not None and cached.seq == seq and cached.head_hash == head_hash:
-            # Same head as our last commit: the head hash commits to the whole chain, so the frontier is ours.
-            merkle = cached.frontier
-        else:
-            merkle = MerkleFrontier.from_state(seq, json.loads(frontier))
+        merkle = MerkleFrontier.from_state(seq, json.loads(frontier))
         return _State(
             exists=True,
             seq=seq,
@@ -281,7 +302,7 @@ class LocalStore:
         )
 
     def _append_one(
-        self, db: sqlite3.Connection, state: "_State | None", type_: str, body: Mapping[str, Any]
+        self, db: sqlite3.Connection, state: "_State | None", type_: str, body: Mapping[str, Any], reader: Any = None
     ) -> tuple["_State", SignedRecord]:
         now = self.clock.now()
         if state is None:
@@ -289,7 +310,7 @@ class LocalStore:
         anomaly = went_backwards(parse_ts(state.high_ts), now, state.high_ts, format_ts(now))
         if anomaly is not None and type_ != CLOCK_OBSERVED:
             # Evidence first: the record that follows carries a time earlier than one already written.
-            state, _ = self._append_one(db, state, CLOCK_OBSERVED, anomaly.body())
+            state, _ = self._append_one(db, state, CLOCK_OBSERVED, anomaly.body(), reader)
         signed = seal(
             self.identity.key,
             chain=self.chain,
@@ -311,7 +332,7 @@ class LocalStore:
         state.head_hash = signed.hash_hex
         state.high_ts = max(state.high_ts, signed.record.ts)
         for project in self.projectors:
-            project(db, signed)
+            project(db, signed, reader)
         return state, signed
 
     def _maybe_checkpoint(self, db: sqlite3.Connection, state: "_State") -> "_State":
@@ -322,7 +343,7 @@ class LocalStore:
         if pending < self.checkpoints.every_records and age < self.checkpoints.every_s:
             return state
         body = {"size": state.frontier.size, "root": state.frontier.root().hex()}
-        state, signed = self._append_one(db, state, CHECKPOINT, body)
+        state, signed = self._append_one(db, state, CHECKPOINT, body)  # changes no directory document
         db.execute(
             "INSERT INTO anchors (chain, seq, hash_hex, source) VALUES (?, ?, ?, 'checkpoint')",
             (self.chain, signed.record.seq, signed.hash_hex),
@@ -386,19 +407,25 @@ class LocalStore:
         row = self._read_one("SELECT doc FROM directory WHERE kind = 'device' AND key = ?", (self.chain,))
         return None if row is None else json.loads(row[0])["status"]
 
-    def clock_suspect(self) -> bool:
+    def clock_suspect(self, reader: Any = None) -> bool:
         """True while the clock reads earlier than a record this chain already holds, or the last sync
         found it too far from the central clock.
 
-        Called on the signing path (one statement on this thread's read connection); while an append holds
-        the write lock, the latest commit is also that transaction's state, so the answer is current.
+        Called on the signing path. With the reader of an append transaction it answers for the state that
+        transaction writes onto (no statement when the write connection already knows it); without, it is
+        one statement on this thread's read connection (WAL: the latest commit).
         """
-        high_ts, trust = self._read_one(
-            "SELECT (SELECT high_ts FROM chain_state WHERE chain = ?), "
-            "(SELECT doc FROM directory WHERE kind = 'clock' AND key = ?)",
-            (self.chain, self.chain),
-        )
-        if trust is not None and json.loads(trust).get("skewed"):
+        high_ts = getattr(reader, "high_ts", None)
+        if high_ts is not None:
+            trust = reader.get("clock", self.chain)
+        else:
+            high_ts, text = self._read_one(
+                "SELECT (SELECT high_ts FROM chain_state WHERE chain = ?), "
+                "(SELECT doc FROM directory WHERE kind = 'clock' AND key = ?)",
+                (self.chain, self.chain),
+            )
+            trust = None if text is None else json.loads(text)
+        if trust is not None and trust.get("skewed"):
             return True
         if high_ts is None:
             return False

@@ -31,6 +31,6 @@ class LocalSyncState:
     def save(self, status) -> None:
         values = {k: v for k, v in asdict(status).items() if k in _FIELDS}
         params = [format_ts(values[k]) if k in _TIMES and values[k] else values[k] for k in _FIELDS]
-        with self.store.side_transaction() as conn:
-            conn.exec_driver_sql(f"UPDATE sync_status SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE id = 1",
+        with self.store.side_transaction() as db:
+            db.execute(f"UPDATE sync_status SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE id = 1",
                                  tuple(params))

@@ -22,10 +22,29 @@ RECIPE = "recipe"
 
 def content_hash(batch_id: str, step_id: str, recipe_key: str, recipe_hash: str,
                  values: Mapping[str, str], units: Mapping[str, str]) -> str:
-    """SHA-256 of exactly what a signature is about; change any of it and the signature no longer applies."""
-    content = {"batch_id": batch_id, "step_id": step_id, "recipe": recipe_key, "recipe_hash": recipe_hash,
-               "values": dict(values), "units": dict(units)}
-    return hashlib.sha256(encode(content)).hexdigest()
+    """SHA-256 of exactly what a signature is about; change any of it and the signature no longer applies.
+
+    One signature computes it three times (the dialog, the rule check in the
+    transaction, the projector's check of the record), always of the same
+    content, so the last few answers are kept: the key is the content itself.
+    """
+    memo_key = (batch_id, step_id, recipe_key, recipe_hash, tuple(values.items()), tuple(units.items()))
+    try:
+        digest = _RECENT_HASHES.get(memo_key)
+    except TypeError:  # a value that is not a string (a malformed record): no memo, encode() names the fault
+        memo_key, digest = None, None
+    if digest is None:
+        content = {"batch_id": batch_id, "step_id": step_id, "recipe": recipe_key, "recipe_hash": recipe_hash,
+                   "values": dict(values), "units": dict(units)}
+        digest = hashlib.sha256(encode(content)).hexdigest()
+        if memo_key is not None:
+            if len(_RECENT_HASHES) >= 64:
+                _RECENT_HASHES.clear()
+            _RECENT_HASHES[memo_key] = digest
+    return digest
+
+
+_RECENT_HASHES: dict[tuple, str] = {}
 
 
 _PARSED: dict[tuple[str, str], Recipe] = {}

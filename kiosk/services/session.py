@@ -142,6 +142,13 @@ class SessionService:
             self.session = self.session.signed()
 
     # -- the session owner ------------------------------------------------
+    def owner_id(self) -> str:
+        """Who is logged in, without reading their account (the caller checks it where it matters)."""
+        session = self.session
+        if not session.active or session.owner is None:
+            raise SessionError("nobody is logged in; log in first")
+        return session.owner
+
     def owner(self, reader: DirectoryReader | None = None) -> UserView:
         """The person logged in, as ``reader`` sees them (default: the directory cache).
 
@@ -151,11 +158,7 @@ class SessionService:
         so a check inside an append must never wait for it (the two would
         deadlock). One read of ``self.session`` is one immutable snapshot.
         """
-        session = self.session
-        if not session.active or session.owner is None:
-            raise SessionError("nobody is logged in; log in first")
-        uid = session.owner
-        user = self.auth.user(uid, reader)
+        user = self.auth.user(self.owner_id(), reader)
         if user is None or user.status != "active":
             raise SessionError("your account is no longer active; ask a supervisor")
         return user

@@ -77,7 +77,7 @@ class StepView:
 
 class SigningService:
     def __init__(self, store: RecordWriter, directory: DirectoryReader, auth: AuthService, session: SessionService,
-                 clock: Clock, *, clock_suspect=lambda: False, refuse_on_bad_clock: bool = True) -> None:
+                 clock: Clock, *, clock_suspect=lambda reader=None: False, refuse_on_bad_clock: bool = True) -> None:
         self.store = store
         self.directory = directory
         self.auth = auth
@@ -204,7 +204,7 @@ class SigningService:
         signed = bx.valid_signatures(batch, step.id)
         if any(s["meaning"] == wanted.value for s in signed):
             raise SigningError(f"{wanted.value} is already signed for this step")
-        if self.refuse_on_bad_clock and self.clock_suspect():
+        if self.refuse_on_bad_clock and self.clock_suspect(reader):
             raise SigningError("the terminal clock is behind a time it already recorded; signing is paused. "
                                "Ask an admin to check the clock.")
         clean = self._values(values)
@@ -242,7 +242,8 @@ class SigningService:
         """The session owner signs. Returns the signature as stored (after the durable commit)."""
         if prepared.witness:
             raise SigningError("a witness signs with witness(), with their own credentials")
-        owner = self.session.owner()
+        # The owner's account is read (and checked) by authenticate, and again in the transaction.
+        owner_id = self.session.owner_id()
         if user_text is not None and user_text.strip():
             from kiosk.domain.identity import InvalidUserId, normalize_user_id
 
@@ -250,13 +251,13 @@ class SigningService:
                 claimed = normalize_user_id(user_text)
             except InvalidUserId:
                 claimed = user_text
-            if claimed != owner.user_id:
+            if claimed != owner_id:
                 self.auth.raise_alert("sign.other_identity", "critical",
-                                      f"attempt to sign as {claimed!r} in the session of {owner.user_id!r}",
-                                      target("user", owner.user_id))
+                                      f"attempt to sign as {claimed!r} in the session of {owner_id!r}",
+                                      target("user", owner_id))
                 raise SigningError("you can only sign as yourself; the other person must sign with the witness dialog")
         needs_totp = "totp" in prepared.components
-        result = self.auth.authenticate(owner.user_id, password, totp_code, require_totp=needs_totp, purpose="sign")
+        result = self.auth.authenticate(owner_id, password, totp_code, require_totp=needs_totp, purpose="sign")
         if not result.ok:
             self.session.activity()
             raise SigningError(result.message)
@@ -265,7 +266,7 @@ class SigningService:
             # Inside the append transaction: the session owner, every rule and the content hash once more,
             # against the state this record is written onto.
             signer = self.session.owner(reader)
-            if signer.user_id != owner.user_id:
+            if signer.user_id != owner_id:
                 raise SigningError(CHANGED)
             again, batch = self._evaluate(reader, signer, prepared.batch_id, prepared.step_id, prepared.meaning,
                                           dict(prepared.values), witness=False, comment=prepared.comment,

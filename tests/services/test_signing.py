@@ -357,7 +357,7 @@ def test_the_signing_transaction_never_waits_for_the_session_lock(kiosk, floor, 
     p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
     totp = code(floor, "jane.op", clock)
     in_transaction = threading.Event()
-    kiosk.store.projectors.append(lambda db, signed: signed.record.type == "step.signed" and in_transaction.set())
+    kiosk.store.projectors.append(lambda db, signed, reader=None: signed.record.type == "step.signed" and in_transaction.set())
     seen_while_held = []
     held = threading.Event()
 

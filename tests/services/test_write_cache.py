@@ -1,0 +1,116 @@
+"""The write connection remembers directory documents between signing transactions.
+
+That memory must never let a signature land on a state the database no longer
+holds: whatever another connection commits (another process on the same
+store, a directory pull, a restore) and whatever a failed transaction half did,
+the next signing transaction sees the database as it is.
+"""
+
+import pytest
+
+from kiosk.app import build_kiosk
+from kiosk.domain.passwords import PasswordHasher
+from kiosk.services.auth import Actor
+from kiosk.services.session import SessionError
+from kiosk.services.signing import SigningError
+from kiosk.domain.directory import DirectoryConflict
+from tests.services.conftest import CHEAP
+from tests.services.test_signing import PW, code, floor  # noqa: F401 - the fixture
+
+ACTOR = Actor("site.admin", "Ada Admin", "admin")
+
+
+class DuringArgon2(PasswordHasher):
+    """Runs ``hook`` inside the next password check: after the sign-in reads, before the append transaction."""
+
+    hook = None
+
+    def verify(self, stored: str, password: str) -> bool:
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return super().verify(stored, password)
+
+
+def _weigh(kiosk):
+    return kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+
+
+@pytest.mark.req("P11-10d")
+def test_an_account_deactivated_by_another_process_is_seen_by_the_signing_transaction(kiosk, floor, clock, config):
+    # Warm the write connection's memory of jane's account and the batch.
+    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    hasher = DuringArgon2(**CHEAP)
+    kiosk.auth.hasher = hasher
+    other = build_kiosk(config, kiosk.data_dir, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
+    try:
+        prepared = _weigh(kiosk)
+        # Another connection (here: a second kiosk process on the same store) deactivates jane after the
+        # sign-in reads passed and before the signature's transaction starts.
+        hasher.hook = lambda: other.auth.update_user(ACTOR, "jane.op", reason="left the company",
+                                                     status="deactivated")
+        with pytest.raises(SessionError, match="no longer active"):
+            kiosk.signing.sign(prepared, PW, "jane.op", code(floor, "jane.op", clock))
+    finally:
+        other.close()
+    assert not any(r.type == "step.signed" for r in kiosk.store.iter_rows())
+
+
+def test_a_batch_signed_through_another_connection_is_not_signed_twice(kiosk, floor, clock, config):
+    hasher = DuringArgon2(**CHEAP)
+    kiosk.auth.hasher = hasher
+    prepared = _weigh(kiosk)
+    kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))  # warms the batch document
+    # The same step again, while another connection corrects the step (so the earlier signature is invalid
+    # and the values changed): the in-transaction check must see the corrected batch, not the remembered one.
+    other = build_kiosk(config, kiosk.data_dir, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
+    try:
+        clock.advance(31)
+        assert other.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+        hasher.hook = lambda: other.signing.correct("B-1", "line-clearance", {"area_clear": "no"},
+                                                    "area was not clear after all")
+        with pytest.raises(SigningError):
+            kiosk.signing.sign(prepared, PW)
+    finally:
+        other.close()
+    signed = [r for r in kiosk.store.iter_rows() if r.type == "step.signed"]
+    assert len(signed) == 1
+
+
+def test_a_failed_transaction_leaves_nothing_remembered(kiosk, floor, clock):
+    def refuse(db, signed, reader=None):
+        if signed.record.type == "step.signed":
+            raise DirectoryConflict("refused by the test after the directory projector ran")
+
+    kiosk.store.projectors.append(refuse)
+    with pytest.raises(SigningError, match="refused by the test"):
+        kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))
+    kiosk.store.projectors.remove(refuse)
+    # The directory projector had already put the signed batch in the write connection's memory; the
+    # rollback must take it out again, or this signature would be refused as "already signed".
+    record = kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))
+    assert record["meaning"] == "Performed"
+    assert [s["meaning"] for s in kiosk.signing.batch("B-1")["steps"]["line-clearance"]["signatures"]] == ["Performed"]
+
+
+def test_a_directory_pull_replaces_what_the_write_connection_remembers(kiosk, floor, clock):
+    from kiosk.domain.central import DirectoryEntry
+    from storage.directory_pull import apply_directory
+
+    hasher = DuringArgon2(**CHEAP)
+    kiosk.auth.hasher = hasher
+    kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))  # warms jane's account
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yes"},
+                                                witness=True), "omar.op", PW, code(floor, "omar.op", clock))
+    jane = dict(kiosk.directory.get("user", "jane.op"))
+    jane["status"] = "deactivated"
+    entries = [DirectoryEntry(1, "user", "jane.op", jane)]
+    entries += [DirectoryEntry(1, kind, doc.get("batch_id") or doc["key"], doc)
+                for kind in ("batch", "recipe") for doc in kiosk.directory.all(kind)]
+    # A pull (central deactivated jane) lands after the sign-in reads, before the signature's transaction.
+    prepared = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    head = kiosk.store.head().seq
+    hasher.hook = lambda: apply_directory(kiosk.store, entries, publication_seq=1, version=1, own_upto=head)
+    with pytest.raises(SessionError, match="no longer active"):
+        kiosk.signing.sign(prepared, PW)
+    assert [r.type for r in kiosk.store.iter_rows()].count("step.signed") == 1
