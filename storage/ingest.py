@@ -27,6 +27,7 @@ on SQLite, one DELETE of the inbox ids), not three round trips per record.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from storage.central import _Tx  # noqa: E402 - the directory derivation's per-t
 
 LOCK_NAMESPACE = 0x4B494F53  # "KIOS": first key of the two-key advisory lock; the second is hashtext(chain)
 CANDIDATE_CHAINS = 64        # chains looked at per pass; the rest come in later passes (round robin)
+REJECTED_ALERT_QUIET_S = 600  # after a record.rejected alert, the same chain's next rejections only go to quarantine
 
 
 @dataclass
@@ -191,11 +193,12 @@ class Ingestor:
         def quarantine(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str, *, freeze: bool) -> None:
             self._quarantine(conn, writer, outcome, row_id, chain, seq, raw, sig, reason, freeze=freeze)
 
+        rejected: list[tuple[int, str]] = []
+
         def reject(row_id: int, seq: int, raw: bytes, sig: bytes, reason: str) -> None:
-            """A row the chain's key did not sign: quarantined and alerted, the chain goes on."""
+            """A row the chain's key did not sign: quarantined (alerted once per batch), the chain goes on."""
             quarantine(row_id, seq, raw, sig, reason, freeze=False)
-            self.store._alert(conn, "record.rejected", chain,
-                              f"{chain} #{seq} rejected (not signed by this chain's key): {reason}")
+            rejected.append((seq, reason))
 
         known = self._ledger_hashes(conn, chain, [int(r[1]) for r in rows if int(r[1]) <= int(head["seq"])])
         for row_id, seq, column_hash, raw, sig in rows:
@@ -244,6 +247,28 @@ class Ingestor:
             writer.add(signed)
             outcome.ingested.append(signed)
             outcome.drop_ids.append(row_id)
+        if rejected:
+            writer.pause()
+            self._alert_rejected(conn, chain, rejected)
+
+    def _alert_rejected(self, conn: Connection, chain: str, rejected: list[tuple[int, str]]) -> None:
+        """One alert for a batch's rejected rows, and none while an earlier one for the chain is recent.
+
+        Any terminal's login may append rows under any chain's name; without this, a flood of forged rows
+        would bury the alert list. Every row stays in quarantine with its own reason.
+        """
+        since = format_ts(self.store.clock.now() - dt.timedelta(seconds=REJECTED_ALERT_QUIET_S))
+        recent = conn.execute(text("SELECT 1 FROM alerts WHERE kind = 'record.rejected' AND chain = :c "
+                                   "AND at > :t LIMIT 1"), {"c": chain, "t": since}).first()
+        if recent is not None:
+            return
+        seq, reason = rejected[0]
+        more = (f"; {len(rejected) - 1} more row(s) in this batch, each in quarantine with its reason"
+                if len(rejected) > 1 else "")
+        self.store._alert(conn, "record.rejected", chain,
+                          f"{chain} #{seq} rejected (not signed by this chain's key): {reason}{more}. "
+                          f"Further rejections for this chain in the next {REJECTED_ALERT_QUIET_S // 60} minutes "
+                          "are recorded in quarantine only.")
 
     # -- statements ------------------------------------------------------------
     def _inbox_rows(self, conn: Connection, chain: str, limit: int) -> list:
