@@ -232,9 +232,7 @@ class Ingestor:
             try:
                 if seq != verifier.next_seq:
                     raise BrokenLink(where_of(chain, seq), f"gap: the ledger head is #{verifier.next_seq - 1}")
-                if hashlib.sha256(raw).digest() != column_hash:  # before feed(): a refused row must not move it
-                    raise BrokenLink(where_of(chain, seq), "inbox columns do not match the record bytes")
-                signed = verifier.feed(raw, sig, seq)
+                signed = verifier.feed(raw, sig, seq, column_hash)  # raises before it moves on a refused row
             except RecordError as err:
                 reason = f"{err.reason}: {err.where}: {err.detail}"
                 if not_signed_by_chain(chain, seq, column_hash, raw, sig, self._key(head)) is not None:

@@ -207,6 +207,9 @@ def _in_range_int(text: str) -> int:
     return value
 
 
+_PLAIN_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, parse_int=_in_range_int)
+
+
 def _decode_plain(text: str, data: bytes) -> Any:
     """Fast path for the common record: ASCII only and at most MAX_DEPTH brackets in all.
 
@@ -221,7 +224,7 @@ def _decode_plain(text: str, data: bytes) -> Any:
     if not text.isascii() or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
         return _NOT_PLAIN
     try:
-        value = json.loads(text, parse_float=_no_float, parse_constant=_no_constant, parse_int=_in_range_int)
+        value = _PLAIN_DECODER.decode(text)
         again = _dumps(value).encode("utf-8")
     except (ValueError, RecursionError, UnicodeEncodeError):  # JSON, canonical and encoding errors alike
         return _NOT_PLAIN

@@ -92,11 +92,14 @@ class ChainVerifier:
         verifier.frontier = frontier
         return verifier
 
-    def feed(self, raw: bytes, sig: bytes, position: int | None = None) -> SignedRecord:
+    def feed(self, raw: bytes, sig: bytes, position: int | None = None, stored_hash: bytes | None = None) -> SignedRecord:
         """Verify the next record. ``position`` is where the store keeps it (its seq column);
-        errors name that place, because a tampered record may claim to be another one."""
+        errors name that place, because a tampered record may claim to be another one.
+        ``stored_hash``: the hash the store keeps beside the bytes, which must be theirs."""
         where = where_of(self.chain, position if position is not None else self.next_seq)
         record, digest = parse_raw(raw, where)
+        if stored_hash is not None and digest != stored_hash:
+            raise BrokenLink(where, "stored hash column differs from the record bytes")
         if record.chain != self.chain:
             raise BrokenLink(where, f"claims to belong to chain {record.chain}, not {self.chain}")
         if record.seq != self.next_seq:

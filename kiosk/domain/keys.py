@@ -102,7 +102,7 @@ class SigningKey:
     def from_pem(cls, pem: bytes) -> "SigningKey":
         try:
             key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError):
             raise KeyError_("the key file does not hold an unencrypted PEM private key") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyError_("the key file does not hold an Ed25519 key")

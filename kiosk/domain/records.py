@@ -128,15 +128,21 @@ class Record:
     def from_obj(cls, obj: Any, where: str) -> "Record":
         if not isinstance(obj, dict):
             raise MalformedRecord(where, "a record must be a JSON object")
-        keys = set(obj)
-        if keys != set(FIELDS):
-            missing = sorted(set(FIELDS) - keys)
-            extra = sorted(keys - set(FIELDS))
+        keys = obj.keys()
+        if keys != _FIELD_SET:
+            missing = sorted(_FIELD_SET - keys)
+            extra = sorted(keys - _FIELD_SET)
             raise MalformedRecord(where, f"fields wrong (missing {missing}, unexpected {extra})")
         if obj["v"] != VERSION:
             raise MalformedRecord(where, f"record version {obj['v']!r} is not supported")
-        if not isinstance(obj["chain"], str) or not _CHAIN_RE.match(obj["chain"]):
-            raise MalformedRecord(where, "chain must be '<device-id>:<epoch>'")
+        # chain, type, tz and kid repeat from record to record: each distinct combination is checked once.
+        header = (obj["chain"], obj["type"], obj["tz"], obj["kid"])
+        try:
+            known = header in _CHECKED_HEADERS
+        except TypeError:  # a list or an object where a string belongs
+            known = False
+        if not known:
+            _check_header(*header, where)
         seq = obj["seq"]
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise MalformedRecord(where, "seq must be a positive integer")
@@ -144,19 +150,32 @@ class Record:
             raise MalformedRecord(where, "prev must be 64 lowercase hex characters")
         if not isinstance(obj["id"], str) or not _UUID_RE.match(obj["id"]):
             raise MalformedRecord(where, "id must be a lowercase UUIDv7")
-        if not isinstance(obj["type"], str) or not _TYPE_RE.match(obj["type"]) or len(obj["type"]) > 64:
-            raise MalformedRecord(where, "type must be dotted lowercase words, e.g. 'step.signed'")
         try:
             parse_ts(obj["ts"])
         except ValueError as exc:
             raise MalformedRecord(where, str(exc)) from None
-        if not isinstance(obj["tz"], str) or not obj["tz"] or len(obj["tz"]) > 64:
-            raise MalformedRecord(where, "tz must be an IANA zone name")
-        if not isinstance(obj["kid"], str) or not _KID_RE.match(obj["kid"]):
-            raise MalformedRecord(where, "kid must be 16 lowercase hex characters")
         if not isinstance(obj["body"], dict):
             raise MalformedRecord(where, "body must be a JSON object")
         return cls(**{k: obj[k] for k in FIELDS})
+
+
+_FIELD_SET = frozenset(FIELDS)
+_CHECKED_HEADERS: set[tuple[str, str, str, str]] = set()
+
+
+def _check_header(chain: Any, type_: Any, tz: Any, kid: Any, where: str) -> None:
+    """The header fields that repeat between records; a combination that passes is remembered."""
+    if not isinstance(chain, str) or not _CHAIN_RE.match(chain):
+        raise MalformedRecord(where, "chain must be '<device-id>:<epoch>'")
+    if not isinstance(type_, str) or not _TYPE_RE.match(type_) or len(type_) > 64:
+        raise MalformedRecord(where, "type must be dotted lowercase words, e.g. 'step.signed'")
+    if not isinstance(tz, str) or not tz or len(tz) > 64:
+        raise MalformedRecord(where, "tz must be an IANA zone name")
+    if not isinstance(kid, str) or not _KID_RE.match(kid):
+        raise MalformedRecord(where, "kid must be 16 lowercase hex characters")
+    if len(_CHECKED_HEADERS) >= 4096:
+        _CHECKED_HEADERS.clear()
+    _CHECKED_HEADERS.add((chain, type_, tz, kid))
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def render(rows: list[dict[str, str]], devices: list[dict[str, str]], fmt: str, 
         for row in rows:
             writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         return buf.getvalue()
-    lines = [f"# Access review", "", f"- generated: {generated_at}", "", "| " + " | ".join(COLUMNS) + " |",
+    lines = ["# Access review", "", f"- generated: {generated_at}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row[c] for c in COLUMNS) + " |" for row in rows]
     lines += ["", "## Devices", "", "| chain | status | since |", "|---|---|---|"]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from kiosk.domain.audit import AuditRow, audit_row
+from kiosk.domain.audit import AuditRow
 from kiosk.domain.exports import AuditFilter
 from kiosk.domain.clock import UTC, format_ts
 from kiosk.domain.keys import b64url

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from kiosk.app import make_app
@@ -11,7 +9,6 @@ from kiosk.demo import create_demo
 from kiosk.domain.clock import FakeClock
 from kiosk.domain.passwords import PasswordHasher
 from screens.ports import SessionInfo
-from screens.worklist import WorklistScreen
 
 SIZES = [(80, 24), (120, 40)]
 
