@@ -27,7 +27,7 @@ class FirstUseDialog(KioskModal[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text("Your electronic signature", style="bold"), classes="dialog-title")
-            yield Static(safe_text(self._step.text), classes="dialog-body")
+            yield Static(safe_text(self._step.text, multiline=True), classes="dialog-body")
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("I accept", variant="primary", id="accept")
@@ -61,7 +61,7 @@ class ChangePasswordDialog(KioskModal[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text("Change your password", style="bold"), classes="dialog-title")
-            yield Static(safe_text(self._step.text), classes="dialog-body")
+            yield Static(safe_text(self._step.text, multiline=True), classes="dialog-body")
             yield Label("Current (temporary) password")
             yield SecretInput(id="current")
             yield Label("New password: at least 12 characters; a few words work well")

@@ -42,8 +42,14 @@ def safe_str(value: object) -> str:
     )
 
 
-def safe_text(value: object, style: str = "") -> Text:
-    """User-supplied text for display: never markup, never a terminal escape."""
+def safe_text(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """User-supplied text for display: never markup, never a terminal escape.
+
+    ``multiline``: the text's own line breaks are kept (a message the program composed
+    from lines); any other control character is still shown escaped.
+    """
+    if multiline:
+        return Text("\n".join(safe_str(line) for line in str(value).split("\n")), style=style, no_wrap=False)
     return Text(safe_str(value), style=style, no_wrap=False)
 
 

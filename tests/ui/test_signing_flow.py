@@ -101,6 +101,9 @@ async def test_first_login_with_a_temporary_password_must_change_it(demo, clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await enter_credentials(pilot, clock, "new.op", issued.temporary_password, issued.totp_secret)
         await wait_for(pilot, lambda: isinstance(app.screen, FirstUseDialog), "the first-use statement")
+        statement = str(app.screen.query_one(".dialog-body").render())
+        # The statement reads as paragraphs: its own line breaks are kept, not shown as escapes.
+        assert "New Operator (new.op):\n\nI certify" in statement and "\\x0a" not in statement
         await pilot.click("#accept")
         from screens.onboarding import ChangePasswordDialog
 

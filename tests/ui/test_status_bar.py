@@ -118,3 +118,6 @@ def test_safe_text_escapes_controls_and_is_never_markup() -> None:
     text = safe_text("a\tb\nc\x00[i]d[/i]\x9b")
     assert text.plain == "a\\x09b\\x0ac\\x00[i]d[/i]\\x9b"
     assert text.spans == []
+    # A message the program composed from lines keeps its breaks; everything else stays escaped.
+    lines = safe_text("Jane (jane.op):\n\nI certify\x1b[2J\r", multiline=True)
+    assert lines.plain == "Jane (jane.op):\n\nI certify\\x1b[2J\\x0d"
