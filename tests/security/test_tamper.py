@@ -10,10 +10,10 @@ Tampering with the central ledger itself is tested with `kiosk central verify` (
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -28,7 +28,6 @@ from sqlalchemy import text
 from kiosk.domain import canonical
 from kiosk.domain.clock import UTC, FakeClock
 from kiosk.domain.keys import SigningKey, b64url
-from kiosk.domain.records import parse_raw
 from kiosk.services.sync import ReceiptMismatch, SyncService
 from storage.central import CentralStore
 from storage.keyfile import load_identity
@@ -36,8 +35,8 @@ from storage.local_store import DB_FILE
 from storage.verify_local import verify_local_store
 from tests.signing_helpers import Operator
 from tests.storage.conftest import ADMIN, central_key
+from tests.storage.pg_helpers import fresh_database
 
-PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CHAIN = "line-1:1"
 
 
@@ -243,7 +242,7 @@ def test_a_forger_holding_the_device_key_passes_local_verify_but_not_the_central
         from tests.signing_helpers import CHEAP
 
         kiosk = build_kiosk(demo_config(), data, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
-        with pytest.raises(ReceiptMismatch, match=f"receipt for #\\d+ names a different record"):
+        with pytest.raises(ReceiptMismatch, match="receipt for #\\d+ names a different record"):
             SyncService(kiosk.store, lambda: central, clock).sync_once()
         # Pushed anyway (a patched kiosk): every rewritten record the ledger holds is a named fork.
         central.push([(r.chain, r.seq, r.hash, r.raw, r.sig) for r in kiosk.store.iter_rows(after_seq=target - 1)])
@@ -262,16 +261,9 @@ def test_a_forger_holding_the_device_key_passes_local_verify_but_not_the_central
 # -- central inbox: ingest --------------------------------------------------------------------------
 
 def _pg_database():
-    name = f"kiosk_tamper_{uuid.uuid4().hex[:12]}"
-    admin = PG.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-    return PG.rsplit("/", 1)[0] + "/" + name, drop
+    """A fresh database (its URL) and the function that drops it."""
+    stack = contextlib.ExitStack()
+    return stack.enter_context(fresh_database("kiosk_tamper")), stack.close
 
 
 def _enroll_copy(data, central, clock):

@@ -9,11 +9,8 @@ Two kinds of outage, neither of which stops the shared PostgreSQL server:
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
 
-import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -24,21 +21,16 @@ from storage.central import CentralStore, IngestReport
 from tests.signing_helpers import Operator
 from tests.storage.conftest import ADMIN, central_key
 from tests.storage.netfault import CuttableLink
+from tests.storage.pg_helpers import fresh_database
 
-PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CLOSED_PORT = "postgresql+psycopg://postgres@127.0.0.1:1/kiosk"
 
 
 @pytest.fixture
 def pg_url():
     """A fresh database per test on the shared server (dropped afterwards)."""
-    name = f"kiosk_outage_{uuid.uuid4().hex[:12]}"
-    admin = PG.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database("kiosk_outage") as url:
+        yield url
 
 
 def _add(total: IngestReport, r: IngestReport) -> IngestReport:

@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import uuid
 
-import psycopg
 import pytest
 
 from kiosk.app import build_kiosk
@@ -28,39 +27,14 @@ from storage.central import CentralStore
 from storage.verify_local import verify_local_store
 from tests.signing_helpers import CHEAP, Operator
 from tests.storage.conftest import central_key
+from tests.storage.pg_helpers import fresh_database
 from tests.storage.test_outage import _drain, _enroll, assert_ledger_is_the_local_chain
-
-PG = os.environ.get("KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-ADMIN = PG.replace("postgresql+psycopg://", "postgresql://")
-
-
-def _create_db() -> str:
-    name = f"kiosk_restore_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def _drop_db(name: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _url(name: str) -> str:
-    return PG.rsplit("/", 1)[0] + "/" + name
-
 
 @pytest.fixture
 def databases():
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(_create_db())
-        return made[-1]
-
-    yield make
-    for name in made:
-        _drop_db(name)
+    """Makes fresh databases on the test server (their URLs); all are dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(fresh_database("kiosk_restore"))
 
 
 def _cli(*args, env=None):
@@ -99,7 +73,7 @@ def _synced_kiosk_with_old_backup(tmp_path, clock, central):
 @pytest.mark.parametrize("signs_after_restore", [0, 80])
 def test_old_local_backup_is_caught_at_the_next_sync_before_any_push(databases, tmp_path, clock,
                                                                      signs_after_restore):
-    central = CentralStore.open(_url(databases()), clock, central_key(tmp_path), central_time=clock)
+    central = CentralStore.open(databases(), clock, central_key(tmp_path), central_time=clock)
     data_dir, old, central_head = _synced_kiosk_with_old_backup(tmp_path, clock, central)
 
     restored = _cli("admin", "restore", "--from", str(old.path), "--data-dir", str(data_dir))
@@ -138,7 +112,7 @@ def test_old_local_backup_is_caught_at_the_next_sync_before_any_push(databases, 
 @pytest.mark.pg
 @pytest.mark.req("A11-7")
 def test_restore_with_url_refuses_a_backup_older_than_the_central_head(databases, tmp_path, clock):
-    url = _url(databases())
+    url = databases()
     central = CentralStore.open(url, clock, central_key(tmp_path), central_time=clock)
     data_dir, old, central_head = _synced_kiosk_with_old_backup(tmp_path, clock, central)
     before = verify_local_store(data_dir).records
@@ -161,7 +135,7 @@ def test_restore_with_url_refuses_a_backup_older_than_the_central_head(databases
 @pytest.mark.req("A11-16")
 def test_central_restored_from_an_older_pg_dump_gets_the_lost_records_again(databases, tmp_path, clock):
     live = databases()
-    central = CentralStore.open(_url(live), clock, central_key(tmp_path), central_time=clock)
+    central = CentralStore.open(live, clock, central_key(tmp_path), central_time=clock)
     ops = [Operator(tmp_path / f"k{i}", clock, f"line-{i}") for i in range(2)]
     syncs = [SyncService(op.kiosk.store, lambda: central, clock) for op in ops]
     _enroll(central, syncs)
@@ -170,7 +144,7 @@ def test_central_restored_from_an_older_pg_dump_gets_the_lost_records_again(data
         op.sign_next()
     _drain(central, syncs)
     dump = tmp_path / "central.dump"
-    done = subprocess.run(["pg_dump", "-Fc", "-f", str(dump), _url(live).replace("postgresql+psycopg", "postgresql")],
+    done = subprocess.run(["pg_dump", "-Fc", "-f", str(dump), live.replace("postgresql+psycopg", "postgresql")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for op in ops:                               # work the dump does not have, received and receipted
@@ -183,10 +157,10 @@ def test_central_restored_from_an_older_pg_dump_gets_the_lost_records_again(data
 
     # The central database is lost; the admin restores the last dump into a new database.
     restored = databases()
-    done = subprocess.run(["pg_restore", "--no-owner", "-d", _url(restored).replace("postgresql+psycopg", "postgresql"),
+    done = subprocess.run(["pg_restore", "--no-owner", "-d", restored.replace("postgresql+psycopg", "postgresql"),
                            str(dump)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    central = CentralStore.open(_url(restored), clock, central_key(tmp_path), central_time=clock)
+    central = CentralStore.open(restored, clock, central_key(tmp_path), central_time=clock)
     for sync in syncs:
         sync.connect = lambda c=central: c
     report = _drain(central, syncs)
