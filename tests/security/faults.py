@@ -1,7 +1,9 @@
 """Real storage faults for tests: a small tmpfs that fills up, a file system that goes read-only.
 
 These need root (mount); where mounting is not allowed the test is skipped
-with the reason, never faked. A non-root run still gets the read-only case
+with the reason, never faked. CI runs as root and sets
+KIOSK_REQUIRE_FAULT_INJECTION=1, so there a missing fault is a failure, not a
+silent skip. A non-root run still gets the read-only case
 through directory permissions (``read_only_dir``), which bind root too
 little to be a test when run as root.
 """
@@ -19,6 +21,13 @@ from typing import Iterator
 import pytest
 
 
+def unavailable(reason: str) -> None:
+    """This machine cannot inject the fault: skip with the reason, or fail where CI requires the fault."""
+    if os.environ.get("KIOSK_REQUIRE_FAULT_INJECTION") == "1":
+        pytest.fail(f"fault injection required (KIOSK_REQUIRE_FAULT_INJECTION=1) but unavailable: {reason}")
+    pytest.skip(reason)
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
 
@@ -31,11 +40,11 @@ def can_mount() -> bool:
 def tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
     """A size-limited tmpfs at ``path``: writing past ``size`` fails with ENOSPC, like a full disk."""
     if not can_mount():
-        pytest.skip("a size-limited tmpfs needs root (mount); run the suite as root to test a full disk")
+        unavailable("a size-limited tmpfs needs root (mount); run the suite as root to test a full disk")
     path.mkdir(parents=True, exist_ok=True)
     result = _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path))
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
         yield path
     finally:
@@ -47,14 +56,14 @@ def ext4_image(path: Path, size: str = "32M") -> Iterator[tuple[Path, str]]:
     """A loop-mounted ext4 with errors=remount-ro, so a file system error turns it read-only
     under running processes (the way a failing disk behaves). Yields (mount point, loop device)."""
     if not can_mount() or shutil.which("mkfs.ext4") is None:
-        pytest.skip("a loop-mounted ext4 needs root, mount and mkfs.ext4")
+        unavailable("a loop-mounted ext4 needs root, mount and mkfs.ext4")
     image = path.with_name(path.name + ".img")
     path.mkdir(parents=True, exist_ok=True)
     _run("truncate", "-s", size, str(image))
     made = _run("mkfs.ext4", "-q", "-F", str(image))
     mounted = _run("mount", "-o", "loop,errors=remount-ro", str(image), str(path)) if made.returncode == 0 else made
     if mounted.returncode != 0:
-        pytest.skip(f"cannot loop-mount an ext4 image here: {mounted.stderr.strip()}")
+        unavailable(f"cannot loop-mount an ext4 image here: {mounted.stderr.strip()}")
     device = _run("findmnt", "-no", "SOURCE", str(path)).stdout.strip()
     try:
         yield path, device
@@ -72,7 +81,7 @@ def trigger_fs_error(device: str) -> None:
     """Make ext4 record an error on ``device``; with errors=remount-ro it goes read-only at once."""
     knob = Path("/sys/fs/ext4") / os.path.basename(device) / "trigger_fs_error"
     if not knob.exists():
-        pytest.skip(f"{knob} is not available on this kernel")
+        unavailable(f"{knob} is not available on this kernel")
     knob.write_text("reliability test\n")
 
 
