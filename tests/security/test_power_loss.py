@@ -38,18 +38,23 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def run_kills(tmp_path, kills: int, seed: int) -> None:
-    rnd = random.Random(seed)
-    data = tmp_path / "data"
-    reported: dict[int, str] = {}
+def killed_children(script: str, data, kills: int, rnd: random.Random, *, max_wait_s: float):
+    """Run ``script`` on ``data`` in a child process ``kills`` times, each killed with SIGKILL (a power cut)
+    at a random moment after it is ready; yields what each child printed before it died."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for _ in range(kills):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(data)], stdout=subprocess.PIPE, text=True,
+        child = subprocess.Popen([sys.executable, "-c", script, str(data)], stdout=subprocess.PIPE, text=True,
                                  cwd=root, env={**os.environ, "PYTHONPATH": root})
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(rnd.uniform(0.0, 0.15))
+        time.sleep(rnd.uniform(0.0, max_wait_s))
         child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate()
+        yield child.communicate()[0]
+
+
+def run_kills(tmp_path, kills: int, seed: int) -> None:
+    data = tmp_path / "data"
+    reported: dict[int, str] = {}
+    for out in killed_children(CHILD, data, kills, random.Random(seed), max_wait_s=0.15):
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 2:
@@ -131,17 +136,9 @@ def run_signing_kills(tmp_path, kills: int, seed: int) -> None:
 
     from kiosk.domain.records import parse_raw
 
-    rnd = random.Random(seed)
     data = tmp_path / "data"
     reported: dict[str, str] = {}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for _ in range(kills):
-        child = subprocess.Popen([sys.executable, "-c", SIGNER, str(data)], stdout=subprocess.PIPE, text=True,
-                                 cwd=root, env={**os.environ, "PYTHONPATH": root})
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(rnd.uniform(0.0, 0.4))
-        child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate()
+    for out in killed_children(SIGNER, data, kills, random.Random(seed), max_wait_s=0.4):
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[0].startswith("P-"):
