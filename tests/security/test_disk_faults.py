@@ -23,13 +23,12 @@ from kiosk.ui_adapter import UiServices
 from screens.app import ERROR_NOTICE
 from screens.dialogs import CredentialsDialog
 from screens.ports import Credentials
-from screens.step import StepScreen
 from screens.worklist import WorklistScreen
 from storage.local_store import DB_FILE
 from storage.sqlite import StoreUnavailable
 from storage.verify_local import verify_local_store
 from tests.security import faults
-from tests.ui.test_signing_flow import enter_credentials, login, type_text, wait_for
+from tests.ui.flows import enter_credentials, open_first_step, type_text, wait_for
 
 CHEAP = dict(time_cost=1, memory_kib=1024, parallelism=1)
 
@@ -142,10 +141,7 @@ async def test_disk_full_in_the_sign_dialog_shows_the_reason_not_a_crash(tmp_pat
         errors = []
         app.services.report_error = errors.append
         async with app.run_test(size=(120, 40)) as pilot:
-            await login(pilot, clock, users["ana.op"])
-            await pilot.press("enter")
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+            await open_first_step(pilot, app, clock, users["ana.op"])
             step = app.screen
             await type_text(pilot, "yes")
             _checkpoint_wal(kiosk.data_dir)

@@ -3,6 +3,7 @@
 import pyotp
 
 from screens.onboarding import FirstUseDialog
+from screens.step import StepScreen
 from screens.worklist import WorklistScreen
 from kiosk.demo import DEMO_PASSWORD
 
@@ -23,6 +24,15 @@ async def login(pilot, clock, user):
             await pilot.pause(0.1)
             return
     raise AssertionError(f"login did not reach the worklist: {pilot.app.screen}")
+
+
+async def open_first_step(pilot, app, clock, user):
+    """Log in and open the first step of the first batch (Enter on the batch, Enter on the step)."""
+    await login(pilot, clock, user)
+    await pilot.press("enter")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+    return app.screen
 
 
 async def enter_credentials(pilot, clock, user_id, password, secret):

@@ -20,10 +20,9 @@ from kiosk.demo import create_demo
 from kiosk.domain.passwords import PasswordHasher
 from screens.app import ERROR_NOTICE
 from screens.dialogs import CredentialsDialog
-from screens.step import StepScreen
 from screens.worklist import WorklistScreen
 from storage.verify_local import verify_local_store
-from tests.ui.test_signing_flow import login, type_text, wait_for
+from tests.ui.flows import login, open_first_step, type_text, wait_for
 
 OWN_KEYS = {"f9", "f12", "enter"}  # the kiosk's own log out, lock and open: leaving a screen is their job
 
@@ -124,9 +123,7 @@ async def test_every_key_and_pasted_escape_inside_the_sign_dialog(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["ana.op"])
-        await pilot.press("enter", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        await open_first_step(pilot, app, clock, users["ana.op"])
         step = app.screen
         await type_text(pilot, "yes")
 

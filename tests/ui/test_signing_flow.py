@@ -11,7 +11,7 @@ from screens.dialogs import CredentialsDialog
 from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
-from tests.ui.flows import enter_credentials, login, type_text, wait_for
+from tests.ui.flows import enter_credentials, login, open_first_step, type_text, wait_for
 
 
 @pytest.fixture
@@ -29,11 +29,8 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     kiosk.auth.accept_first_use(kiosk.auth.user("ben.op"))  # Ben accepted at his own first login, earlier
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["ana.op"])
+        await open_first_step(pilot, app, clock, users["ana.op"])
         assert kiosk.auth.user("ana.op").first_use_accepted
-        await pilot.press("enter")       # batch -> steps
-        await pilot.press("enter")       # first step
-        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
         await type_text(pilot, "yes")
         assert kiosk.session.load_draft("PB-2026-001", "line-clearance") == {"area_clear": "yes"}
         app.screen.query_one("#sign-Performed").press()
@@ -63,10 +60,7 @@ async def test_f12_in_the_sign_dialog_means_not_signed(demo, clock):
     errors = []
     app.services.report_error = errors.append
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["ana.op"])
-        await pilot.press("enter")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        await open_first_step(pilot, app, clock, users["ana.op"])
         await type_text(pilot, "yes")
         app.screen.query_one("#sign-Performed").press()
         await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the sign dialog")
