@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}\Z")
 _MARKUP = ("[", "]", "<", ">")
 
 

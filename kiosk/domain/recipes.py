@@ -22,7 +22,7 @@ from kiosk.domain.canonical import CanonicalError, encode
 
 ROLES = ("operator", "supervisor", "qa", "admin")
 FIELD_TYPES = ("decimal", "integer", "text", "choice", "bool")
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 
 
 class Meaning(str, enum.Enum):

@@ -23,11 +23,11 @@ VERSION = 1
 GENESIS_PREV = "0" * 64
 FIELDS = ("v", "chain", "seq", "prev", "id", "type", "ts", "tz", "kid", "body")
 
-_CHAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}:[1-9][0-9]{0,8}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_KID_RE = re.compile(r"^[0-9a-f]{16}$")
-_TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_CHAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}:[1-9][0-9]{0,8}\Z")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_KID_RE = re.compile(r"^[0-9a-f]{16}\Z")
+_TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*\Z")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 
 
 class RecordError(ValueError):

@@ -29,7 +29,7 @@ from kiosk.services.ports import RecordWriter
 
 REVIEW_ROLES = ("admin", "qa", "supervisor")
 PAGE_SIZE = 50
-_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\Z")
 
 Cursor = tuple[str, str, int]  # (ts, chain, seq) of a record
 

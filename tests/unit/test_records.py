@@ -70,6 +70,17 @@ def test_record_fields_are_validated(clock):
         make(key, clock, body={"w": 1.5})
 
 
+@pytest.mark.parametrize("field", ["chain", "prev", "id", "type", "kid"])
+def test_a_header_field_with_a_trailing_newline_is_refused(clock, field):
+    """``$`` in a pattern also matches before a final newline; the header patterns must not."""
+    from kiosk.domain.records import Record
+
+    obj = json.loads(make(SigningKey.generate(), clock).raw)
+    obj[field] += "\n"
+    with pytest.raises(MalformedRecord, match=field):
+        Record.from_obj(obj, "record")
+
+
 def test_record_line_round_trips(clock):
     key = SigningKey.generate()
     signed = make(key, clock)
@@ -129,3 +140,19 @@ def test_uuid7_text_is_the_standard_uuid_form():
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert parsed.int >> 80 == int(moment.timestamp() * 1000)
+
+
+def test_recipe_and_step_ids_with_a_trailing_newline_are_refused():
+    import tomllib
+    from pathlib import Path
+
+    from kiosk.domain.recipes import RecipeError, parse_recipe_dict
+
+    shipped = Path(__file__).resolve().parents[2] / "config" / "recipes" / "buffer-preparation.toml"
+    data = tomllib.loads(shipped.read_text("utf-8"))
+    parse_recipe_dict(data, "shipped")  # the shipped recipe itself passes
+    with pytest.raises(RecipeError, match="recipe id"):
+        parse_recipe_dict({**data, "id": data["id"] + "\n"}, "edited")
+    steps = [dict(data["steps"][0], id=data["steps"][0]["id"] + "\n"), *data["steps"][1:]]
+    with pytest.raises(RecipeError, match="step 1"):
+        parse_recipe_dict({**data, "steps": steps}, "edited")
