@@ -13,7 +13,6 @@ lives here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -33,6 +32,7 @@ from kiosk.domain.records import (
     GENESIS_PREV, Record, RecordError, SignedRecord, chain_id, parse_raw, seal, split_chain,
 )
 from storage import migrate
+from storage.doc_json import dump_doc, load_doc
 from storage.sqlite import sqlite_engine
 
 
@@ -141,7 +141,7 @@ class CentralStore:
         head = conn.execute(text(f"SELECT seq, hash, frontier FROM chain_heads WHERE chain = :c{lock}"),
                             {"c": self.central_chain}).first()
         seq, prev = int(head[0]), head[1]
-        frontier = MerkleFrontier.from_state(seq, json.loads(head[2]))
+        frontier = MerkleFrontier.from_state(seq, load_doc(head[2]))
         signed = seal(key, chain=self.central_chain, seq=seq + 1, prev=prev, type=type_, moment=self.clock.now(),
                       zone="UTC", body=body)
         now = format_ts(self.clock.now())
@@ -153,7 +153,7 @@ class CentralStore:
         frontier.add(signed.hash)
         conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
                           "WHERE chain = :c"),
-                     {"s": signed.record.seq, "h": signed.hash_hex, "f": json.dumps(frontier.state()),
+                     {"s": signed.record.seq, "h": signed.hash_hex, "f": dump_doc(frontier.state()),
                       "t": signed.record.ts, "c": self.central_chain})
         return signed
 
@@ -227,7 +227,7 @@ class CentralStore:
                 " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
                 "ORDER BY c.version"), {"a": after_version, "b": upto_version})
             for version, kind, key, doc in rows:
-                yield DirectoryEntry(int(version), kind, key, json.loads(doc))
+                yield DirectoryEntry(int(version), kind, key, load_doc(doc))
 
     # -- devices -----------------------------------------------------------
     def devices(self) -> list[dict[str, Any]]:
@@ -248,7 +248,7 @@ class CentralStore:
             rows = conn.execute(text("SELECT c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
                                      "FROM directory_changes WHERE kind = 'user' GROUP BY key) m "
                                      "ON c.kind = 'user' AND c.key = m.key AND c.version = m.v")).all()
-        return any(_is_active_admin(json.loads(doc)) for (doc,) in rows)
+        return any(_is_active_admin(load_doc(doc)) for (doc,) in rows)
 
     def decide_device(self, chain: str, status: str, actor: dict[str, str], reason: str) -> SignedRecord:
         """Approve, reject or revoke a device chain as a signed record in the central chain.
@@ -407,7 +407,7 @@ class CentralStore:
             "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
             " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
             "ORDER BY c.version"), {"a": after, "b": upto}).all()
-        return [DirectoryEntry(int(v), k, key, json.loads(d)) for v, k, key, d in rows]
+        return [DirectoryEntry(int(v), k, key, load_doc(d)) for v, k, key, d in rows]
 
     def _enroll(self, conn: Connection, chain: str, seq: int, raw: bytes) -> dict[str, Any] | None:
         """A chain the central store has not seen: its first record must open it; the device waits for approval."""
@@ -506,12 +506,12 @@ class _Tx:
                                          "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
             self._docs[(kind, key)] = None if row is None else row[0]
         doc = self._docs[(kind, key)]
-        return None if doc is None else json.loads(doc)  # a fresh copy: handlers may change what they get
+        return None if doc is None else load_doc(doc)  # a fresh copy: handlers may change what they get
 
     def put(self, kind: str, key: str, doc: dict[str, Any], chain: str, seq: int) -> None:
         self._lock()
         self.version += 1
-        text_ = json.dumps(doc, ensure_ascii=False)
+        text_ = dump_doc(doc)
         self._docs[(kind, key)] = text_
         self._rows.append((self.version, kind, key, text_, chain, seq))
 
@@ -534,7 +534,7 @@ class _Tx:
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
     row = conn.execute(text("SELECT doc FROM directory_changes WHERE kind = :k AND key = :key "
                             "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
-    return None if row is None else json.loads(row[0])
+    return None if row is None else load_doc(row[0])
 
 
 def _is_active_admin(user: dict[str, Any] | None) -> bool:

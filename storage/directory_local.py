@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from typing import Any, Iterator
@@ -11,9 +10,8 @@ from sqlalchemy.engine import Engine
 
 from kiosk.domain import batches, directory
 from kiosk.domain.records import SignedRecord
+from storage.doc_json import dump_doc, load_doc
 
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
-_loads = json.JSONDecoder().decode
 
 
 def directory_projector(db: sqlite3.Connection, signed: SignedRecord,
@@ -39,7 +37,7 @@ def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionD
                    (record.body["actor"]["user_id"], record.body["batch_id"], record.body["step_id"]))
     changes = directory.project(record, get) + batches.project(record, get)
     if changes:
-        rows = [(kind, key, _dumps(doc), record.chain, record.seq) for kind, key, doc in changes]
+        rows = [(kind, key, dump_doc(doc), record.chain, record.seq) for kind, key, doc in changes]
         db.executemany(_UPSERT, rows)
         for kind, key, text, _chain, _seq in rows:
             reader.remember(kind, key, text)
@@ -53,7 +51,7 @@ def _get_many(db: sqlite3.Connection, wanted) -> list[dict[str, Any] | None]:
     wanted = list(wanted)
     params = [part for pair in wanted for part in pair]
     found = {(kind, key): doc for kind, key, doc in db.execute(_many_sql(len(wanted)), params).fetchall()}
-    return [None if (doc := found.get(pair)) is None else _loads(doc) for pair in wanted]
+    return [None if (doc := found.get(pair)) is None else load_doc(doc) for pair in wanted]
 
 
 class TransactionDirectory:
@@ -81,10 +79,10 @@ class TransactionDirectory:
             doc = self._cache[pair]
         except KeyError:
             row = self._db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", pair).fetchone()
-            doc = self._cache[pair] = None if row is None else _loads(row[0])
+            doc = self._cache[pair] = None if row is None else load_doc(row[0])
             return doc
         if type(doc) is str:  # written by this connection, not read back since: decoded on first use
-            doc = self._cache[pair] = _loads(doc)
+            doc = self._cache[pair] = load_doc(doc)
         return doc
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
@@ -102,7 +100,7 @@ class TransactionDirectory:
     def all(self, kind: str) -> Iterator[dict[str, Any]]:
         rows = self._db.execute("SELECT doc FROM directory WHERE kind = ? ORDER BY key", (kind,)).fetchall()
         for (doc,) in rows:
-            yield _loads(doc)
+            yield load_doc(doc)
 
 
 class LocalDirectory:
@@ -141,7 +139,7 @@ class LocalDirectory:
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         row = self._db().driver_connection.execute(
             "SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-        return None if row is None else _loads(row[0])
+        return None if row is None else load_doc(row[0])
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
         """One statement for several point reads (the sign-in path needs four)."""
@@ -151,7 +149,7 @@ class LocalDirectory:
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = ? ORDER BY key", (kind,)).all()
         for (doc,) in rows:
-            yield json.loads(doc)
+            yield load_doc(doc)
 
     def count(self, kind: str) -> int:
         with self.engine.connect() as conn:

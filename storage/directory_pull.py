@@ -11,13 +11,13 @@ directory, never a mix.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Iterable
 
 from kiosk.domain.central import DirectoryEntry
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.records import open_signed
+from storage.doc_json import dump_doc
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq
         for e in entries:
             db.execute("INSERT INTO central_directory (kind, key, doc, version) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, version = excluded.version",
-                       (e.kind, e.key, json.dumps(dict(e.doc), ensure_ascii=False), e.version))
+                       (e.kind, e.key, dump_doc(dict(e.doc)), e.version))
             count += 1
         db.execute("DELETE FROM directory")
         db.execute("INSERT INTO directory (kind, key, doc, chain, seq) "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Mapping
 
 from kiosk.domain.clock import Clock, format_ts
+from storage.doc_json import dump_doc, load_doc
 from storage.local_store import LocalStore
 
 
@@ -20,14 +20,14 @@ class LocalDrafts:
                 "INSERT INTO drafts (user_id, batch_id, step_id, fields, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id, batch_id, step_id) DO UPDATE SET fields = excluded.fields, "
                 "updated_at = excluded.updated_at",
-                (user_id, batch_id, step_id, json.dumps(dict(fields), ensure_ascii=False), format_ts(self.clock.now())),
+                (user_id, batch_id, step_id, dump_doc(dict(fields)), format_ts(self.clock.now())),
             )
 
     def load_draft(self, user_id: str, batch_id: str, step_id: str) -> dict[str, str] | None:
         with self.store.read_engine().connect() as conn:
             row = conn.exec_driver_sql("SELECT fields FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
                                        (user_id, batch_id, step_id)).first()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else load_doc(row[0])
 
     def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None:
         with self.store.side_transaction() as db:

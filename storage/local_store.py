@@ -9,7 +9,6 @@ synchronous=FULL means it is on disk.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import sqlite3
@@ -29,6 +28,7 @@ from kiosk.domain.keys import b64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import GENESIS_PREV, SignedRecord, seal
 from storage import migrate
+from storage.doc_json import dump_doc, load_doc
 from storage.keyfile import DeviceIdentity
 from storage.sqlite import WRITE_ERRORS, StoreUnavailable, explain_operational_error, sqlite_engine
 
@@ -290,7 +290,7 @@ class LocalStore:
         if row is None:
             return None
         seq, head_hash, frontier, cp_seq, cp_ts, high_ts = row
-        merkle = MerkleFrontier.from_state(seq, json.loads(frontier))
+        merkle = MerkleFrontier.from_state(seq, load_doc(frontier))
         return _State(
             exists=True,
             seq=seq,
@@ -353,7 +353,7 @@ class LocalStore:
         return state
 
     def _save_state(self, db: sqlite3.Connection, state: "_State") -> None:
-        params = (state.seq, state.head_hash, json.dumps(state.frontier.state()), state.cp_seq, state.cp_ts,
+        params = (state.seq, state.head_hash, dump_doc(state.frontier.state()), state.cp_seq, state.cp_ts,
                   state.high_ts, self.chain)
         if state.exists:
             db.execute(
@@ -405,7 +405,7 @@ class LocalStore:
     def device_status(self) -> str | None:
         """This terminal's registration status as last observed from the central store."""
         row = self._read_one("SELECT doc FROM directory WHERE kind = 'device' AND key = ?", (self.chain,))
-        return None if row is None else json.loads(row[0])["status"]
+        return None if row is None else load_doc(row[0])["status"]
 
     def clock_suspect(self, reader: Any = None) -> bool:
         """True while the clock reads earlier than a record this chain already holds, or the last sync
@@ -424,7 +424,7 @@ class LocalStore:
                 "(SELECT doc FROM directory WHERE kind = 'clock' AND key = ?)",
                 (self.chain, self.chain),
             )
-            trust = None if text is None else json.loads(text)
+            trust = None if text is None else load_doc(text)
         if trust is not None and trust.get("skewed"):
             return True
         if high_ts is None:

@@ -15,12 +15,13 @@ import re
 import unicodedata
 from typing import Any
 
+import orjson
 import rfc8785
 
 MAX_RECORD_BYTES = 256 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+_SORT_KEYS = orjson.OPT_SORT_KEYS
 MAX_DEPTH = 32
 
 
@@ -128,18 +129,23 @@ def _profile_check(value: Any) -> bool:
 def encode(value: Any) -> bytes:
     """The canonical bytes of ``value`` (raises CanonicalError outside the profile).
 
-    Inside the profile (no floats, no lone surrogates) the standard library's
-    sorted, compact, non-ASCII-escaping dump is byte-identical to RFC 8785,
-    except for key order when a key holds a character beyond the BMP (JCS
-    sorts by UTF-16 code units); those rare objects go through ``rfc8785``.
-    The equivalence is property-tested against ``rfc8785``.
+    Inside the profile (no floats, integers within I-JSON, no lone
+    surrogates) orjson's compact, key-sorted UTF-8 output is byte-identical
+    to RFC 8785, except for key order when a key holds a character beyond
+    the BMP (JCS sorts by UTF-16 code units); those rare objects go through
+    ``rfc8785``. The equivalence is property-tested against ``rfc8785``.
+    orjson rather than the standard library because ingest and verify
+    re-encode every record, and it does so in a tenth of the time.
     """
     if _profile_check(value):
         try:
             return rfc8785.dumps(value)
         except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check covers the cases
             raise CanonicalError(str(exc)) from exc
-    return _dumps(value).encode("utf-8")
+    try:
+        return orjson.dumps(value, option=_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # pragma: no cover - the profile check refuses what orjson would
+        raise CanonicalError(str(exc)) from None
 
 
 def reference_encode(value: Any) -> bytes:
@@ -172,12 +178,14 @@ def decode(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     data = bytes(data)
     if len(data) > max_bytes:
         raise CanonicalError(f"{len(data)} bytes is over the {max_bytes}-byte limit")
+    value = _decode_plain(data)
+    if value is not _NOT_PLAIN:
+        return value
     try:
         text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise CanonicalError(f"not valid UTF-8 at byte {exc.start}") from None
-    value = _decode_plain(text, data)
-    return value if value is not _NOT_PLAIN else _decode_full(text, data)
+    return _decode_full(text, data)
 
 
 def _decode_full(text: str, data: bytes) -> Any:
@@ -200,32 +208,45 @@ def _decode_full(text: str, data: bytes) -> Any:
 _NOT_PLAIN = object()
 
 
-def _in_range_int(text: str) -> int:
-    value = int(text)
-    if abs(value) > 2**53 - 1:
-        raise CanonicalError(f"integer {text} is outside the I-JSON range; use a string")
-    return value
+def _plain(value: Any) -> bool:
+    """No floats and no integer outside I-JSON, at any depth (what orjson parses but the profile refuses)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is int:
+        return -_MAX_INT <= value <= _MAX_INT
+    else:
+        return kind is not float
+    for item in items:
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if not _plain(item):
+            return False
+    return True
 
 
-_PLAIN_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, parse_int=_in_range_int)
-
-
-def _decode_plain(text: str, data: bytes) -> Any:
+def _decode_plain(data: bytes) -> Any:
     """Fast path for the common record: ASCII only and at most MAX_DEPTH brackets in all.
 
     Ingest and verify are bound by this and Ed25519, so it matters. It
     returns a value only when re-encoding reproduces ``data`` exactly, and
     that alone proves the value is inside the profile: an ASCII output means
     every string is ASCII (so NFC, no surrogates, no astral keys); equal bytes
-    means no duplicate key was collapsed; the hooks refuse floats, NaN and
-    out-of-range integers; the bracket count bounds the depth. Anything else
-    (including every error) goes through the full path, which names the fault.
+    means no duplicate key was collapsed and no number was written in another
+    form; ``_plain`` refuses floats and out-of-range integers; the bracket
+    count bounds the depth. Anything else (including every error) goes
+    through the full path, which names the fault.
     """
-    if not text.isascii() or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+    if not data.isascii() or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
         return _NOT_PLAIN
     try:
-        value = _PLAIN_DECODER.decode(text)
-        again = _dumps(value).encode("utf-8")
-    except (ValueError, RecursionError, UnicodeEncodeError):  # JSON, canonical and encoding errors alike
+        value = orjson.loads(data)
+        if not _plain(value):
+            return _NOT_PLAIN
+        again = orjson.dumps(value, option=_SORT_KEYS)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return _NOT_PLAIN
     return value if again == data else _NOT_PLAIN

@@ -156,7 +156,8 @@ class Record:
             raise MalformedRecord(where, str(exc)) from None
         if not isinstance(obj["body"], dict):
             raise MalformedRecord(where, "body must be a JSON object")
-        return cls(**{k: obj[k] for k in FIELDS})
+        return cls(chain=obj["chain"], seq=seq, prev=obj["prev"], id=obj["id"], type=obj["type"], ts=obj["ts"],
+                   tz=obj["tz"], kid=obj["kid"], body=obj["body"], v=obj["v"])
 
 
 _FIELD_SET = frozenset(FIELDS)
