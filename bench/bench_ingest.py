@@ -178,7 +178,8 @@ def raw_copy(rows) -> float:
         conn.execute("CREATE TEMP TABLE copy_limit (chain text, seq bigint, hash bytea, raw bytea, sig bytea, "
                      "id text, type text, ts text, kid text, received_at text, PRIMARY KEY (chain, seq))")
         start = time.perf_counter()
-        with conn.cursor() as cur, cur.copy("COPY copy_limit FROM STDIN") as copy:
+        with conn.cursor() as cur, cur.copy("COPY copy_limit FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int8", "bytea", "bytea", "bytea", "text", "text", "text", "text", "text"])
             for value in values:
                 copy.write_row(value)
         conn.commit()

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from psycopg.copy import LibpqWriter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection
@@ -43,6 +43,7 @@ from kiosk.domain.clock import format_ts
 from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, check_signature, parse_raw, where_of
+from storage.doc_json import dump_doc, load_doc
 
 if TYPE_CHECKING:
     from storage.central import CentralStore, IngestReport
@@ -178,14 +179,14 @@ class Ingestor:
             conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "
                               "WHERE chain = :c"),
                          {"s": verifier.next_seq - 1, "h": verifier.prev_hex,
-                          "f": json.dumps(verifier.frontier.state()), "t": outcome.ingested[-1].record.ts, "c": chain})
+                          "f": dump_doc(verifier.frontier.state()), "t": outcome.ingested[-1].record.ts, "c": chain})
         if outcome.ingested or outcome.replays:
             self.store._sign_receipt(conn, chain, verifier.next_seq - 1, verifier.prev_hex)
 
     def _check_rows(self, conn: Connection, chain: str, head: dict[str, Any], rows: list, outcome: _Outcome,
                     writer: "_LedgerWriter") -> None:
         """Each row in seq order: replay, fork, refused by status, or checked and streamed to the ledger."""
-        frontier = MerkleFrontier.from_state(int(head["seq"]), json.loads(head["frontier"]))
+        frontier = MerkleFrontier.from_state(int(head["seq"]), load_doc(head["frontier"]))
         verifier = outcome.verifier = ChainVerifier.resume(chain, self._key(head), int(head["seq"]), head["hash"],
                                                            frontier)
         status = head["status"]
@@ -312,6 +313,7 @@ class _LedgerWriter:
     """
 
     COLUMNS = "chain, seq, hash, raw, sig, id, type, ts, kid, received_at"
+    PG_TYPES = ("varchar", "int8", "bytea", "bytea", "bytea", "varchar", "varchar", "varchar", "varchar", "varchar")
 
     def __init__(self, conn: Connection, chain: str, now: str, pg: bool) -> None:
         self.driver = conn.connection.driver_connection
@@ -327,9 +329,11 @@ class _LedgerWriter:
             return
         if self._copy is None:
             self._cursor = self.driver.cursor()
-            # psycopg sends every ~32 KB as it fills; a background-thread writer measured slower here.
-            self._ctx = self._cursor.copy(f"COPY ledger ({self.COLUMNS}) FROM STDIN")
+            # Binary: the bytea columns go as they are, not as hex text (half the client's cost per row).
+            self._ctx = self._cursor.copy(f"COPY ledger ({self.COLUMNS}) FROM STDIN (FORMAT BINARY)",
+                                          writer=_ChunkedWriter(self._cursor))
             self._copy = self._ctx.__enter__()
+            self._copy.set_types(self.PG_TYPES)
         self._copy.write_row(row)
 
     def pause(self) -> None:
@@ -353,6 +357,32 @@ class _LedgerWriter:
                 cursor.close()
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
+
+
+class _ChunkedWriter(LibpqWriter):
+    """Hands COPY data to libpq in chunks of the largest size psycopg sends at once, not every ~32 KB.
+
+    Each send wakes the server and costs the worker a wait; at 32 KB that was
+    about 5 µs per record (measured). A background-thread writer measured slower.
+    """
+
+    CHUNK = 128 * 1024  # psycopg splits anything larger into pieces of this size
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._buffer = bytearray()
+
+    def write(self, data: Any) -> None:
+        self._buffer += data
+        if len(self._buffer) >= self.CHUNK:
+            super().write(bytes(self._buffer))
+            self._buffer.clear()
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self._buffer and exc is None:
+            super().write(bytes(self._buffer))
+        self._buffer.clear()
+        super().finish(exc)
 
 
 def not_signed_by_chain(chain: str, seq: int, column_hash: bytes, raw: bytes, sig: bytes,
