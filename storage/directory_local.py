@@ -13,7 +13,6 @@ from kiosk.domain.records import SignedRecord
 from storage.doc_json import dump_doc, load_doc
 
 
-
 def directory_projector(db: sqlite3.Connection, signed: SignedRecord,
                         reader: "TransactionDirectory | None" = None) -> None:
     """Apply one record's directory changes; raising aborts the whole append."""
