@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
@@ -34,6 +34,9 @@ from kiosk.domain.records import (
 from storage import migrate
 from storage.doc_json import dump_doc, load_doc
 from storage.sqlite import sqlite_engine
+
+if TYPE_CHECKING:
+    from storage.ingest import Ingestor
 
 
 class CentralError(Exception):
@@ -321,26 +324,39 @@ class CentralStore:
         self._apply_decision(conn, head, status, actor, str(body.get("reason", "")), origin=record.chain)
 
     # -- ingest ------------------------------------------------------------
-    def ingest_once(self, batch: int = 500) -> IngestReport:
-        """Verify and move up to ``batch`` inbox rows (rules: storage/ingest.py), then publish the directory."""
+    def _the_ingestor(self) -> "Ingestor":
         self._need_key()  # receipts are signed: no key, no ingest (before anything is moved)
         if self._ingestor is None:
             from storage.ingest import Ingestor
 
             self._ingestor = Ingestor(self)
-        report = self._ingestor.ingest_once(batch)
+        return self._ingestor
+
+    def ingest_once(self, batch: int = 500) -> IngestReport:
+        """Verify and move up to ``batch`` inbox rows (rules: storage/ingest.py), then publish the directory."""
+        report = self._the_ingestor().ingest_once(batch)
         if report.ingested:
             self.publish_directory()
         return report
 
     def ingest_all(self, batch: int = 500) -> IngestReport:
+        """Passes until the inbox has nothing ready, each serving every waiting chain (up to 64) with up to
+        ``batch`` rows; a pass's last commit overlaps the next pass's checks."""
+        from storage.ingest import CANDIDATE_CHAINS
+
+        ingestor = self._the_ingestor()
         total = IngestReport()
-        while True:
-            r = self.ingest_once(batch)
-            total = IngestReport(total.ingested + r.ingested, total.replays + r.replays,
-                                 total.quarantined + r.quarantined, total.held + r.held)
-            if r.ingested + r.replays + r.quarantined == 0:
-                return total
+        try:
+            while True:
+                r = ingestor.ingest_once(batch * CANDIDATE_CHAINS, per_chain=batch, leave_last_tail=True)
+                if r.ingested:
+                    self.publish_directory()
+                total = IngestReport(total.ingested + r.ingested, total.replays + r.replays,
+                                     total.quarantined + r.quarantined, total.held + r.held)
+                if r.ingested + r.replays + r.quarantined == 0 and not ingestor.in_flight:
+                    return total
+        finally:
+            ingestor.settle(quiet=True)  # only after an error (a returning loop has settled): it stays the one raised
 
     def _sign_receipt(self, conn: Connection, chain: str, upto: int, hash_hex: str) -> None:
         now = format_ts(self.clock.now())
