@@ -49,6 +49,12 @@ class IngestReport:
     replays: int = 0
     quarantined: int = 0
     held: int = 0
+    directory_changes: int = 0  # documents the ingested records changed: there is something to publish
+
+    def __add__(self, other: "IngestReport") -> "IngestReport":
+        return IngestReport(self.ingested + other.ingested, self.replays + other.replays,
+                            self.quarantined + other.quarantined, self.held + other.held,
+                            self.directory_changes + other.directory_changes)
 
 
 def central_engine(url: str) -> Engine:
@@ -349,14 +355,16 @@ class CentralStore:
         try:
             while True:
                 r = ingestor.ingest_once(batch * CANDIDATE_CHAINS, per_chain=batch, leave_last_tail=True)
-                if r.ingested:
-                    self.publish_directory()
-                total = IngestReport(total.ingested + r.ingested, total.replays + r.replays,
-                                     total.quarantined + r.quarantined, total.held + r.held)
+                if r.directory_changes:
+                    self.publish_directory()  # a long drain publishes as it goes: kiosks pull signed documents
+                total += r
                 if r.ingested + r.replays + r.quarantined == 0 and not ingestor.in_flight:
-                    return total
+                    break
         finally:
             ingestor.settle(quiet=True)  # only after an error (a returning loop has settled): it stays the one raised
+        if total.ingested:
+            self.publish_directory()  # also what a worker that stopped after its commit left unpublished
+        return total
 
     def _sign_receipt(self, conn: Connection, chain: str, upto: int, hash_hex: str) -> None:
         now = format_ts(self.clock.now())
@@ -531,9 +539,10 @@ class _Tx:
         self._docs[(kind, key)] = text_
         self._rows.append((self.version, kind, key, text_, chain, seq))
 
-    def flush(self, conn: Connection | None = None) -> None:
+    def flush(self, conn: Connection | None = None) -> int:
+        """Write the new versions; how many documents changed."""
         if not self._rows:
-            return
+            return 0
         driver = self.conn.connection.driver_connection
         mark = "%s" if self.pg else "?"
         sql = f"INSERT INTO directory_changes (version, kind, key, doc, chain, seq) VALUES ({', '.join([mark] * 6)})"
@@ -544,7 +553,8 @@ class _Tx:
             driver.executemany(sql, self._rows)
         self.conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"),
                           {"v": self.version})
-        self._rows = []
+        changed, self._rows = len(self._rows), []
+        return changed
 
 
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:

@@ -71,6 +71,7 @@ class _Outcome:
     replays: int = 0
     quarantined: int = 0
     held: int = 0
+    directory_changes: int = 0
 
     @property
     def settled(self) -> int:
@@ -83,6 +84,7 @@ class _Counts:
     replays: int = 0
     quarantined: int = 0
     held: int = 0
+    directory_changes: int = 0
 
     def add(self, outcome: "_Outcome | None") -> None:
         if outcome is not None:
@@ -90,11 +92,12 @@ class _Counts:
             self.replays += outcome.replays
             self.quarantined += outcome.quarantined
             self.held += outcome.held
+            self.directory_changes += outcome.directory_changes
 
     def report(self) -> "IngestReport":
         from storage.central import IngestReport
 
-        return IngestReport(self.ingested, self.replays, self.quarantined, self.held)
+        return IngestReport(self.ingested, self.replays, self.quarantined, self.held, self.directory_changes)
 
 
 def _deadlock(exc: BaseException) -> bool:
@@ -330,7 +333,7 @@ class Ingestor:
         derivation = _Tx(conn, self.pg)
         for signed in outcome.ingested:
             self.store._derive(conn, derivation, signed.record)
-        derivation.flush(conn)
+        outcome.directory_changes = derivation.flush(conn)
         verifier = outcome.verifier
         if outcome.ingested:
             conn.execute(text("UPDATE chain_heads SET seq = :s, hash = :h, frontier = :f, last_kiosk_ts = :t "

@@ -8,7 +8,6 @@ import pytest
 from tests.storage.conftest import ADMIN, central_key, enroll
 
 from kiosk.domain.central import Receipt
-from kiosk.domain.clock import FakeClock
 from kiosk.services.sync import ReceiptMismatch, SyncService
 from storage.central import CentralStore
 from storage.keyfile import load_identity, load_or_create_identity

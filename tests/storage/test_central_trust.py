@@ -16,7 +16,7 @@ from kiosk.services.auth import Actor
 from kiosk.services.sync import CentralUntrusted, ReceiptMismatch
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
-from tests.storage.conftest import ADMIN, enroll
+from tests.storage.conftest import ADMIN
 
 FAST = PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1)
 PASSWORD = "correct horse battery staple 42"

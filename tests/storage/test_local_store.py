@@ -9,7 +9,6 @@ from kiosk.domain.clock import FakeClock
 from storage.keyfile import KeyFileError, load_identity, load_or_create_identity
 from storage.local_store import LocalStore
 from storage.migrate import SchemaTooNew
-from storage.sqlite import StoreUnavailable
 from storage.verify_local import verify_local_store
 
 

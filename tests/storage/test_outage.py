@@ -33,10 +33,6 @@ def pg_url():
         yield url
 
 
-def _add(total: IngestReport, r: IngestReport) -> IngestReport:
-    return IngestReport(total.ingested + r.ingested, total.replays + r.replays, total.quarantined + r.quarantined,
-                        total.held + r.held)
-
 
 def _enroll(central, syncs):
     for sync in syncs:
@@ -53,7 +49,7 @@ def _drain(central, syncs, rounds=20) -> IngestReport:
         for sync in syncs:
             sync.clock.advance(sync.interval_s)  # the next attempt is due
             sync.sync_once()
-        total = _add(total, central.ingest_all())
+        total += central.ingest_all()
         if all(s.status().queued == 0 for s in syncs) and central.inbox_count() == 0:
             return total
     raise AssertionError([s.status() for s in syncs])
@@ -166,7 +162,7 @@ def test_network_cut_in_the_middle_of_pushes_and_ingest(pg_url, tmp_path, clock)
         link.restore()
         link.cut_after(rnd.randint(20_000, 1_000_000))
         try:
-            total = _add(total, central.ingest_once(batch=200))
+            total += central.ingest_once(batch=200)
         except Exception:  # noqa: BLE001 - the ingest transaction died with the link: rolled back, retried
             failures += 1
         cuts += link.down
@@ -176,7 +172,7 @@ def test_network_cut_in_the_middle_of_pushes_and_ingest(pg_url, tmp_path, clock)
             break
     link.cut_after(10**12)
     assert converged, sync.status()
-    total = _add(total, _drain(direct, [sync]))
+    total += _drain(direct, [sync])
     assert cuts >= 5 and failures >= 5, (cuts, failures)
     assert total.quarantined == 0
     assert direct.quarantine() == []
