@@ -25,12 +25,16 @@ is a handful of statements (COPY into the ledger on PostgreSQL, executemany
 on SQLite, one DELETE of the inbox ids), not three round trips per record.
 On PostgreSQL the end of each batch's transaction (COPY end, inbox DELETE,
 directory, head, receipt, commit: mostly waiting for the server) runs on a
-second connection and thread while the next chain's batch is verified. One
-such batch at a time, never two of the same chain (the next chain in a pass
-is another one, and a chain met again waits for it), and never one holding a
-device decision: that locks another chain's head, which this worker may hold
-for its next batch while waiting for the first (a wait PostgreSQL cannot
-see), so it commits before the worker moves on.
+second connection and thread while the next chain's batch is verified, and
+that thread then opens the chain after it (lock, head, inbox rows), so the
+worker rarely waits for the database. One such batch at a time, never two of
+the same chain (the next chain in a pass is another one, and a chain met
+again waits for it), and never one holding a device decision: that locks
+another chain's head, which this worker may hold for its next batch, or have
+opened ahead, while waiting for the first (a wait PostgreSQL cannot see), so
+a chain opened ahead is let go and the decision commits before the worker
+moves on. Opening ahead never waits for a lock (NOWAIT); the worker opens a
+chain that was busy itself.
 """
 
 from __future__ import annotations
@@ -108,13 +112,37 @@ def _deadlock(exc: BaseException) -> bool:
 
 @dataclass
 class _Done:
-    """A chain's pass that committed at once (nothing to verify, or only refusals)."""
+    """A chain's turn that committed at once (nothing to verify, or only refusals)."""
 
     chain: str
     outcome: _Outcome
 
-    def result(self) -> _Outcome:
-        return self.outcome
+    @property
+    def rows_read(self) -> int:
+        return self.outcome.settled
+
+
+@dataclass
+class _Opened:
+    """A chain's transaction with its lock held and its next inbox rows read, not yet checked."""
+
+    chain: str
+    conn: Connection
+    tx: Any
+    head: dict[str, Any]
+    rows: list
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.rows)
+
+    def release(self) -> None:
+        try:
+            self.tx.rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; the server rolled back
+            pass
+        finally:
+            self.conn.close()
 
 
 class _Tail:
@@ -132,9 +160,23 @@ class _Tail:
         self._finish, self._conn, self._tx, self._writer = finish, conn, tx, writer
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self.ahead: str | None = None
+        self.opened: _Opened | _Done | None = None  # the chain this thread opened ahead, after the commit
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"ingest-commit {self.chain}", daemon=True)
+    def start(self, ahead: str | None = None,
+              open_ahead: "Callable[[], _Opened | _Done | None] | None" = None) -> None:
+        """Commit on a thread, then open the chain ``ahead`` (the one after the chain checked meanwhile)."""
+        self.ahead = ahead
+
+        def work() -> None:
+            self.run()
+            if open_ahead is not None:
+                try:
+                    self.opened = open_ahead()
+                except Exception:  # noqa: BLE001 - locked elsewhere, or any error: the worker opens it itself
+                    self.opened = None
+
+        self._thread = threading.Thread(target=work, name=f"ingest-commit {self.chain}", daemon=True)
         self._thread.start()
 
     def join(self) -> None:
@@ -181,6 +223,7 @@ class Ingestor:
         self._after = ""                      # last chain served: the next pass starts after it
         self._keys: dict[str, PublicKey] = {}
         self._tail: _Tail | None = None        # the batch whose transaction is finishing behind the next one
+        self._opened: _Opened | _Done | None = None  # the chain that batch's thread opened ahead
 
     # -- passes ------------------------------------------------------------
     @property
@@ -200,59 +243,99 @@ class Ingestor:
         """
         report = _Counts()
         budget = batch
+        per_chain = per_chain or batch
         started = False
         try:
-            for chain in self._candidates():
+            candidates = self._candidates()
+            for i, chain in enumerate(candidates):
                 if budget <= 0:
                     break
                 if self._tail is not None and self._tail.chain == chain:
                     report.add(self.settle())  # its head and inbox rows must be committed before they are read
-                try:
-                    done = self._ingest_chain(chain, min(budget, per_chain or budget))
-                except Exception as exc:
-                    if not _deadlock(exc):
-                        raise
-                    done = None
-                if done is None:
+                opened = self._take_opened(chain, report)
+                if opened is None:
+                    try:
+                        opened = self._open_chain(chain, min(budget, per_chain))
+                    except Exception as exc:
+                        if not _deadlock(exc):
+                            raise
+                        opened = None
+                if opened is None:
                     continue  # another worker holds this chain
                 started = True
                 self._after = chain
-                budget -= done.outcome.settled
-                if isinstance(done, _Tail):
-                    try:
-                        report.add(self.settle())  # one tail at a time, in order
-                        if done.background:
-                            done.start()
-                            self._tail = done
-                            continue
-                    except BaseException as exc:
-                        done.abandon(exc)  # never left open: its COPY and transaction end here
-                        raise
-                    done.run()
-                report.add(done.result())
+                if isinstance(opened, _Done):
+                    budget -= opened.outcome.settled
+                    report.add(opened.outcome)
+                    continue
+                tail = self._check_chain(opened)
+                budget -= tail.outcome.settled
+                try:
+                    report.add(self.settle())  # one tail at a time, in order
+                    if tail.background:
+                        # While the next chain is checked, this thread also opens the one after it.
+                        after = candidates[i + 2] if i + 2 < len(candidates) else None
+                        ahead = self._opened.rows_read if self._opened is not None else per_chain
+                        limit = min(per_chain, budget - ahead)
+                        if after is not None and limit > 0:
+                            tail.start(after, lambda: self._open_chain(after, limit, ahead=True))
+                        else:
+                            tail.start()
+                        self._tail = tail
+                        continue
+                    self._release_opened(report)  # it may hold the head this decision locks
+                except BaseException as exc:
+                    tail.abandon(exc)  # never left open: its COPY and transaction end here
+                    raise
+                tail.run()
+                report.add(tail.result())
         except BaseException:
             self.settle(quiet=True)
+            self._release_opened(report)
             raise
         if not leave_last_tail or not started:
             report.add(self.settle())
+        self._release_opened(report)
         return report.report()
 
     def settle(self, *, quiet: bool = False) -> "_Outcome | None":
         """Wait for the batch in flight; its outcome once committed (None: rolled back for a retry).
 
-        ``quiet``: on the way out of another error, the batch still commits or rolls back, and the error
-        being raised stays the one reported.
+        The chain its thread opened ahead is kept for the pass to take. ``quiet``: on the way out of
+        another error, the batch still commits or rolls back, and the error being raised stays the
+        one reported.
         """
         tail, self._tail = self._tail, None
         if tail is None:
             return None
         tail.join()
+        if tail.opened is not None:
+            self._opened = tail.opened
         try:
             return tail.result()
         except Exception:
             if quiet:
                 return None
             raise
+
+    def _take_opened(self, chain: str, report: _Counts) -> "_Opened | _Done | None":
+        """The chain opened ahead, if it is this one; one opened for another (the pass changed) is let go."""
+        if self._opened is None and self._tail is not None and self._tail.ahead == chain:
+            report.add(self.settle())  # a chain was skipped: the thread is opening this one now
+        opened, self._opened = self._opened, None
+        if opened is None or opened.chain == chain:
+            return opened
+        self._opened = opened
+        self._release_opened(report)
+        return None
+
+    def _release_opened(self, report: _Counts) -> None:
+        """A chain opened ahead and not checked: its transaction ends, the rows wait for the next pass."""
+        opened, self._opened = self._opened, None
+        if isinstance(opened, _Done):
+            report.add(opened.outcome)  # it committed: what it did counts
+        elif opened is not None:
+            opened.release()
 
     def _candidates(self) -> list[str]:
         """Chains with inbox rows, except those waiting for approval, starting after the last one served."""
@@ -274,8 +357,12 @@ class Ingestor:
         return (later + [c for c in chains if c <= self._after])[:CANDIDATE_CHAINS]
 
     # -- one chain -----------------------------------------------------------
-    def _ingest_chain(self, chain: str, limit: int) -> "_Tail | _Done | None":
-        """The chain's next rows checked and streamed under its lock; what is left of the transaction is returned."""
+    def _open_chain(self, chain: str, limit: int, *, ahead: bool = False) -> "_Opened | _Done | None":
+        """The chain's transaction with its lock held and its next rows read; None if another worker has it.
+
+        ``ahead``: opened on the commit thread while this worker checks another chain. It never waits for a
+        lock then (NOWAIT): a wait there, behind a worker waiting for this one, is a cycle PostgreSQL cannot see.
+        """
         conn = self.store.engine.connect()
         tx = conn.begin()
         try:
@@ -285,7 +372,7 @@ class Ingestor:
                 conn.close()
                 return None
             outcome = _Outcome()
-            lock = " FOR UPDATE" if self.pg else ""
+            lock = (" FOR UPDATE NOWAIT" if ahead else " FOR UPDATE") if self.pg else ""
             row = conn.execute(text(f"SELECT * FROM chain_heads WHERE chain = :c{lock}"),
                                {"c": chain}).mappings().first()
             head = dict(row) if row else None
@@ -304,21 +391,27 @@ class Ingestor:
                 tx.commit()
                 conn.close()
                 return _Done(chain, outcome)
-            writer = _LedgerWriter(conn, chain, format_ts(self.store.clock.now()), self.pg)
-            try:
-                self._check_rows(conn, chain, head, rows, outcome, writer)
-            except BaseException as exc:
-                writer.abort(exc)
-                raise
         except BaseException:
             tx.rollback()
             conn.close()
             raise
+        return _Opened(chain, conn, tx, head, rows)
+
+    def _check_chain(self, opened: "_Opened") -> "_Tail":
+        """Each row checked and streamed to the ledger; what is left of the transaction is returned."""
+        chain, conn, outcome = opened.chain, opened.conn, _Outcome()
+        writer = _LedgerWriter(conn, chain, format_ts(self.store.clock.now()), self.pg)
+        try:
+            self._check_rows(conn, chain, opened.head, opened.rows, outcome, writer)
+        except BaseException as exc:
+            writer.abort(exc)
+            opened.release()
+            raise
         # A device decision locks another chain's head: that transaction must not run beside this worker's next
         # one (which may hold that head while waiting for it: a wait PostgreSQL cannot see). SQLite has one writer.
         background = self.pg and not any(s.record.type in DEVICE_DECISIONS for s in outcome.ingested)
-        return _Tail(chain, outcome, background, lambda: self._finish(conn, chain, outcome, writer), conn, tx,
-                     writer)
+        return _Tail(chain, outcome, background, lambda: self._finish(conn, chain, outcome, writer), conn,
+                     opened.tx, writer)
 
     def _key(self, head: dict[str, Any]) -> PublicKey:
         key = self._keys.get(head["public_key"])

@@ -95,9 +95,13 @@ def test_a_batch_that_fails_after_its_checks_commits_nothing_and_is_ingested_by_
 
 
 @pytest.mark.req("P11-10h")
-def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pass(central, tmp_path, clock):
+@pytest.mark.parametrize("chain_before", [False, True], ids=["decision-first", "target-opened-ahead"])
+def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pass(
+        central, tmp_path, clock, chain_before):
     """A decision locks its target's head. Had its batch committed on the side while this worker held the
-    target for its own next batch, each would wait for the other (a wait PostgreSQL cannot see)."""
+    target for its own next batch, each would wait for the other (a wait PostgreSQL cannot see).
+    ``target-opened-ahead``: a chain checked before the decision's lets its commit thread open the target
+    ahead (lock held, rows read); that must be let go before the decision runs, or it waits on itself."""
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
     cycle(central, sync_a, sync_b)
@@ -105,6 +109,7 @@ def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pas
                           "fingerprint compared on site")
     cycle(central, sync_a, sync_b)
     assert central.head(b.store.chain)["status"] == "approved"
+    before = kiosks(tmp_path, central, clock, n_kiosks=1)[0] if chain_before else None  # line-0 sorts first
     fingerprint = PublicKey(unb64url(central.head(b.store.chain)["public_key"])).fingerprint
     admin = {"user_id": "site.admin", "name": "Site Admin", "role": "admin"}
     # Records ahead of the decision in the same batch keep its transaction busy (ledger rows, inbox rows)
@@ -114,9 +119,11 @@ def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pas
                                       "fingerprint": fingerprint, "reason": "terminal stolen"})
     synced_b = b.store.head().seq
     b.store.append_many([("note.added", {"i": i}) for i in range(5)])
+    if before is not None:
+        push_more(central, clock, [before], 300)
     sync_a.sync_once()
     sync_b.sync_once()
-    central._the_ingestor()._after = ""  # this pass checks line-a (the decision), then line-b (its target)
+    central._the_ingestor()._after = ""  # this pass checks [line-0,] line-a (the decision), then line-b
     done = threading.Event()
     worker = threading.Thread(target=lambda: (central.ingest_all(batch=2000), done.set()), daemon=True)
     worker.start()
@@ -126,4 +133,33 @@ def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pas
     assert head["status"] == "revoked" and int(head["revoked_after_seq"]) == synced_b
     after = [q for q in central.quarantine() if q["chain"] == b.store.chain]
     assert len(after) == 5 and all(q["reason"] == "after revocation" for q in after)  # kept, never dropped
+    if before is not None:
+        assert_each_ledger_is_its_chain(central, clock, [before])
     a.close(), b.close()
+
+
+@pytest.mark.req("A11-16")
+def test_a_chain_whose_head_is_locked_elsewhere_is_ingested_once_the_lock_goes(pg_database, tmp_path, clock):
+    """An admin's decision holds a chain's head for a moment: the commit thread does not wait to open that
+    chain ahead (it never waits for a lock); the worker opens it itself, waits its turn, and ingests it."""
+    from sqlalchemy import text
+
+    from storage.central import CentralStore
+    from tests.storage.conftest import central_key
+
+    central = CentralStore.open(pg_database, clock, central_key(tmp_path), central_time=clock)
+    stores = kiosks(tmp_path, central, clock)  # line-0, line-1, line-2: line-2 is opened ahead
+    push_more(central, clock, stores, 30)
+    waiting = central.inbox_count()
+    held = central.engine.connect()
+    tx = held.begin()
+    held.execute(text("SELECT * FROM chain_heads WHERE chain = 'line-2:1' FOR UPDATE"))
+    timer = threading.Timer(1.0, tx.commit)
+    timer.start()
+    central._the_ingestor()._after = ""
+    report = central.ingest_all(batch=10)
+    timer.join()
+    held.close()
+    assert report.ingested == waiting and central.inbox_count() == 0 and central.quarantine() == []
+    assert_each_ledger_is_its_chain(central, clock, stores)
+    central.close()
