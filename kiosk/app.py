@@ -85,7 +85,7 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
         projectors=[directory_projector], txn_reader=TransactionDirectory,
         registration={"site": config.site.name, "location": config.device.location},
     )
-    directory = LocalDirectory(store.read_engine())
+    directory = LocalDirectory(store.read_engine(), store.cached_documents)
     auth = AuthService(
         store, directory, clock,
         hasher=hasher or hasher_for(config),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
@@ -110,8 +110,9 @@ class LocalDirectory:
     block the writer, and each statement sees the latest commit).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cached_reads: "Callable[[list], list] | None" = None) -> None:
         self.engine = engine
+        self._cached_reads = cached_reads  # the store's write-connection reads (see get_many)
         self._local = threading.local()
         self._opened: list = []
         self._opened_lock = threading.Lock()
@@ -141,7 +142,14 @@ class LocalDirectory:
         return None if row is None else load_doc(row[0])
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
-        """One statement for several point reads (the sign-in path needs four)."""
+        """One statement for several point reads: the sign-in path's four.
+
+        An append follows them on the store's write lock, so, when the store
+        offers it, they go through its write connection's document cache
+        (``LocalStore.cached_documents``), which the last signature filled.
+        """
+        if self._cached_reads is not None:
+            return self._cached_reads(list(wanted))
         return _get_many(self._db().driver_connection, wanted)
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:

@@ -244,21 +244,49 @@ class LocalStore:
         self._docs.clear()
         self._data_version = None
 
+    def cached_documents(self, wanted: Sequence[tuple[str, str]]) -> list[Any]:
+        """Directory point reads through the write connection and what it remembers.
+
+        For reads an append follows on the same lock (signing in, signing): the
+        last transaction left these documents in the cache, whereas a read
+        connection finds its page cache dropped by that commit and reads the
+        pages again. Documents handed out are shared: callers must not change them.
+        """
+        if self._txn_reader is None:
+            raise TypeError("this store was opened without a transaction reader")
+        try:
+            with self._write_lock:
+                db = self._writer().driver_connection
+                try:
+                    self._revalidate(db)
+                    return self._txn_reader(db, self._docs).get_many(wanted)
+                except BaseException:
+                    self._forget()
+                    raise
+        except WRITE_ERRORS as exc:
+            raise explain_operational_error(exc, self.path) from None
+
+    def _writer(self) -> Any:
+        if self._write_conn is None:
+            self._write_conn = self._write.raw_connection()  # the engine's connect hook sets WAL, FULL, busy timeout
+        return self._write_conn
+
+    def _revalidate(self, db: sqlite3.Connection) -> None:
+        """Under the write lock: has anyone else committed since the cache was last checked?"""
+        (version,) = db.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version or len(self._docs) > _MAX_CACHED_DOCS:
+            self._forget()
+            self._data_version = version
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT on the DB-API connection (the caller holds the write lock)."""
-        if self._write_conn is None:
-            self._write_conn = self._write.raw_connection()  # the engine's connect hook sets WAL, FULL, busy timeout
-        proxy = self._write_conn
+        proxy = self._writer()
         db: sqlite3.Connection = proxy.driver_connection
         committing = False
         try:
             db.execute("BEGIN IMMEDIATE")
-            # Under the write lock: has anyone else committed since our last transaction?
-            (version,) = db.execute("PRAGMA data_version").fetchone()
-            if version != self._data_version or len(self._docs) > _MAX_CACHED_DOCS:
-                self._forget()
-                self._data_version = version
+            self._revalidate(db)
             yield db
             committing = True
             db.execute("COMMIT")

@@ -56,6 +56,23 @@ def test_an_account_deactivated_by_another_process_is_seen_by_the_signing_transa
     assert not any(r.type == "step.signed" for r in kiosk.store.iter_rows())
 
 
+@pytest.mark.req("P11-10d")
+def test_the_sign_in_reads_see_an_account_deactivated_by_another_process(kiosk, floor, clock, config):
+    """The password check reads the account through the write connection's memory (the last signature
+    left it there); a deactivation another process committed since must be what that check sees."""
+    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))  # jane's account remembered
+    prepared = kiosk.signing.prepare("B-2", "line-clearance", "Performed", {"area_clear": "yes"})
+    other = build_kiosk(config, kiosk.data_dir, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
+    try:
+        other.auth.update_user(ACTOR, "jane.op", reason="left the company", status="deactivated")
+    finally:
+        other.close()
+    with pytest.raises(SigningError, match="deactivated"):  # refused at the password check, not later
+        kiosk.signing.sign(prepared, PW)
+    assert [r.type for r in kiosk.store.iter_rows()].count("step.signed") == 1
+
+
 def test_a_batch_signed_through_another_connection_is_not_signed_twice(kiosk, floor, clock, config):
     hasher = DuringArgon2(**CHEAP)
     kiosk.auth.hasher = hasher
