@@ -1,7 +1,6 @@
 import ast
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import zipfile

@@ -21,7 +21,7 @@ from kiosk.config import ConfigError, KioskConfig, load_config
 from kiosk.demo import DEMO_PASSWORD, create_demo
 from kiosk.domain.clock import UTC, FakeClock
 from kiosk.domain.passwords import PasswordHasher
-from kiosk.domain.recipes import RecipeError, parse_recipe_toml
+from kiosk.domain.recipes import RecipeError
 from kiosk.domain.records import RecordError, parse_line, parse_raw
 from kiosk.services.auth import Actor, InvalidInput
 from kiosk.services.signing import SigningError

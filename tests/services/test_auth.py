@@ -207,8 +207,8 @@ def test_failure_counts_survive_a_restart(tmp_path, clock):
 
 @pytest.mark.req("P11-300d")
 def test_unlocking_one_user_leaves_other_counters_alone(kiosk, admin, clock):
-    issued = make_user(kiosk, admin)
-    other = make_user(kiosk, admin, "omar.op", ("operator",), "Omar Operator")
+    make_user(kiosk, admin)
+    make_user(kiosk, admin, "omar.op", ("operator",), "Omar Operator")
     sup = make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
     for _ in range(5):
         clock.advance(60)

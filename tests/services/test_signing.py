@@ -252,7 +252,7 @@ def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, cloc
     config = KioskConfig().replace(session={"full_auth_every_signature": True})
     k = build_kiosk(config, tmp_path / "strict", clock, device_id="line-4",
                     hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
-    issued = k.auth.bootstrap("site.admin", "Ada Admin")
+    k.auth.bootstrap("site.admin", "Ada Admin")
     actor = Actor("site.admin", "Ada Admin", "admin")
     op = k.auth.create_user(actor, "jane.op", "Jane Operator", ["operator"], reason="starter", identity_verified=True)
     clock.advance(31)

@@ -29,7 +29,7 @@ class SigningMachine(RuleBasedStateMachine):
         self.dir = tempfile.TemporaryDirectory()
         self.kiosk = build_kiosk(KioskConfig(), Path(self.dir.name) / "d", self.clock, device_id="sm-1",
                                  hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
-        admin = self.kiosk.auth.bootstrap("site.admin", "Ada Admin")
+        self.kiosk.auth.bootstrap("site.admin", "Ada Admin")
         actor = Actor("site.admin", "Ada Admin", "admin")
         self.secrets = {}
         for uid in PEOPLE:
