@@ -177,6 +177,7 @@ class AuthService:
         # A terminal of a site with a central store works only once the site approved it (the UI shows the
         # device status screen; this is the same rule where it counts).
         self.registration_required = registration_required
+        self._opened: dict[tuple[str, str], str] = {}  # see _stored_hash
 
     # -- reading -------------------------------------------------------------
     @property
@@ -391,7 +392,7 @@ class AuthService:
             self.hasher.verify_dummy(password)
             return self._fail(key, None, "unknown_user", user_state, device_state, now)
         try:
-            stored = self.box.decrypt(f"password:{uid}", doc["credential"])
+            stored = self._stored_hash(uid, doc["credential"])
         except SecretBoxError:
             self.hasher.verify_dummy(password)
             raise AuthError("this kiosk cannot read the stored credentials (wrong site key); ask a site admin") from None
@@ -413,6 +414,21 @@ class AuthService:
             self._record_failure(uid, doc, "deactivated", user_state, device_state, now, count=False)
             return AuthResult(False, DEACTIVATED)
         return AuthResult(True, "ok", view(doc), totp_step, tuple(components))
+
+    def _stored_hash(self, uid: str, credential: str) -> str:
+        """The account's argon2 hash, opened from its sealed credential (on the signing path).
+
+        Each opened credential is kept, keyed by the user and the sealed text itself, so a new password
+        (a new sealed text) or a credential moved to another account is opened, and checked, afresh.
+        Keeping it exposes nothing new: the site key that opens it is in this process's memory anyway.
+        """
+        stored = self._opened.get((uid, credential))
+        if stored is None:
+            stored = self.box.decrypt(f"password:{uid}", credential)
+            if len(self._opened) >= 256:
+                self._opened.clear()
+            self._opened[(uid, credential)] = stored
+        return stored
 
     def badge_holder(self, badge: str, password: str) -> str | None:
         """The user id a badge belongs to. An unknown or revoked badge is a failed attempt

@@ -260,3 +260,27 @@ def test_require_role_needs_an_active_user_acting_in_a_role_they_hold(kiosk, adm
         kiosk.auth.require_role(actor, "qa", "supervisor")
     with pytest.raises(NotPermitted):
         kiosk.auth.require_role(Actor("nobody", "No Body", "admin"), "admin")
+
+
+@pytest.mark.req("P11-300a")
+@pytest.mark.req("A11-12")
+def test_a_credential_copied_to_another_account_does_not_open_even_after_it_was_opened(kiosk, admin, clock):
+    """Opened credentials are kept for the signing path; the copy under another user id must still be
+    opened (and refused) on its own, never served from what jane's login left behind."""
+    import json
+    import sqlite3
+
+    from kiosk.services.auth import AuthError
+
+    jane = make_user(kiosk, admin)
+    omar = make_user(kiosk, admin, "omar.op", ("operator",), "Omar Operator")
+    assert login(kiosk, clock, "jane.op", jane.temporary_password, jane).ok
+    db = sqlite3.connect(kiosk.data_dir / "kiosk.db")
+    (jane_doc,) = db.execute("SELECT doc FROM directory WHERE kind = 'user' AND key = 'jane.op'").fetchone()
+    (omar_doc,) = db.execute("SELECT doc FROM directory WHERE kind = 'user' AND key = 'omar.op'").fetchone()
+    forged = {**json.loads(omar_doc), "credential": json.loads(jane_doc)["credential"]}
+    with db:
+        db.execute("UPDATE directory SET doc = ? WHERE kind = 'user' AND key = 'omar.op'", (json.dumps(forged),))
+    db.close()
+    with pytest.raises(AuthError, match="cannot read the stored credentials"):
+        login(kiosk, clock, "omar.op", jane.temporary_password, omar)
