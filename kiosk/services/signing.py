@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from kiosk.domain import batches as bx
 from kiosk.domain.audit import actor as actor_body, target
-from kiosk.domain.clock import Clock, format_ts, local_time
+from kiosk.domain.clock import Clock, format_ts, local_time, parse_ts
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
 from kiosk.domain.recipes import (InvalidValue, Meaning, Recipe, RecipeError, check_values, normalize_values,
@@ -39,9 +39,13 @@ class Manifestation:
     role: str
     meaning: str
     signed_at: str      # UTC
-    site_time: str      # in the site zone
     tz: str
     device: str
+
+    @property
+    def site_time(self) -> str:
+        """The signing time in the site zone, as the dialog shows it (the record keeps UTC and the zone)."""
+        return local_time(parse_ts(self.signed_at), self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
     def body(self) -> dict[str, str]:
         return {"printed_name": self.printed_name, "user_id": self.user_id, "role": self.role,
@@ -368,11 +372,8 @@ class SigningService:
             raise SigningError(f"{user.printed_name} must change their password before signing (log in to change it)")
 
     def _manifestation(self, user: UserView, role: str, meaning: str) -> Manifestation:
-        now = self.clock.now()
-        site = local_time(now, self.clock.zone)
-        return Manifestation(user.printed_name, user.user_id, role, meaning, format_ts(now),
-                             site.strftime("%Y-%m-%d %H:%M:%S %Z"), self.clock.zone,
-                             self.store.chain.rpartition(":")[0])
+        return Manifestation(user.printed_name, user.user_id, role, meaning, format_ts(self.clock.now()),
+                             self.clock.zone, self.store.chain.rpartition(":")[0])
 
     def _role_for(self, user: UserView, allowed: Iterable[str]) -> str:
         allowed = tuple(allowed)
