@@ -20,7 +20,7 @@ into the user-id field afterwards discards the badge.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -265,7 +265,43 @@ class IdleWarning(KioskModal[None]):
         self.dismiss(None)
 
 
-class CredentialsDialog(KioskModal[Credentials | None]):
+ResultT = TypeVar("ResultT")
+
+
+class _CredentialsModal(KioskModal[ResultT]):
+    """What every credentials dialog does around its form: focus, messages, OK and Cancel.
+
+    A subclass composes the dialog (a ``CredentialsForm`` with id ``form``, a ``#message`` line, ``#ok``
+    and ``#cancel`` buttons) and says in ``on_credentials`` what happens with what was entered.
+    """
+
+    def on_mount(self) -> None:
+        self.query_one(CredentialsForm).focus_first()
+
+    def show_message(self, text: str) -> None:
+        self.query_one("#message", Static).update(safe_text(text))
+
+    @on(FormProblem)
+    def _problem(self, event: FormProblem) -> None:
+        self.show_message(event.text)
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.query_one(CredentialsForm).submit()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(CredentialsForm.Submitted)
+    def _submitted(self, event: CredentialsForm.Submitted) -> None:
+        self.on_credentials(event.credentials)
+
+    def on_credentials(self, credentials: Credentials) -> None:
+        raise NotImplementedError
+
+
+class CredentialsDialog(_CredentialsModal[Credentials | None]):
     """Ask for credentials (sign, witness, re-authenticate). None = cancelled/not signed.
 
     ``user_id`` fixes the user (e.g. "password only" for a later signature in
@@ -303,33 +339,11 @@ class CredentialsDialog(KioskModal[Credentials | None]):
                 yield Button(self._ok_label, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
 
-    def on_mount(self) -> None:
-        self.query_one(CredentialsForm).focus_first()
-
-    def show_message(self, text: str) -> None:
-        self.query_one("#message", Static).update(safe_text(text))
-
-    @on(FormProblem)
-    def _problem(self, event: FormProblem) -> None:
-        self.show_message(event.text)
-
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        self.query_one(CredentialsForm).submit()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(CredentialsForm.Submitted)
-    def _submitted(self, event: CredentialsForm.Submitted) -> None:
-        self.on_credentials(event.credentials)
-
     def on_credentials(self, credentials: Credentials) -> None:
         self.dismiss(credentials)
 
 
-class AdminExitDialog(KioskModal[str | None]):
+class AdminExitDialog(_CredentialsModal[str | None]):
     """Exit the kiosk: an administrator's user id and password, checked by ``verify``.
 
     ``verify(user_id, password) -> bool`` is the services' ``verify_admin_exit``;
@@ -354,32 +368,13 @@ class AdminExitDialog(KioskModal[str | None]):
                 yield Button("Exit kiosk", variant="error", id="ok")
                 yield Button("Cancel", id="cancel")
 
-    def on_mount(self) -> None:
-        self.query_one(CredentialsForm).focus_first()
-
-    def show_message(self, text: str) -> None:
-        self.query_one("#message", Static).update(safe_text(text))
-
-    @on(FormProblem)
-    def _problem(self, event: FormProblem) -> None:
-        self.show_message(event.text)
-
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        self.query_one(CredentialsForm).submit()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(CredentialsForm.Submitted)
-    def _submitted(self, event: CredentialsForm.Submitted) -> None:
+    def on_credentials(self, credentials: Credentials) -> None:
         if self._busy:
             return
         self._busy = True
         self.query_one("#ok", Button).disabled = True
         self.show_message("Checking…")
-        self._check(event.credentials.user_id, event.credentials.password)
+        self._check(credentials.user_id, credentials.password)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="admin-exit")
     def _check(self, user_id: str, password: str) -> None:
