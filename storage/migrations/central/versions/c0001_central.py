@@ -85,7 +85,7 @@ def upgrade() -> None:
                 op.execute(f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
                            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
         else:
-            op.execute(f"""
+            op.execute("""
                 CREATE OR REPLACE FUNCTION kiosk_append_only() RETURNS trigger AS $$
                 BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql""")
             op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
