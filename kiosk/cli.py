@@ -129,8 +129,8 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
             # A fresh site key here would seal nothing the site's other terminals can read, and open nothing
             # the central directory holds: a terminal joining a site gets the site's key installed.
             raise fail(f"{directory / SITE_KEY_FILE}: missing. This terminal syncs with a central store, so it "
-                       "joins an existing site: install the site's key file there (mode 0600) before the first "
-                       "start (docs/admin-guide.md, 'Site key').")
+                       "joins an existing site: install the site's key file before the first start, with "
+                       f"`kiosk admin site-key install FILE --data-dir {directory}` (docs/admin-guide.md, 'Site key').")
         epoch = next_epoch_from(cfg.sync.central_url, clock) if cfg.sync.central_url else 1
         kiosk = build_kiosk(cfg, directory, clock, epoch=epoch)
     except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:

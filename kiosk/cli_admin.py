@@ -175,6 +175,68 @@ def unlock_user(
     typer.echo(f"{view.user_id} is {view.status}; the unlock is recorded and supervisors are alerted.")
 
 
+site_key_app = typer.Typer(help="The site key that seals passwords and TOTP secrets: create, install, check.",
+                           no_args_is_help=True)
+app.add_typer(site_key_app, name="site-key")
+
+
+@site_key_app.command("create")
+def site_key_create(
+    out: Annotated[Path, typer.Option("--out", help="Key file to create (mode 0600; never overwritten).")],
+) -> None:
+    """Create a new site's key, once per site; then install the same file on every terminal of the site."""
+    from kiosk.cli import fail
+    from storage.keyfile import KeyFileError
+    from storage.sitekey import site_key_check, write_site_key_file
+
+    try:
+        key = write_site_key_file(out)
+    except KeyFileError as exc:
+        raise fail(str(exc))
+    typer.echo(f"site key written: {out} (mode 0600)\ncheck value: {site_key_check(key)}\n"
+               "Keep a copy offline like the central key: without it no terminal opens the sealed passwords.\n"
+               f"Install it on each terminal: kiosk admin site-key install {out} --data-dir DIR")
+
+
+@site_key_app.command("install")
+def site_key_install(
+    source: Annotated[Path, typer.Argument(help="The site's key file (mode 0600).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Install the site's key in this terminal's data directory, before its first start."""
+    from kiosk.cli import fail
+    from kiosk.paths import resolve_data_dir
+    from storage.keyfile import KeyFileError
+    from storage.sitekey import install_site_key, site_key_check
+
+    directory = resolve_data_dir(data_dir)
+    try:
+        key, copied = install_site_key(source, directory)
+    except KeyFileError as exc:
+        raise fail(str(exc))
+    done = "installed" if copied else "already installed (the same key)"
+    typer.echo(f"site key {done} in {directory}\ncheck value: {site_key_check(key)}")
+
+
+@site_key_app.command("check")
+def site_key_show_check(
+    data_dir: DataDir = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="A key file instead of a data directory.")] = None,
+) -> None:
+    """Print the check value of a terminal's (or a file's) site key, to compare with the admin's copy."""
+    from kiosk.cli import fail
+    from kiosk.paths import resolve_data_dir
+    from storage.keyfile import KeyFileError
+    from storage.sitekey import SITE_KEY_FILE, load_site_key, site_key_check
+
+    path = file if file is not None else resolve_data_dir(data_dir) / SITE_KEY_FILE
+    try:
+        key = load_site_key(path.parent, path.name)
+    except KeyFileError as exc:
+        raise fail(str(exc))
+    typer.echo(f"{path}: check value {site_key_check(key)}")
+
+
 users_app = typer.Typer(help="Users: list, create, change, reset credentials.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

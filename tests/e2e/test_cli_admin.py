@@ -60,3 +60,38 @@ def test_a_terminal_joining_a_site_refuses_to_start_without_the_site_key(tmp_pat
     result = kiosk("run", "--data-dir", str(tmp_path / "k"), "--config", str(cfg))
     assert result.returncode == 2 and "site.key: missing" in result.stderr and "install the site's key" in result.stderr
     assert not (tmp_path / "k" / "device.key").exists()  # nothing was created before the refusal
+
+
+@pytest.mark.req("A11-12")
+def test_a_site_key_is_created_once_installed_on_terminals_and_compared_by_its_check_value(tmp_path):
+    import os
+    import stat
+
+    key_file = tmp_path / "site.key"
+    made = kiosk("admin", "site-key", "create", "--out", str(key_file))
+    assert made.returncode == 0, made.stderr
+    key = key_file.read_bytes()
+    assert len(key) == 32 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    check = made.stdout.split("check value: ")[1].split()[0]
+    assert key.hex() not in made.stdout and check in made.stdout  # the key itself is never printed
+    again = kiosk("admin", "site-key", "create", "--out", str(key_file))
+    assert again.returncode == 2 and "refusing to replace" in again.stderr and key_file.read_bytes() == key
+    # Two terminals get the same key and show the same check value as the admin's copy.
+    for name in ("line-1", "line-2"):
+        done = kiosk("admin", "site-key", "install", str(key_file), "--data-dir", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        installed = tmp_path / name / "site.key"
+        assert installed.read_bytes() == key and stat.S_IMODE(installed.stat().st_mode) == 0o600
+        shown = kiosk("admin", "site-key", "check", "--data-dir", str(tmp_path / name))
+        assert shown.returncode == 0 and check in shown.stdout
+    same = kiosk("admin", "site-key", "install", str(key_file), "--data-dir", str(tmp_path / "line-1"))
+    assert same.returncode == 0 and "already installed" in same.stdout
+    # Another site's key is never installed over this one; a key file others can read is refused.
+    other = tmp_path / "other.key"
+    assert kiosk("admin", "site-key", "create", "--out", str(other)).returncode == 0
+    clash = kiosk("admin", "site-key", "install", str(other), "--data-dir", str(tmp_path / "line-1"))
+    assert clash.returncode == 2 and "never replaced" in clash.stderr
+    assert (tmp_path / "line-1" / "site.key").read_bytes() == key
+    os.chmod(other, 0o644)
+    loose = kiosk("admin", "site-key", "install", str(other), "--data-dir", str(tmp_path / "line-3"))
+    assert loose.returncode == 2 and "chmod 600" in loose.stderr and not (tmp_path / "line-3" / "site.key").exists()
