@@ -89,8 +89,9 @@ class RawLimit:
 class StatementFloor:
     """The SQL one signing event issues today, on a store with the real schema, raw sqlite3, no rule logic.
 
-    Sign: the account, the terminal's status and both failure counters in one
-    read. Transaction: BEGIN IMMEDIATE, PRAGMA data_version (nobody else wrote,
+    Sign: the account, the terminal's status and both failure counters, read
+    through the write connection's cache (one PRAGMA data_version when nobody
+    else wrote, as here). Transaction: BEGIN IMMEDIATE, PRAGMA data_version (nobody else wrote,
     so the head, the account and the batch are known without reading them),
     INSERT record (Ed25519-signed), DELETE draft, upsert batch, UPDATE head,
     COMMIT. Whatever a signing event costs above this is Python rule logic;
@@ -118,9 +119,7 @@ class StatementFloor:
     def once(self) -> tuple[float, float]:
         """Wall and CPU seconds of one event's statements."""
         db, start, cpu = self.db, time.perf_counter(), time.thread_time()
-        db.execute("SELECT kind, key, doc FROM directory WHERE (kind = 'device' AND key = ?) OR "
-                   "(kind = 'failures.id' AND key = 'u') OR (kind = 'failures.device' AND key = ?) OR "
-                   "(kind = 'user' AND key = 'u')", (self.chain, self.chain)).fetchall()
+        db.execute("PRAGMA data_version").fetchone()
         db.execute("BEGIN IMMEDIATE")
         db.execute("PRAGMA data_version").fetchone()
         self.seq += 1
