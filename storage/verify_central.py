@@ -126,18 +126,9 @@ def verify_segment(url: str, chain: str, lo: int, hi: int, key_raw: bytes) -> tu
     error = None
     try:
         for seq, digest, raw, sig, rid, rtype, ts, kid in _stream(read_engine(url), chain, lo, hi):
-            signed = verifier.feed(_as_bytes(raw), _as_bytes(sig), seq)  # raises before keeping anything
-            record = signed.record
-            problem = None
-            if signed.hash != _as_bytes(digest):
-                problem = "stored hash column differs from the record bytes"
-            elif (rid, rtype, ts, kid) != (record.id, record.type, record.ts, record.kid):
-                problem = "indexed columns (id, type, ts, kid) differ from the record bytes"
-            if problem:
-                del verifier.hashes[-32:]  # this record is the first bad one: hand back only those before it
-                if verifier.pending_checkpoints and verifier.pending_checkpoints[-1][0] == seq:
-                    verifier.pending_checkpoints.pop()
-                raise BrokenLink(where_of(chain, seq), problem)
+            # Raises before keeping anything of a bad record: what is handed back is the records before it.
+            verifier.feed(_as_bytes(raw), _as_bytes(sig), seq, _as_bytes(digest),
+                          {"id": rid, "type": rtype, "ts": ts, "kid": kid})
     except RecordError as err:
         error = (type(err).__name__, err.where, err.detail)
     return (verifier.first_prev, bytes(verifier.hashes), verifier.pending_checkpoints,

@@ -9,6 +9,7 @@ central registry can pin the key it expects on top of that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.domain.merkle import MerkleFrontier
@@ -92,14 +93,18 @@ class ChainVerifier:
         verifier.frontier = frontier
         return verifier
 
-    def feed(self, raw: bytes, sig: bytes, position: int | None = None, stored_hash: bytes | None = None) -> SignedRecord:
+    def feed(self, raw: bytes, sig: bytes, position: int | None = None, stored_hash: bytes | None = None,
+             stored_columns: Mapping[str, Any] | None = None) -> SignedRecord:
         """Verify the next record. ``position`` is where the store keeps it (its seq column);
         errors name that place, because a tampered record may claim to be another one.
-        ``stored_hash``: the hash the store keeps beside the bytes, which must be theirs."""
+
+        ``stored_hash`` and ``stored_columns`` (e.g. ``{"type": ..., "ts": ...}``): what the store
+        keeps beside the bytes to find records by, which must be the record's own. They are checked
+        once the signature holds, and a mismatch raises before the verifier moves on, like every
+        other fault.
+        """
         where = where_of(self.chain, position if position is not None else self.next_seq)
         record, digest = parse_raw(raw, where)
-        if stored_hash is not None and digest != stored_hash:
-            raise BrokenLink(where, "stored hash column differs from the record bytes")
         if record.chain != self.chain:
             raise BrokenLink(where, f"claims to belong to chain {record.chain}, not {self.chain}")
         if record.seq != self.next_seq:
@@ -117,6 +122,13 @@ class ChainVerifier:
                 raise UnknownKey(where, "the chain's key is not the key enrolled for this device")
             self.key = own
         signed = check_signature(record, raw, digest, sig, self.key, where)
+        # After the signature: bytes edited in place are a bad signature, whatever the columns say.
+        if stored_hash is not None and digest != stored_hash:
+            raise BrokenLink(where, "stored hash column differs from the record bytes")
+        if stored_columns is not None:
+            changed = [name for name, value in stored_columns.items() if getattr(record, name) != value]
+            if changed:
+                raise BrokenLink(where, f"indexed columns ({', '.join(changed)}) differ from the record bytes")
         if record.type == CHECKPOINT:
             if self.segment:
                 body = signed.record.body
