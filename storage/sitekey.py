@@ -55,6 +55,9 @@ def install_site_key(source: Path, data_dir: Path) -> tuple[bytes, bool]:
     sealed with it would no longer open (a terminal of another site gets a fresh data directory).
     """
     source = Path(source)
+    if not source.is_file():
+        raise KeyFileError(f"{source}: no such key file; give the path of the site's key file (made with "
+                           "`kiosk admin site-key create`)")
     key = load_site_key(source.parent, source.name)
     if (Path(data_dir) / SITE_KEY_FILE).exists():
         if load_site_key(data_dir) == key:

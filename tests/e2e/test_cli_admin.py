@@ -92,6 +92,8 @@ def test_a_site_key_is_created_once_installed_on_terminals_and_compared_by_its_c
     clash = kiosk("admin", "site-key", "install", str(other), "--data-dir", str(tmp_path / "line-1"))
     assert clash.returncode == 2 and "never replaced" in clash.stderr
     assert (tmp_path / "line-1" / "site.key").read_bytes() == key
+    missing = kiosk("admin", "site-key", "install", str(tmp_path / "nope.key"), "--data-dir", str(tmp_path / "line-3"))
+    assert missing.returncode == 2 and "no such key file" in missing.stderr
     os.chmod(other, 0o644)
     loose = kiosk("admin", "site-key", "install", str(other), "--data-dir", str(tmp_path / "line-3"))
     assert loose.returncode == 2 and "chmod 600" in loose.stderr and not (tmp_path / "line-3" / "site.key").exists()
