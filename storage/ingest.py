@@ -137,12 +137,17 @@ class _Opened:
         return len(self.rows)
 
     def release(self) -> None:
-        try:
-            self.tx.rollback()
-        except Exception:  # noqa: BLE001 - the connection is gone; the server rolled back
-            pass
-        finally:
-            self.conn.close()
+        _end_quietly(self.tx, self.conn)
+
+
+def _end_quietly(tx: Any, conn: Connection) -> None:
+    """Roll back and close; a connection that is already gone was rolled back by the server."""
+    try:
+        tx.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone; the server rolled back
+        pass
+    finally:
+        conn.close()
 
 
 class _Tail:
@@ -189,22 +194,17 @@ class _Tail:
             self._tx.commit()
         except BaseException as exc:  # noqa: BLE001 - kept for result(), raised in the worker's thread
             self._error = exc
-            try:
-                self._tx.rollback()
-            except Exception:  # noqa: BLE001 - the connection is gone; the server rolled back
-                pass
-        finally:
-            self._conn.close()
+            _end_quietly(self._tx, self._conn)
+            return
+        self._conn.close()
 
     def abandon(self, exc: BaseException) -> None:
         """Roll back without running: another batch failed first (a connection left in COPY would hang)."""
         try:
             self._writer.abort(exc)
-            self._tx.rollback()
         except Exception:  # noqa: BLE001 - the error being raised is the one to report
             pass
-        finally:
-            self._conn.close()
+        _end_quietly(self._tx, self._conn)
 
     def result(self) -> _Outcome | None:
         if self._error is None:
