@@ -176,7 +176,7 @@ def run_workers(specs: list[tuple[str, str]]) -> Run:
 
 
 # -- the measurements ----------------------------------------------------------
-def raw_verify(tmp: Path, rows, processes: int) -> float:
+def raw_verify(tmp: Path, rows, processes: int) -> Run:
     from kiosk.domain.keys import unb64url
     from kiosk.domain.records import parse_raw
 
@@ -213,7 +213,7 @@ def raw_copy(rows) -> float:
         return len(values) / (time.perf_counter() - start)
 
 
-def ingest(tmp: Path, rows, workers: int) -> float:
+def ingest(tmp: Path, rows, workers: int) -> Run:
     from kiosk.domain.clock import FakeClock
     from storage.central import CentralStore
     from storage.keyfile import load_or_create_central_key

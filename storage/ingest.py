@@ -40,6 +40,7 @@ chain that was busy itself.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ class Ingestor:
                         ahead = self._opened.rows_read if self._opened is not None else per_chain
                         limit = min(per_chain, budget - ahead)
                         if after is not None and limit > 0:
-                            tail.start(after, lambda: self._open_chain(after, limit, ahead=True))
+                            tail.start(after, functools.partial(self._open_chain, after, limit, ahead=True))
                         else:
                             tail.start()
                         self._tail = tail
@@ -322,12 +323,10 @@ class Ingestor:
         """The chain opened ahead, if it is this one; one opened for another (the pass changed) is let go."""
         if self._opened is None and self._tail is not None and self._tail.ahead == chain:
             report.add(self.settle())  # a chain was skipped: the thread is opening this one now
+        if self._opened is not None and self._opened.chain != chain:
+            self._release_opened(report)
         opened, self._opened = self._opened, None
-        if opened is None or opened.chain == chain:
-            return opened
-        self._opened = opened
-        self._release_opened(report)
-        return None
+        return opened
 
     def _release_opened(self, report: _Counts) -> None:
         """A chain opened ahead and not checked: its transaction ends, the rows wait for the next pass."""
@@ -392,8 +391,7 @@ class Ingestor:
                 conn.close()
                 return _Done(chain, outcome)
         except BaseException:
-            tx.rollback()
-            conn.close()
+            _end_quietly(tx, conn)
             raise
         return _Opened(chain, conn, tx, head, rows)
 

@@ -177,7 +177,7 @@ class AuthService:
         # A terminal of a site with a central store works only once the site approved it (the UI shows the
         # device status screen; this is the same rule where it counts).
         self.registration_required = registration_required
-        self._opened: dict[tuple[str, str], str] = {}  # see _stored_hash
+        self._credentials: dict[tuple[str, str], str] = {}  # opened credentials, see _stored_hash
 
     # -- reading -------------------------------------------------------------
     @property
@@ -422,12 +422,12 @@ class AuthService:
         (a new sealed text) or a credential moved to another account is opened, and checked, afresh.
         Keeping it exposes nothing new: the site key that opens it is in this process's memory anyway.
         """
-        stored = self._opened.get((uid, credential))
+        stored = self._credentials.get((uid, credential))
         if stored is None:
             stored = self.box.decrypt(f"password:{uid}", credential)
-            if len(self._opened) >= 256:
-                self._opened.clear()
-            self._opened[(uid, credential)] = stored
+            if len(self._credentials) >= 256:
+                self._credentials.clear()
+            self._credentials[(uid, credential)] = stored
         return stored
 
     def badge_holder(self, badge: str, password: str) -> str | None:
