@@ -39,13 +39,16 @@ chain that was busy itself.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from psycopg.adapt import PyFormat
 from psycopg.copy import LibpqWriter
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -149,6 +152,24 @@ def _end_quietly(tx: Any, conn: Connection) -> None:
         pass
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector waits while a batch is checked.
+
+    A batch builds thousands of short-lived objects and keeps its records until
+    it commits, and every collection meanwhile walks them again: ~4 µs per
+    record, 3% of a worker (bench_ingest). Checking makes no reference cycles
+    and a batch is bounded, so nothing accumulates.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Tail:
@@ -400,7 +421,8 @@ class Ingestor:
         chain, conn, outcome = opened.chain, opened.conn, _Outcome()
         writer = _LedgerWriter(conn, chain, format_ts(self.store.clock.now()), self.pg)
         try:
-            self._check_rows(conn, chain, opened.head, opened.rows, outcome, writer)
+            with _collector_paused():
+                self._check_rows(conn, chain, opened.head, opened.rows, outcome, writer)
         except BaseException as exc:
             writer.abort(exc)
             opened.release()
@@ -586,6 +608,9 @@ class _LedgerWriter:
             return
         if self._copy is None:
             self._cursor = self.driver.cursor()
+            # Looked up by the bytea type, psycopg's dumper is its DB-API Binary one, written in Python; the C
+            # dumper for bytes puts the same bytes on the wire (~1 µs less per row).
+            self._cursor.adapters.register_dumper(bytes, self._cursor.adapters.get_dumper(bytes, PyFormat.BINARY))
             # Binary: the bytea columns go as they are, not as hex text (half the client's cost per row).
             self._ctx = self._cursor.copy(f"COPY ledger ({self.COLUMNS}) FROM STDIN (FORMAT BINARY)",
                                           writer=_ChunkedWriter(self._cursor))

@@ -208,8 +208,12 @@ def _decode_full(text: str, data: bytes) -> Any:
 _NOT_PLAIN = object()
 
 
-def _plain(value: Any) -> bool:
-    """No floats and no integer outside I-JSON, at any depth (what orjson parses but the profile refuses)."""
+_PLAIN_DEPTH = MAX_DEPTH  # items of a container this deep are past the limit: the full path decides
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """No floats, no integer outside I-JSON (what orjson parses but the profile refuses), and no
+    container nested ``_PLAIN_DEPTH`` deep; each of these goes to the full path, which names the fault."""
     kind = type(value)
     if kind is dict:
         items = value.values()
@@ -219,28 +223,30 @@ def _plain(value: Any) -> bool:
         return -_MAX_INT <= value <= _MAX_INT
     else:
         return kind is not float
+    if depth >= _PLAIN_DEPTH:
+        return False
     for item in items:
         kind = type(item)
         if kind is str or item is None or kind is bool:
             continue
-        if not _plain(item):
+        if not _plain(item, depth + 1):
             return False
     return True
 
 
 def _decode_plain(data: bytes) -> Any:
-    """Fast path for the common record: ASCII only and at most MAX_DEPTH brackets in all.
+    """Fast path for the common record: ASCII only, nested less than MAX_DEPTH deep.
 
     Ingest and verify are bound by this and Ed25519, so it matters. It
     returns a value only when re-encoding reproduces ``data`` exactly, and
     that alone proves the value is inside the profile: an ASCII output means
     every string is ASCII (so NFC, no surrogates, no astral keys); equal bytes
     means no duplicate key was collapsed and no number was written in another
-    form; ``_plain`` refuses floats and out-of-range integers; the bracket
-    count bounds the depth. Anything else (including every error) goes
-    through the full path, which names the fault.
+    form; ``_plain`` refuses floats, out-of-range integers and deep nesting.
+    Anything else (including every error, and anything nested past orjson's
+    own limit) goes through the full path, which names the fault.
     """
-    if not data.isascii() or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+    if not data.isascii():
         return _NOT_PLAIN
     try:
         value = orjson.loads(data)

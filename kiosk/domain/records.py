@@ -133,7 +133,7 @@ class Record:
             missing = sorted(_FIELD_SET - keys)
             extra = sorted(keys - _FIELD_SET)
             raise MalformedRecord(where, f"fields wrong (missing {missing}, unexpected {extra})")
-        if obj["v"] != VERSION:
+        if obj["v"] != VERSION or type(obj["v"]) is not int:  # true == 1 in Python, not in the format
             raise MalformedRecord(where, f"record version {obj['v']!r} is not supported")
         # chain, type, tz and kid repeat from record to record: each distinct combination is checked once.
         header = (obj["chain"], obj["type"], obj["tz"], obj["kid"])
@@ -156,8 +156,11 @@ class Record:
             raise MalformedRecord(where, str(exc)) from None
         if not isinstance(obj["body"], dict):
             raise MalformedRecord(where, "body must be a JSON object")
-        return cls(chain=obj["chain"], seq=seq, prev=obj["prev"], id=obj["id"], type=obj["type"], ts=obj["ts"],
-                   tz=obj["tz"], kid=obj["kid"], body=obj["body"], v=obj["v"])
+        # Every field is checked and the keys are exactly the fields: the frozen instance is filled in one step,
+        # not by __init__'s ten object.__setattr__ calls (ingest and verify build one per record; it halves this).
+        record = object.__new__(cls)
+        record.__dict__.update(obj)
+        return record
 
 
 _FIELD_SET = frozenset(FIELDS)

@@ -148,3 +148,15 @@ def test_fast_profile_check_keeps_the_depth_limit(depth):
         for _ in range(depth):
             value = {"k": value}
         assert _outcome(canonical._profile_check, value) == _outcome(lambda v: canonical._check(v, "$", 0), value)
+
+
+@pytest.mark.parametrize("depth", [29, 30, 31, 32, 33, 34, 40])
+def test_decode_fast_path_keeps_the_depth_limit(depth):
+    """The fast path bounds nesting itself; deep bytes get exactly the full path's answer."""
+    from kiosk.domain import canonical
+
+    for leaf in (b"1", b'"x"', b"{}", b"[]", b"null"):
+        for open_, close in ((b"[", b"]"), (b'{"k":', b"}")):
+            raw = open_ * depth + leaf + close * depth
+            assert _outcome(canonical.decode, raw) == _outcome(
+                lambda r: canonical._decode_full(r.decode(), r), raw)

@@ -81,6 +81,29 @@ def test_a_header_field_with_a_trailing_newline_is_refused(clock, field):
         Record.from_obj(obj, "record")
 
 
+def test_a_parsed_record_equals_the_one_built_field_by_field(clock):
+    """from_obj fills the frozen instance directly; it must be the same value __init__ builds."""
+    from kiosk.domain.records import Record
+
+    signed = make(SigningKey.generate(), clock, body={"n": 1})
+    obj = json.loads(signed.raw)
+    parsed = Record.from_obj(obj, "record")
+    assert parsed == Record(**obj)
+    assert repr(parsed) == repr(Record(**obj)) and parsed.to_obj() == obj
+    with pytest.raises(AttributeError):
+        parsed.seq = 2  # still frozen
+
+
+@pytest.mark.parametrize("version", [True, 2, "1"])
+def test_a_record_version_other_than_the_integer_1_is_refused(clock, version):
+    from kiosk.domain.records import Record
+
+    obj = json.loads(make(SigningKey.generate(), clock).raw)
+    obj["v"] = version
+    with pytest.raises(MalformedRecord, match="version"):
+        Record.from_obj(obj, "record")
+
+
 def test_record_line_round_trips(clock):
     key = SigningKey.generate()
     signed = make(key, clock)
