@@ -17,6 +17,8 @@ second line shows ingest when every record also changes a directory document.
 
 Run: python bench/bench_ingest.py [N [ROUNDS]]   (N records over 4 device chains, default 20000;
      each figure the best of ROUNDS interleaved rounds, default 2)
+     python bench/bench_ingest.py --instructions [N]   (the same work counted by valgrind, not timed;
+     default 4000 records)
 PostgreSQL: $KIOSK_BENCH_PG_URL, else $KIOSK_TEST_PG_URL, else the local test server.
 """
 
@@ -25,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,7 +180,8 @@ def run_workers(specs: list[tuple[str, str]]) -> Run:
 
 
 # -- the measurements ----------------------------------------------------------
-def raw_verify(tmp: Path, rows, processes: int) -> Run:
+def verify_items(rows) -> list[tuple[bytes, bytes, bytes]]:
+    """(public key, record hash, signature) of each record: what the raw verify loop checks."""
     from kiosk.domain.keys import unb64url
     from kiosk.domain.records import parse_raw
 
@@ -184,7 +189,11 @@ def raw_verify(tmp: Path, rows, processes: int) -> Run:
     for chain, seq, _, raw, _ in rows:
         if seq == 1:
             keys[chain] = unb64url(parse_raw(raw)[0].body["public_key"])
-    items = [(keys[chain], digest, sig) for chain, _, digest, _, sig in rows]
+    return [(keys[chain], digest, sig) for chain, _, digest, _, sig in rows]
+
+
+def raw_verify(tmp: Path, rows, processes: int) -> Run:
+    items = verify_items(rows)
     specs = []
     for i in range(processes):
         path = tmp / f"verify-{processes}-{i}.pickle"
@@ -213,7 +222,9 @@ def raw_copy(rows) -> float:
         return len(values) / (time.perf_counter() - start)
 
 
-def ingest(tmp: Path, rows, workers: int) -> Run:
+@contextlib.contextmanager
+def loaded_inbox(tmp: Path, rows):
+    """A fresh database whose inbox holds ``rows`` from approved devices, as kiosks leave it for ingest."""
     from kiosk.domain.clock import FakeClock
     from storage.central import CentralStore
     from storage.keyfile import load_or_create_central_key
@@ -230,8 +241,17 @@ def ingest(tmp: Path, rows, workers: int) -> Run:
         for i in range(0, len(rows), 2000):
             store.push(rows[i:i + 2000])
         store.close()
+        yield url
+
+
+def ingest(tmp: Path, rows, workers: int) -> Run:
+    from kiosk.domain.clock import FakeClock
+    from storage.central import CentralStore
+    from storage.keyfile import load_central_key
+
+    with loaded_inbox(tmp, rows) as url:
         run = run_workers([("ingest", url)] * workers)
-        store = CentralStore(url, FakeClock(), load_or_create_central_key(key_file))
+        store = CentralStore(url, FakeClock(), load_central_key(tmp / "central.key"))
         assert run.done == len(rows) and store.quarantine() == [] and store.inbox_count() == 0, "ingest incomplete"
         store.close()
         return run
@@ -281,8 +301,57 @@ def main(n: int = 20_000, rounds: int = 2) -> None:
           f"{cores}-process verify limit; 2 workers reach {ingest_2 / ceiling:.2f} of that ceiling")
 
 
+# -- instructions: the same work counted, not timed -------------------------------
+VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+
+
+def instructions(mode: str, arg: str) -> int:
+    """User-space instructions one worker process executes, start to exit, all threads (valgrind counts them)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([*VALGRIND, sys.executable, __file__, "--worker", mode, arg], input="go\n",
+                          capture_output=True, text=True, env=env)
+    counted = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode or counted is None:
+        raise SystemExit(f"a worker failed under valgrind:\n{done.stderr[-2000:]}")
+    return int(counted.group(1).replace(",", ""))
+
+
+def instructions_main(n: int = 4000) -> None:
+    """Instructions per record of ingest and of the raw verify loop.
+
+    On a shared 2-core machine the timed ratio moves with the machine (±35%
+    within minutes), and Python code slows more than Ed25519's arithmetic
+    does. The instructions each side executes do not move: they show how much
+    work ingest adds to verification, apart from how fast the CPU runs it.
+    Each figure is the difference of an n- and an n/4-record run, so start-up
+    and teardown cancel out. The kernel's share (e.g. socket I/O) is not counted.
+    """
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt install valgrind)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        counts: dict[str, list[int]] = {"ingest": [], "verify": []}
+        sizes = []
+        for size in (n, n // 4):
+            rows = make_records(tmp / f"records-{size}", size)
+            sizes.append(len(rows))
+            with loaded_inbox(tmp, rows) as url:
+                counts["ingest"].append(instructions("ingest", url))
+            items = tmp / f"verify-{size}.pickle"
+            items.write_bytes(pickle.dumps(verify_items(rows)))
+            counts["verify"].append(instructions("verify", str(items)))
+    per = {name: (big - small) / (sizes[0] - sizes[1]) for name, (big, small) in counts.items()}
+    print(f"instructions per record (valgrind; the worker process, all threads, user space; {sizes[0]:,} and "
+          f"{sizes[1]:,}-record runs differenced)")
+    print(f"ingest, 1 worker {per['ingest']:>14,.0f}    raw Ed25519 verify loop {per['verify']:>12,.0f}    "
+          f"ingest does {per['ingest'] / per['verify']:.2f}x the verify loop's work: at equal speed per "
+          f"instruction, {per['verify'] / per['ingest']:.2f} of the verify-bound limit")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker_main(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--instructions":
+        instructions_main(int(sys.argv[2]) if len(sys.argv) > 2 else 4000)
     else:
         main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 2)

@@ -20,6 +20,19 @@ def test_benchmark_runs_and_prints_its_limit(script, args, tmp_path):
     assert "ratio" in result.stdout
 
 
+def test_ingest_instruction_count_runs_or_names_what_it_needs(tmp_path):
+    """``bench_ingest.py --instructions`` counts with valgrind; without it, it says so instead of failing oddly."""
+    import shutil
+
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_ingest.py"), "--instructions", "100"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    if shutil.which("valgrind") is None:
+        assert result.returncode != 0 and "needs valgrind" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "instructions per record" in result.stdout and "of the verify-bound limit" in result.stdout
+
+
 @pytest.mark.pg
 @pytest.mark.req("A11-16")
 def test_load_profile_smoke_three_kiosks_ten_seconds(tmp_path):
