@@ -27,8 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench._common import report  # noqa: E402
+from bench._common import instructions, need_valgrind, report  # noqa: E402
 
 PG = os.environ.get("KIOSK_BENCH_PG_URL") or os.environ.get(
     "KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -302,20 +300,6 @@ def main(n: int = 20_000, rounds: int = 2) -> None:
 
 
 # -- instructions: the same work counted, not timed -------------------------------
-VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-
-
-def instructions(mode: str, arg: str) -> int:
-    """User-space instructions one worker process executes, start to exit, all threads (valgrind counts them)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([*VALGRIND, sys.executable, __file__, "--worker", mode, arg], input="go\n",
-                          capture_output=True, text=True, env=env)
-    counted = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode or counted is None:
-        raise SystemExit(f"a worker failed under valgrind:\n{done.stderr[-2000:]}")
-    return int(counted.group(1).replace(",", ""))
-
-
 def instructions_main(n: int = 4000) -> None:
     """Instructions per record of ingest and of the raw verify loop.
 
@@ -326,8 +310,7 @@ def instructions_main(n: int = 4000) -> None:
     Each figure is the difference of an n- and an n/4-record run, so start-up
     and teardown cancel out. The kernel's share (e.g. socket I/O) is not counted.
     """
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (Debian: apt install valgrind)")
+    need_valgrind()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         counts: dict[str, list[int]] = {"ingest": [], "verify": []}
@@ -336,10 +319,10 @@ def instructions_main(n: int = 4000) -> None:
             rows = make_records(tmp / f"records-{size}", size)
             sizes.append(len(rows))
             with loaded_inbox(tmp, rows) as url:
-                counts["ingest"].append(instructions("ingest", url))
+                counts["ingest"].append(instructions(__file__, "--worker", "ingest", url, stdin="go\n"))
             items = tmp / f"verify-{size}.pickle"
             items.write_bytes(pickle.dumps(verify_items(rows)))
-            counts["verify"].append(instructions("verify", str(items)))
+            counts["verify"].append(instructions(__file__, "--worker", "verify", str(items), stdin="go\n"))
     per = {name: (big - small) / (sizes[0] - sizes[1]) for name, (big, small) in counts.items()}
     print(f"instructions per record (valgrind; the worker process, all threads, user space; {sizes[0]:,} and "
           f"{sizes[1]:,}-record runs differenced)")

@@ -21,6 +21,8 @@ real parameters and sets it against the limit timed the same way (right after
 an argon2 verify), and shows the floor: the bare statements of one event.
 
 Run: python bench/bench_signing.py [N]
+     python bench/bench_signing.py --instructions [N]   (the event and the limit counted by valgrind, not
+     timed; default 100 events)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyotp  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench._common import percentiles  # noqa: E402
+from bench._common import instructions, need_valgrind, percentiles  # noqa: E402
 from kiosk.demo import DEMO_PASSWORD, create_demo  # noqa: E402
 from kiosk.domain.clock import FakeClock  # noqa: E402
 from kiosk.domain.passwords import PasswordHasher  # noqa: E402
@@ -252,5 +254,65 @@ def main(n: int = 400) -> None:
           f"rest/argon2 = {r50/a50:5.1%} (goal < 5%)")
 
 
+# -- instructions: the same work counted, not timed -------------------------------
+def worker_main(mode: str, k: int, batches: int) -> None:
+    """Run ``k`` of one part of the event (or of the limit) in a process of its own, for valgrind to count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if mode == "limit":
+            raw = RawLimit(Path(tmp) / "raw.db")
+            for _ in range(k):
+                raw.once()
+            raw.close()
+            return
+        floor = Floor(Path(tmp) / "floor", batches, TimedHasher(**CHEAPEST_ARGON2))
+        stored = floor.hasher.hash(DEMO_PASSWORD)
+        statements = StatementFloor(Path(tmp) / "statements",
+                                    json.dumps(floor.kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
+                                    json.dumps(floor.kiosk.signing.batch("B-00000"), ensure_ascii=False))
+        for i in range(1, k + 1):
+            if mode == "statements":
+                statements.once()
+            elif mode == "argon2":
+                floor.hasher.verify(stored, DEMO_PASSWORD)
+            elif mode == "prepare":
+                floor.clock.advance(1)
+                floor.prepare(i)
+            else:
+                floor.event(i)
+        statements.close()
+        floor.kiosk.close()
+
+
+def instructions_main(n: int = 100) -> None:
+    """Instructions per signing event, its parts, and the raw limit.
+
+    Each figure is the difference of an n- and an n/4-event run on the same
+    floor (same demo, same number of batches), so start-up, set-up and
+    teardown cancel out. sign() = event - prepare - argon2 (its cheapest
+    parameters, which the headline subtracts by time). Set against the
+    floor (the same statements, raw), the rest is what the Python around
+    them costs.
+    """
+    need_valgrind()
+    counts: dict[str, list[int]] = {}
+    sizes = (n, n // 4)
+    for mode in ("limit", "statements", "argon2", "prepare", "event"):
+        counts[mode] = [instructions(__file__, "--worker", mode, str(k), str(n + 1)) for k in sizes]
+    per = {mode: (big - small) / (sizes[0] - sizes[1]) for mode, (big, small) in counts.items()}
+    sign = per["event"] - per["prepare"] - per["argon2"]
+    print(f"instructions per signing event (valgrind; user space, all threads; {sizes[0]} and {sizes[1]}-event "
+          f"runs differenced; fsync and other kernel work not counted)")
+    print(f"  limit: raw Ed25519 sign + SQLite insert/commit {per['limit']:>12,.0f}")
+    print(f"  sign() without argon2 {sign:>12,.0f}   ratio {sign / per['limit']:5.2f} of the limit's work")
+    print(f"    of which the statements of one event, raw (the floor) {per['statements']:>12,.0f}; "
+          f"the rules, record and projection in Python {sign - per['statements']:>12,.0f}")
+    print(f"  prepare() {per['prepare']:>12,.0f}   argon2 verify (cheapest parameters) {per['argon2']:>12,.0f}")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 400)
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--instructions":
+        instructions_main(int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 400)

@@ -21,7 +21,7 @@ def test_benchmark_runs_and_prints_its_limit(script, args, tmp_path):
 
 
 def test_ingest_instruction_count_runs_or_names_what_it_needs(tmp_path):
-    """``bench_ingest.py --instructions`` counts with valgrind; without it, it says so instead of failing oddly."""
+    """``--instructions`` counts with valgrind; without it, the bench says so instead of failing oddly."""
     import shutil
 
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_ingest.py"), "--instructions", "100"],
@@ -31,6 +31,15 @@ def test_ingest_instruction_count_runs_or_names_what_it_needs(tmp_path):
         return
     assert result.returncode == 0, result.stderr[-2000:]
     assert "instructions per record" in result.stdout and "of the verify-bound limit" in result.stdout
+
+
+@pytest.mark.parametrize("mode", ["limit", "statements", "argon2", "prepare", "event"])
+def test_signing_instruction_workers_run(mode, tmp_path):
+    """What ``bench_signing.py --instructions`` has valgrind count (each run under valgrind takes a minute,
+    so here the workers run plainly; the counting itself is the ingest bench's, tested above)."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_signing.py"), "--worker", mode, "3", "4"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.mark.pg
