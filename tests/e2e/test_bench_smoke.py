@@ -21,7 +21,7 @@ def test_benchmark_runs_and_prints_its_limit(script, args, tmp_path):
 
 
 def test_ingest_instruction_count_runs_or_names_what_it_needs(tmp_path):
-    """``--instructions`` counts with valgrind; without it, the bench says so instead of failing oddly."""
+    """``bench_ingest.py --instructions`` counts with valgrind; without it, it says so instead of failing oddly."""
     import shutil
 
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_ingest.py"), "--instructions", "100"],
