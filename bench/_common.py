@@ -54,3 +54,9 @@ def instructions(script: str, *args: str, stdin: str = "") -> int:
     if done.returncode or counted is None:
         raise SystemExit(f"a worker failed under valgrind:\n{done.stderr[-2000:]}")
     return int(counted.group(1).replace(",", ""))
+
+
+def differenced(counts: dict[str, list[int]], sizes: list[int] | tuple[int, ...]) -> dict[str, float]:
+    """Per unit of work, from a big and a small run of each (``counts[name] = [big, small]``, ``sizes`` alike):
+    whatever both runs do once (start-up, set-up, teardown) cancels out."""
+    return {name: (big - small) / (sizes[0] - sizes[1]) for name, (big, small) in counts.items()}

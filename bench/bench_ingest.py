@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench._common import instructions, need_valgrind, report  # noqa: E402
+from bench._common import differenced, instructions, need_valgrind, report  # noqa: E402
 
 PG = os.environ.get("KIOSK_BENCH_PG_URL") or os.environ.get(
     "KIOSK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -323,7 +323,7 @@ def instructions_main(n: int = 4000) -> None:
             items = tmp / f"verify-{size}.pickle"
             items.write_bytes(pickle.dumps(verify_items(rows)))
             counts["verify"].append(instructions(__file__, "--worker", "verify", str(items), stdin="go\n"))
-    per = {name: (big - small) / (sizes[0] - sizes[1]) for name, (big, small) in counts.items()}
+    per = differenced(counts, sizes)
     print(f"instructions per record (valgrind; the worker process, all threads, user space; {sizes[0]:,} and "
           f"{sizes[1]:,}-record runs differenced)")
     print(f"ingest, 1 worker {per['ingest']:>14,.0f}    raw Ed25519 verify loop {per['verify']:>12,.0f}    "

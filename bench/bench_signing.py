@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyotp  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench._common import instructions, need_valgrind, percentiles  # noqa: E402
+from bench._common import differenced, instructions, need_valgrind, percentiles  # noqa: E402
 from kiosk.demo import DEMO_PASSWORD, create_demo  # noqa: E402
 from kiosk.domain.clock import FakeClock  # noqa: E402
 from kiosk.domain.passwords import PasswordHasher  # noqa: E402
@@ -255,8 +255,13 @@ def main(n: int = 400) -> None:
 
 
 # -- instructions: the same work counted, not timed -------------------------------
+MODES = ("limit", "statements", "argon2", "prepare", "event")
+
+
 def worker_main(mode: str, k: int, batches: int) -> None:
     """Run ``k`` of one part of the event (or of the limit) in a process of its own, for valgrind to count."""
+    if mode not in MODES:
+        raise SystemExit(f"unknown worker mode {mode!r}; one of {', '.join(MODES)}")
     with tempfile.TemporaryDirectory() as tmp:
         if mode == "limit":
             raw = RawLimit(Path(tmp) / "raw.db")
@@ -264,22 +269,26 @@ def worker_main(mode: str, k: int, batches: int) -> None:
                 raw.once()
             raw.close()
             return
+        # Only the part being counted is set up beyond the floor itself.
         floor = Floor(Path(tmp) / "floor", batches, TimedHasher(**CHEAPEST_ARGON2))
-        stored = floor.hasher.hash(DEMO_PASSWORD)
-        statements = StatementFloor(Path(tmp) / "statements",
-                                    json.dumps(floor.kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
-                                    json.dumps(floor.kiosk.signing.batch("B-00000"), ensure_ascii=False))
-        for i in range(1, k + 1):
-            if mode == "statements":
+        if mode == "statements":
+            statements = StatementFloor(Path(tmp) / "statements",
+                                        json.dumps(floor.kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
+                                        json.dumps(floor.kiosk.signing.batch("B-00000"), ensure_ascii=False))
+            for _ in range(k):
                 statements.once()
-            elif mode == "argon2":
+            statements.close()
+        elif mode == "argon2":
+            stored = floor.hasher.hash(DEMO_PASSWORD)
+            for _ in range(k):
                 floor.hasher.verify(stored, DEMO_PASSWORD)
-            elif mode == "prepare":
-                floor.clock.advance(1)
-                floor.prepare(i)
-            else:
-                floor.event(i)
-        statements.close()
+        else:
+            for i in range(1, k + 1):
+                if mode == "prepare":
+                    floor.clock.advance(1)
+                    floor.prepare(i)
+                else:
+                    floor.event(i)
         floor.kiosk.close()
 
 
@@ -296,9 +305,9 @@ def instructions_main(n: int = 100) -> None:
     need_valgrind()
     counts: dict[str, list[int]] = {}
     sizes = (n, n // 4)
-    for mode in ("limit", "statements", "argon2", "prepare", "event"):
+    for mode in MODES:
         counts[mode] = [instructions(__file__, "--worker", mode, str(k), str(n + 1)) for k in sizes]
-    per = {mode: (big - small) / (sizes[0] - sizes[1]) for mode, (big, small) in counts.items()}
+    per = differenced(counts, sizes)
     sign = per["event"] - per["prepare"] - per["argon2"]
     print(f"instructions per signing event (valgrind; user space, all threads; {sizes[0]} and {sizes[1]}-event "
           f"runs differenced; fsync and other kernel work not counted)")
