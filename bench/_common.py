@@ -46,8 +46,10 @@ def instructions(script: str, *args: str, stdin: str = "") -> int:
     On a shared 2-core machine a timed ratio moves with the machine (+-35%
     within minutes) and Python code slows more than C does; the instructions
     each side executes do not move. Kernel work (fsync, sockets) is not counted.
+    The hash seed is fixed: with a random one, set and dict layouts change
+    from run to run, and so did a signing event's count, by up to 70,000.
     """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
     done = subprocess.run([*VALGRIND, sys.executable, script, *args], input=stdin, capture_output=True, text=True,
                           env=env)
     counted = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)

@@ -66,11 +66,10 @@ class UnknownKey(RecordError):
 def new_uuid7(moment: dt.datetime, random_bytes: Callable[[int], bytes] = os.urandom) -> str:
     """RFC 9562 UUIDv7 from an injected time, so ids sort like the records they name."""
     ms = int(moment.timestamp() * 1000) & ((1 << 48) - 1)
-    rand = int.from_bytes(random_bytes(10), "big")
-    rand_a = rand >> 68 & 0xFFF
-    rand_b = rand & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    h = f"{value:032x}"  # str(uuid.UUID(int=value)), without building the object (once per record)
+    b = bytearray(ms.to_bytes(6, "big") + random_bytes(10))
+    b[6] = 0x70 | (b[6] & 0x0F)   # version 7, then 12 random bits
+    b[8] = 0x80 | (b[8] & 0x3F)   # the RFC variant, then 62 random bits
+    h = b.hex()  # str(uuid.UUID(bytes=b)), without building the object (once per record)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -135,19 +134,7 @@ class Record:
             raise MalformedRecord(where, f"fields wrong (missing {missing}, unexpected {extra})")
         if obj["v"] != VERSION or type(obj["v"]) is not int:  # true == 1 in Python, not in the format
             raise MalformedRecord(where, f"record version {obj['v']!r} is not supported")
-        # chain, type, tz and kid repeat from record to record: each distinct combination is checked once.
-        header = (obj["chain"], obj["type"], obj["tz"], obj["kid"])
-        try:
-            known = header in _CHECKED_HEADERS
-        except TypeError:  # a list or an object where a string belongs
-            known = False
-        if not known:
-            _check_header(*header, where)
-        seq = obj["seq"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-            raise MalformedRecord(where, "seq must be a positive integer")
-        if not isinstance(obj["prev"], str) or not _HEX64_RE.match(obj["prev"]):
-            raise MalformedRecord(where, "prev must be 64 lowercase hex characters")
+        _check_place(obj, where)
         if not isinstance(obj["id"], str) or not _UUID_RE.match(obj["id"]):
             raise MalformedRecord(where, "id must be a lowercase UUIDv7")
         try:
@@ -165,6 +152,23 @@ class Record:
 
 _FIELD_SET = frozenset(FIELDS)
 _CHECKED_HEADERS: set[tuple[str, str, str, str]] = set()
+
+
+def _check_place(obj: Mapping[str, Any], where: str) -> None:
+    """The fields that say whose record this is and where it belongs: chain, type, tz, kid, seq, prev."""
+    # chain, type, tz and kid repeat from record to record: each distinct combination is checked once.
+    header = (obj["chain"], obj["type"], obj["tz"], obj["kid"])
+    try:
+        known = header in _CHECKED_HEADERS
+    except TypeError:  # a list or an object where a string belongs
+        known = False
+    if not known:
+        _check_header(*header, where)
+    seq = obj["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise MalformedRecord(where, "seq must be a positive integer")
+    if not isinstance(obj["prev"], str) or not _HEX64_RE.match(obj["prev"]):
+        raise MalformedRecord(where, "prev must be 64 lowercase hex characters")
 
 
 def _check_header(chain: Any, type_: Any, tz: Any, kid: Any, where: str) -> None:
@@ -218,22 +222,19 @@ def seal(
     body: Mapping[str, Any],
     random_bytes: Callable[[int], bytes] = os.urandom,
 ) -> SignedRecord:
-    """Build, canonicalise and sign one record."""
-    record = Record(
-        chain=chain,
-        seq=seq,
-        prev=prev,
-        id=new_uuid7(moment, random_bytes),
-        type=type,
-        ts=format_ts(moment),
-        tz=zone,
-        kid=key.kid,
-        body=body,
-    )
+    """Build, canonicalise and sign one record.
+
+    Nothing is signed that a reader would refuse. The id and the time are
+    made here in their only valid form; every other field is checked as
+    ``Record.from_obj`` checks it, and the whole record, body included, must
+    be inside the canonical profile (which is what a reader's parse checks).
+    """
     where = where_of(chain, seq)
-    obj = record.to_obj()
-    # Validate what we are about to sign exactly as a reader would.
-    Record.from_obj(obj, where)
+    if not isinstance(body, Mapping):
+        raise MalformedRecord(where, "body must be a JSON object")
+    obj = {"v": VERSION, "chain": chain, "seq": seq, "prev": prev, "id": new_uuid7(moment, random_bytes),
+           "type": type, "ts": format_ts(moment), "tz": zone, "kid": key.kid, "body": dict(body)}
+    _check_place(obj, where)
     try:
         raw = canonical.encode(obj)
     except canonical.CanonicalError as exc:
@@ -241,6 +242,9 @@ def seal(
     if len(raw) > canonical.MAX_RECORD_BYTES:
         raise MalformedRecord(where, f"record is {len(raw)} bytes, over the {canonical.MAX_RECORD_BYTES}-byte limit")
     digest = hashlib.sha256(raw).digest()
+    # The fields are exactly Record's and checked: filled in one step, as from_obj does.
+    record = object.__new__(Record)
+    record.__dict__.update(obj)
     return SignedRecord(record, raw, digest, key.sign_record_hash(digest))
 
 

@@ -68,6 +68,37 @@ class Prepared:
     comment: str = ""
     deviation_ref: str = ""
     out_of_range: tuple[str, ...] = ()
+    # What the directory-dependent rules were judged against (see _Basis); not part of what is shown or signed.
+    basis: "_Basis | None" = field(default=None, compare=False, repr=False)
+
+    def inputs(self) -> tuple:
+        """Everything the person asked to sign, as the rules received it."""
+        return (self.batch_id, self.step_id, self.meaning, self.values, self.units, self.content_hash,
+                self.witness, self.comment, self.deviation_ref, self.out_of_range)
+
+
+@dataclass(frozen=True)
+class _Basis:
+    """The documents a verdict was reached on, so the signing transaction can tell whether it still holds.
+
+    Every signing rule is a function of the signer's account, the batch (its
+    recipe is fixed by the batch's recipe hash), the inputs, the session and
+    the clock. When the transaction reads an account and a batch equal to
+    these, for the same inputs, every rule that depends on the directory has
+    the same outcome as when the dialog was prepared; only the session- and
+    time-dependent ones are decided again. Any difference, however small,
+    sends the signature through every rule again. Equality, not a version
+    counter: it cannot be fooled by a write that a counter misses.
+    """
+
+    owner: UserView
+    batch: Mapping[str, Any]
+    roles: tuple[str, ...]          # the roles the step's rule lets sign this meaning
+    inputs: tuple
+
+    def holds(self, prepared: "Prepared", owner: UserView, batch: Mapping[str, Any]) -> bool:
+        return (self.inputs == prepared.inputs() and not prepared.witness and owner == self.owner
+                and (batch is self.batch or batch == self.batch))
 
 
 @dataclass(frozen=True)
@@ -208,9 +239,7 @@ class SigningService:
         signed = bx.valid_signatures(batch, step.id)
         if any(s["meaning"] == wanted.value for s in signed):
             raise SigningError(f"{wanted.value} is already signed for this step")
-        if self.refuse_on_bad_clock and self.clock_suspect(reader):
-            raise SigningError("the terminal clock is behind a time it already recorded; signing is paused. "
-                               "Ask an admin to check the clock.")
+        self._check_clock(reader)
         clean = self._values(values)
         findings = check_values(step, clean)
         errors = [f.message for f in findings if not f.out_of_range]
@@ -239,7 +268,35 @@ class SigningService:
         prepared = Prepared(batch_id, step.id, wanted.value, tuple(sorted(clean.items())),
                             tuple(sorted(units.items())), chash, components, preview, witness, comment,
                             deviation_ref, out_of_range)
+        if not witness:
+            # Still being built, never seen by anyone: the basis names the inputs just set.
+            object.__setattr__(prepared, "basis", _Basis(owner, batch, tuple(rule.roles), prepared.inputs()))
         return prepared, batch
+
+    def _judge_again(self, reader: DirectoryReader, owner: UserView,
+                     prepared: Prepared) -> tuple[tuple[str, ...], Manifestation, dict[str, Any]]:
+        """Every rule once more, against the state ``reader`` sees, for what ``prepared`` shows.
+
+        Returns the components the signature needs now, its manifestation as of
+        now, and the batch. When the account and the batch are unchanged since
+        the dialog was prepared (see _Basis), the directory-dependent verdict
+        stands and only the session- and time-dependent rules are decided again.
+        """
+        self._ready_to_sign(owner)
+        batch = self._batch_of(reader, prepared.batch_id)
+        basis = prepared.basis
+        if basis is not None and basis.holds(prepared, owner, batch):
+            self._check_clock(reader)
+            components = components_required(self.session.session, owner.user_id, self.session.policy,
+                                              owner.totp_enrolled)
+            return components, self._manifestation(owner, self._role_for(owner, basis.roles), prepared.meaning), batch
+        again, batch = self._evaluate(reader, owner, prepared.batch_id, prepared.step_id, prepared.meaning,
+                                      dict(prepared.values), witness=False, comment=prepared.comment,
+                                      deviation_ref=prepared.deviation_ref)
+        if again.content_hash != prepared.content_hash:
+            raise SigningError(CHANGED)
+        assert again.preview is not None
+        return again.components, again.preview, batch
 
     def sign(self, prepared: Prepared, password: str, user_text: str | None = None,
              totp_code: str | None = None) -> dict[str, Any]:
@@ -272,14 +329,11 @@ class SigningService:
             signer = self.session.owner(reader)
             if signer.user_id != owner_id:
                 raise SigningError(CHANGED)
-            again, batch = self._evaluate(reader, signer, prepared.batch_id, prepared.step_id, prepared.meaning,
-                                          dict(prepared.values), witness=False, comment=prepared.comment,
-                                          deviation_ref=prepared.deviation_ref)
-            if again.content_hash != prepared.content_hash or again.components != prepared.components:
+            components, manifestation, batch = self._judge_again(reader, signer, prepared)
+            if components != prepared.components:
                 raise SigningError(CHANGED)
-            assert again.preview is not None
             # Its time is the time of signing (now, in the transaction), not of preparing.
-            return [("step.signed", self._signature_body(again, batch, again.preview, result.auth_body()))]
+            return [("step.signed", self._signature_body(prepared, batch, manifestation, result.auth_body()))]
 
         items = self._append_checked(build)
         self.session.signed()
@@ -370,6 +424,11 @@ class SigningService:
                                "(log in once to see it)")
         if user.must_change_password or self.auth.password_expired(user):
             raise SigningError(f"{user.printed_name} must change their password before signing (log in to change it)")
+
+    def _check_clock(self, reader: DirectoryReader) -> None:
+        if self.refuse_on_bad_clock and self.clock_suspect(reader):
+            raise SigningError("the terminal clock is behind a time it already recorded; signing is paused. "
+                               "Ask an admin to check the clock.")
 
     def _manifestation(self, user: UserView, role: str, meaning: str) -> Manifestation:
         return Manifestation(user.printed_name, user.user_id, role, meaning, format_ts(self.clock.now()),

@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 
 from kiosk.app import shipped_recipes
+from kiosk.domain.clock import format_ts
 from kiosk.domain.records import parse_raw
 from kiosk.domain.session import LockReason
 from kiosk.services.auth import Actor
@@ -372,3 +375,72 @@ def test_the_signing_transaction_never_waits_for_the_session_lock(kiosk, floor, 
     kiosk.signing.sign(p, PW, "jane.op", totp)
     holder.join()
     assert seen_while_held == [True]
+
+
+# -- the rules inside the transaction, when the dialog's verdict is reused ----------------------------------
+# sign() reuses the dialog's directory-dependent verdict only while the account, the batch and the inputs are
+# equal to what it was reached on; the session- and time-dependent rules are always decided again.
+
+@pytest.mark.req("P11-10i")
+def test_a_training_record_withdrawn_while_the_password_is_checked_blocks_the_signature(
+        kiosk, admin, floor, clock, tmp_path):
+    actor, _ = admin
+    path = tmp_path / "sterile.toml"
+    path.write_text(QUALIFIED)
+    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    kiosk.signing.create_batch("S-1", "sterile-fill@1")
+    kiosk.auth.update_user(actor, "jane.op", qualifications=["aseptic-2026"], reason="course passed 2026-11-20")
+    p = kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"})
+    kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
+        actor, "jane.op", qualifications=[], reason="training record withdrawn"))
+    with pytest.raises(SigningError, match="training record 'aseptic-2026'"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert _signed_count(kiosk) == 0
+
+
+@pytest.mark.req("P11-10g")
+def test_a_role_withdrawn_while_the_password_is_checked_blocks_the_signature(kiosk, admin, floor, clock):
+    actor, _ = admin
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
+        actor, "jane.op", roles=["qa"], reason="moved to QA"))
+    with pytest.raises(SigningError, match="needs the operator role"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert _signed_count(kiosk) == 0
+
+
+@pytest.mark.req("P11-70")
+def test_a_prepared_signature_changed_after_the_dialog_opened_is_judged_afresh(kiosk, floor, clock):
+    """A Prepared is a plain value: whatever edits it, what is signed is judged for what it now says."""
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    edited = dataclasses.replace(p, values=(("area_clear", "no"),))
+    with pytest.raises(SigningError, match="changed while the dialog was open"):
+        kiosk.signing.sign(edited, PW, "jane.op", code(floor, "jane.op", clock))
+    other_step = dataclasses.replace(p, step_id="weigh-salts")
+    with pytest.raises(SigningError, match="sign 'Line clearance' first"):
+        kiosk.signing.sign(other_step, PW, "jane.op", code(floor, "jane.op", clock))
+    assert _signed_count(kiosk) == 0
+    record = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert record["values"] == {"area_clear": "yes"} and record["content_hash"] == p.content_hash
+
+
+def test_time_dependent_rules_are_decided_at_signing_even_when_nothing_else_changed(kiosk, floor, clock):
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    kiosk.signing.clock_suspect = lambda reader=None: True   # what a clock stepped back shows
+    with pytest.raises(SigningError, match="clock is behind"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    kiosk.signing.clock_suspect = lambda reader=None: False
+    kiosk.auth.passwords = dataclasses.replace(kiosk.auth.passwords, max_age_days=90)
+    clock.advance(91 * 86400)
+    kiosk.session.activity()
+    with pytest.raises(SigningError, match="must change their password"):
+        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert _signed_count(kiosk) == 0
+
+
+def test_the_signature_time_is_the_moment_of_signing_not_of_the_dialog(kiosk, floor, clock):
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    clock.advance(45)
+    record = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert record["manifestation"]["signed_at"] > p.preview.signed_at
+    assert record["manifestation"]["signed_at"] == format_ts(clock.now())
