@@ -4,7 +4,11 @@ Every check runs twice: when the sign dialog is prepared (so the person sees
 the full manifestation and what credentials are needed) and again at the
 moment of signing, inside the append transaction, against the state the
 signature record is written onto (no other writer can change it before the
-commit). The step shows as signed only after its record is durably committed.
+commit). At that moment the rules that depend only on the account, the batch
+and the inputs keep the dialog's verdict when the transaction reads an account
+and a batch equal to the dialog's (the same inputs give the same verdict); the
+session- and time-dependent ones are always decided again. The step shows as
+signed only after its record is durably committed.
 """
 
 from __future__ import annotations
@@ -274,13 +278,14 @@ class SigningService:
         return prepared, batch
 
     def _judge_again(self, reader: DirectoryReader, owner: UserView,
-                     prepared: Prepared) -> tuple[tuple[str, ...], Manifestation, dict[str, Any]]:
+                     prepared: Prepared) -> tuple[Prepared, tuple[str, ...], Manifestation, dict[str, Any]]:
         """Every rule once more, against the state ``reader`` sees, for what ``prepared`` shows.
 
-        Returns the components the signature needs now, its manifestation as of
-        now, and the batch. When the account and the batch are unchanged since
-        the dialog was prepared (see _Basis), the directory-dependent verdict
-        stands and only the session- and time-dependent rules are decided again.
+        Returns what is to be signed (as judged now), the components it needs
+        now, its manifestation as of now, and the batch. When the account and
+        the batch are unchanged since the dialog was prepared (see _Basis), the
+        directory-dependent verdict stands and only the session- and
+        time-dependent rules are decided again.
         """
         self._ready_to_sign(owner)
         batch = self._batch_of(reader, prepared.batch_id)
@@ -289,14 +294,15 @@ class SigningService:
             self._check_clock(reader)
             components = components_required(self.session.session, owner.user_id, self.session.policy,
                                               owner.totp_enrolled)
-            return components, self._manifestation(owner, self._role_for(owner, basis.roles), prepared.meaning), batch
+            role = self._role_for(owner, basis.roles)
+            return prepared, components, self._manifestation(owner, role, prepared.meaning), batch
         again, batch = self._evaluate(reader, owner, prepared.batch_id, prepared.step_id, prepared.meaning,
                                       dict(prepared.values), witness=False, comment=prepared.comment,
                                       deviation_ref=prepared.deviation_ref)
         if again.content_hash != prepared.content_hash:
             raise SigningError(CHANGED)
         assert again.preview is not None
-        return again.components, again.preview, batch
+        return again, again.components, again.preview, batch
 
     def sign(self, prepared: Prepared, password: str, user_text: str | None = None,
              totp_code: str | None = None) -> dict[str, Any]:
@@ -329,11 +335,11 @@ class SigningService:
             signer = self.session.owner(reader)
             if signer.user_id != owner_id:
                 raise SigningError(CHANGED)
-            components, manifestation, batch = self._judge_again(reader, signer, prepared)
+            judged, components, manifestation, batch = self._judge_again(reader, signer, prepared)
             if components != prepared.components:
                 raise SigningError(CHANGED)
             # Its time is the time of signing (now, in the transaction), not of preparing.
-            return [("step.signed", self._signature_body(prepared, batch, manifestation, result.auth_body()))]
+            return [("step.signed", self._signature_body(judged, batch, manifestation, result.auth_body()))]
 
         items = self._append_checked(build)
         self.session.signed()
