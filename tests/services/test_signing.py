@@ -438,6 +438,7 @@ def test_time_dependent_rules_are_decided_at_signing_even_when_nothing_else_chan
     assert _signed_count(kiosk) == 0
 
 
+@pytest.mark.req("P11-50")
 def test_the_signature_time_is_the_moment_of_signing_not_of_the_dialog(kiosk, floor, clock):
     p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
     clock.advance(45)
