@@ -164,6 +164,44 @@ def test_replaying_the_records_rebuilds_identical_state(kiosk, floor, clock, tmp
     assert verify_local_store(kiosk.data_dir).ok
 
 
+@pytest.mark.req("DI-ALCOA")
+def test_replay_never_changes_a_document_it_was_given(kiosk, floor, clock):
+    """A record's projection copies only the path to the step it changes and shares the rest of the batch
+    with the stored document: no handler may change what it was given (signing, witnessing, correcting,
+    invalidating), and the replayed state is still the stored one."""
+    import copy
+
+    from kiosk.domain import batches, directory
+
+    clear_line(kiosk, floor, clock)
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed",
+                                             {"balance_id": "BAL-7", "net_kg": "1.500"}), PW)
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "area was not clear after all")
+    docs: dict = {}
+    handed: list = []
+
+    def get(kind, key):
+        doc = docs.get((kind, key))
+        if doc is not None:
+            handed.append((doc, copy.deepcopy(doc)))
+        return doc
+
+    types = set()
+    for row in kiosk.store.iter_rows():
+        record = parse_raw(row.raw)[0]
+        types.add(record.type)
+        changes = directory.project(record, get) + batches.project(record, get)
+        assert all(doc == before for doc, before in handed), f"{record.type} changed a document it was given"
+        handed.clear()
+        for kind, key, doc in changes:
+            docs[(kind, key)] = doc
+    assert {"step.signed", "witness.signed", "step.corrected", "signature.invalidated"} <= types
+    assert docs[("batch", "B-1")] == kiosk.directory.get("batch", "B-1")
+    steps = docs[("batch", "B-1")]["steps"]
+    assert [s["valid"] for s in steps["line-clearance"]["signatures"]] == [False, False]
+    assert [s["valid"] for s in steps["weigh-salts"]["signatures"]] == [True]
+
+
 def test_drafts_are_per_user_and_survive(kiosk, floor, clock):
     kiosk.session.save_draft("B-1", "line-clearance", {"area_clear": "ye"})
     kiosk.session.lock(LockReason.IDLE)
