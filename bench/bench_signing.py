@@ -20,6 +20,10 @@ takes ~1.8x as long. The second block runs the same event with the site's
 real parameters and sets it against the limit timed the same way (right after
 an argon2 verify), and shows the floor: the bare statements of one event.
 
+The headline signs the first step of fresh batches. A third block signs one
+batch of 150 steps in order, to show what a signature costs as its batch
+record grows.
+
 Run: python bench/bench_signing.py [N]
      python bench/bench_signing.py --instructions [N]   (the event and the limit counted by valgrind, not
      timed; default 100 events)
@@ -182,6 +186,48 @@ class Floor:
                 time.thread_time() - cpu - self.hasher.spent_cpu)
 
 
+LONG_STEPS = 150
+
+
+class LongBatch:
+    """One batch of a ``steps``-step recipe signed step by step: what a signature costs as its batch record grows.
+
+    The headline signs the first step of fresh batches; a real batch record
+    has tens to hundreds of steps, each signature adding to one batch document.
+    """
+
+    def __init__(self, data: Path, steps: int, hasher: TimedHasher) -> None:
+        self.clock = clock = FakeClock()
+        self.hasher = hasher
+        self.kiosk, users = create_demo(data, clock, hasher=hasher)
+        self.totp_secret = next(u for u in users if u.user_id == "ana.op").totp_secret
+        self.kiosk.auth.accept_first_use(self.kiosk.auth.user("ana.op"))
+        field = ('{ name = "v", type = "decimal", label = "Value", unit = "kg", min = "1", max = "9" }, '
+                 '{ name = "note", type = "text", label = "Note" }')
+        recipe = 'id = "long"\nversion = 1\ntitle = "Long batch record"\nproduct = "L"\n' + "".join(
+            f'\n[[steps]]\nid = "s{i}"\ntitle = "Step {i}"\nfields = [{field}]\n'
+            f'signatures = [{{ meaning = "Performed", roles = ["operator"] }}]\n' for i in range(steps))
+        path = data / "long.toml"
+        path.write_text(recipe, encoding="utf-8")
+        self.kiosk.signing.register_recipe_file(path, {"user_id": "bench", "name": "Bench", "role": "admin"}, "bench")
+        clock.advance(31)
+        self.kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(self.totp_secret).at(clock.now()))
+        self.kiosk.signing.create_batch("LONG-1", "long@1")
+        clock.advance(31)
+
+    def event(self, i: int) -> float:
+        """Seconds of signing step ``i`` (after its dialog is prepared), argon2 taken out."""
+        self.clock.advance(1)
+        self.kiosk.session.activity()
+        prepared = self.kiosk.signing.prepare("LONG-1", f"s{i}", "Performed",
+                                              {"v": "5.000", "note": "weighed on BAL-7 after re-zeroing"})
+        code = pyotp.TOTP(self.totp_secret).at(self.clock.now()) if i == 0 else None
+        self.hasher.spent = 0.0
+        start = time.perf_counter()
+        self.kiosk.signing.sign(prepared, DEMO_PASSWORD, "ana.op" if code else None, code)
+        return time.perf_counter() - start - self.hasher.spent
+
+
 def main(n: int = 400) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -210,6 +256,13 @@ def main(n: int = 400) -> None:
             limit_cold.append(raw.once())
             site.hasher.verify(stored, DEMO_PASSWORD)
             floor_cold.append(floor.once())
+        # 3. A growing batch record, signed step by step, each signature next to a limit sample.
+        long = LongBatch(tmp / "long", LONG_STEPS, TimedHasher(**CHEAPEST_ARGON2))
+        grown, limit_grown = [], []
+        for i in range(LONG_STEPS):
+            grown.append(long.event(i))
+            limit_grown.append(raw.once()[0])
+        long.kiosk.close()
         raw.close()
         floor.close()
         # Login: argon2 vs the rest (site parameters).
@@ -248,6 +301,12 @@ def main(n: int = 400) -> None:
     print(f"  signing event p50 {s50*1000:7.3f} ms; the limit itself {w50*1000:7.3f} ms "
           f"({w50/l50:4.2f}x the warm limit); ratio {s50/w50:5.2f}")
     print(f"  floor: the statements of one event, raw, no rules: {f50*1000:7.3f} ms, ratio {f50/w50:5.2f}")
+    early, _ = percentiles(grown[1:11])
+    late, _ = percentiles(grown[-10:])
+    g50, _ = percentiles(limit_grown)
+    print(f"one batch of {LONG_STEPS} steps signed in order (argon2 excluded): sign() p50 {early*1000:7.3f} ms on "
+          f"steps 2-11, {late*1000:7.3f} ms on the last 10 ({late/early:4.2f}x); limit p50 {g50*1000:7.3f} ms, "
+          f"ratio {early/g50:5.2f} early, {late/g50:5.2f} late")
     a50, _ = percentiles(argon)
     r50, r99 = percentiles(rest)
     print(f"login: argon2 verify p50 {a50*1000:7.1f} ms; everything else p50 {r50*1000:6.2f} ms p99 {r99*1000:6.2f} ms; "
