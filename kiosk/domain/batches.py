@@ -179,10 +179,11 @@ def _with_step_copy(body: Mapping[str, Any], get: Getter, *, create: bool) -> tu
     Only the path to that step is copied: the batch, its table of steps, and
     the step itself in full. The other steps stay shared with the document
     ``get`` returned, which nobody changes (documents handed out by a reader
-    are shared), so signing step 300 of a batch costs what signing step 1
-    does; a deep copy of the whole batch was a third of a signature's time
-    at 150 steps. ``create``: a step with no state yet gets an empty one
-    (otherwise the step is None and the batch is unchanged).
+    are shared), so the copy costs the same at step 300 of a batch as at
+    step 1; a deep copy of the whole batch was a third of a signature's time
+    at 150 steps (the document is still serialised whole). ``create``: a step
+    with no state yet gets an empty one (otherwise the step is None and the
+    batch is unchanged).
     """
     found = get(BATCH, body["batch_id"])
     if found is None:
