@@ -419,6 +419,16 @@ def test_the_signing_transaction_never_waits_for_the_session_lock(kiosk, floor, 
 # sign() reuses the dialog's directory-dependent verdict only while the account, the batch and the inputs are
 # equal to what it was reached on; the session- and time-dependent rules are always decided again.
 
+def clearance(kiosk):
+    """The dialog for line clearance of B-1, Performed, area clear."""
+    return kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+
+
+def jane_signs(kiosk, floor, clock, prepared):
+    """The session owner signs with every component."""
+    return kiosk.signing.sign(prepared, PW, "jane.op", code(floor, "jane.op", clock))
+
+
 @pytest.mark.req("P11-10i")
 def test_a_training_record_withdrawn_while_the_password_is_checked_blocks_the_signature(
         kiosk, admin, floor, clock, tmp_path):
@@ -432,54 +442,54 @@ def test_a_training_record_withdrawn_while_the_password_is_checked_blocks_the_si
     kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
         actor, "jane.op", qualifications=[], reason="training record withdrawn"))
     with pytest.raises(SigningError, match="training record 'aseptic-2026'"):
-        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, p)
     assert _signed_count(kiosk) == 0
 
 
 @pytest.mark.req("P11-10g")
 def test_a_role_withdrawn_while_the_password_is_checked_blocks_the_signature(kiosk, admin, floor, clock):
     actor, _ = admin
-    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    p = clearance(kiosk)
     kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
         actor, "jane.op", roles=["qa"], reason="moved to QA"))
     with pytest.raises(SigningError, match="needs the operator role"):
-        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, p)
     assert _signed_count(kiosk) == 0
 
 
 @pytest.mark.req("P11-70")
 def test_a_prepared_signature_changed_after_the_dialog_opened_is_judged_afresh(kiosk, floor, clock):
     """A Prepared is a plain value: whatever edits it, what is signed is judged for what it now says."""
-    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    p = clearance(kiosk)
     edited = dataclasses.replace(p, values=(("area_clear", "no"),))
     with pytest.raises(SigningError, match="changed while the dialog was open"):
-        kiosk.signing.sign(edited, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, edited)
     other_step = dataclasses.replace(p, step_id="weigh-salts")
     with pytest.raises(SigningError, match="sign 'Line clearance' first"):
-        kiosk.signing.sign(other_step, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, other_step)
     assert _signed_count(kiosk) == 0
-    record = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    record = jane_signs(kiosk, floor, clock, p)
     assert record["values"] == {"area_clear": "yes"} and record["content_hash"] == p.content_hash
 
 
 def test_time_dependent_rules_are_decided_at_signing_even_when_nothing_else_changed(kiosk, floor, clock):
-    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    p = clearance(kiosk)
     kiosk.signing.clock_suspect = lambda reader=None: True   # what a clock stepped back shows
     with pytest.raises(SigningError, match="clock is behind"):
-        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, p)
     kiosk.signing.clock_suspect = lambda reader=None: False
     kiosk.auth.passwords = dataclasses.replace(kiosk.auth.passwords, max_age_days=90)
     clock.advance(91 * 86400)
     kiosk.session.activity()
     with pytest.raises(SigningError, match="must change their password"):
-        kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+        jane_signs(kiosk, floor, clock, p)
     assert _signed_count(kiosk) == 0
 
 
 @pytest.mark.req("P11-50")
 def test_the_signature_time_is_the_moment_of_signing_not_of_the_dialog(kiosk, floor, clock):
-    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
+    p = clearance(kiosk)
     clock.advance(45)
-    record = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    record = jane_signs(kiosk, floor, clock, p)
     assert record["manifestation"]["signed_at"] > p.preview.signed_at
     assert record["manifestation"]["signed_at"] == format_ts(clock.now())
