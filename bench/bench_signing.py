@@ -149,25 +149,34 @@ class StatementFloor:
 CHEAPEST_ARGON2 = dict(time_cost=1, memory_kib=8, parallelism=1)
 
 
-class Floor:
-    """A demo kiosk with ana logged in and ``n`` batches of the buffer recipe, the first one signed."""
+class DemoAsAna:
+    """A demo kiosk on a FakeClock with ana.op logged in, her e-signature statement accepted."""
+
+    def __init__(self, data: Path, hasher: TimedHasher) -> None:
+        self.clock = FakeClock()
+        self.hasher = hasher
+        self.kiosk, users = create_demo(data, self.clock, hasher=hasher)
+        self.totp_secret = next(u for u in users if u.user_id == "ana.op").totp_secret
+        self.kiosk.auth.accept_first_use(self.kiosk.auth.user("ana.op"))
+        self.clock.advance(31)
+        self.kiosk.session.login("ana.op", DEMO_PASSWORD, self.code())
+
+    def code(self) -> str:
+        """ana's one-time code now."""
+        return pyotp.TOTP(self.totp_secret).at(self.clock.now())
+
+
+class Floor(DemoAsAna):
+    """``n`` batches of the buffer recipe, the first one signed."""
 
     def __init__(self, data: Path, n: int, hasher: TimedHasher) -> None:
-        self.clock = clock = FakeClock()
-        self.hasher = hasher
-        self.kiosk, users = create_demo(data, clock, hasher=hasher)
-        ana = next(u for u in users if u.user_id == "ana.op")
-        self.kiosk.auth.accept_first_use(self.kiosk.auth.user("ana.op"))
-        clock.advance(31)
-        self.kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(ana.totp_secret).at(clock.now()))
+        super().__init__(data, hasher)
         for i in range(n):
-            clock.advance(1)
+            self.clock.advance(1)
             self.kiosk.session.activity()
             self.kiosk.signing.create_batch(f"B-{i:05d}", "buffer-prep@3")
-        clock.advance(31)
-        first = self.prepare(0)
-        self.kiosk.signing.sign(first, DEMO_PASSWORD, "ana.op", pyotp.TOTP(ana.totp_secret).at(clock.now()))
-        self.totp_secret = ana.totp_secret
+        self.clock.advance(31)
+        self.kiosk.signing.sign(self.prepare(0), DEMO_PASSWORD, "ana.op", self.code())
 
     def prepare(self, i: int):
         return self.kiosk.signing.prepare(f"B-{i:05d}", "line-clearance", "Performed", {"area_clear": "yes"})
@@ -189,7 +198,7 @@ class Floor:
 LONG_STEPS = 150
 
 
-class LongBatch:
+class LongBatch(DemoAsAna):
     """One batch of a ``steps``-step recipe signed step by step: what a signature costs as its batch record grows.
 
     The headline signs the first step of fresh batches; a real batch record
@@ -197,11 +206,7 @@ class LongBatch:
     """
 
     def __init__(self, data: Path, steps: int, hasher: TimedHasher) -> None:
-        self.clock = clock = FakeClock()
-        self.hasher = hasher
-        self.kiosk, users = create_demo(data, clock, hasher=hasher)
-        self.totp_secret = next(u for u in users if u.user_id == "ana.op").totp_secret
-        self.kiosk.auth.accept_first_use(self.kiosk.auth.user("ana.op"))
+        super().__init__(data, hasher)
         field = ('{ name = "v", type = "decimal", label = "Value", unit = "kg", min = "1", max = "9" }, '
                  '{ name = "note", type = "text", label = "Note" }')
         recipe = 'id = "long"\nversion = 1\ntitle = "Long batch record"\nproduct = "L"\n' + "".join(
@@ -210,10 +215,8 @@ class LongBatch:
         path = data / "long.toml"
         path.write_text(recipe, encoding="utf-8")
         self.kiosk.signing.register_recipe_file(path, {"user_id": "bench", "name": "Bench", "role": "admin"}, "bench")
-        clock.advance(31)
-        self.kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(self.totp_secret).at(clock.now()))
         self.kiosk.signing.create_batch("LONG-1", "long@1")
-        clock.advance(31)
+        self.clock.advance(31)
 
     def event(self, i: int) -> float:
         """Seconds of signing step ``i`` (after its dialog is prepared), argon2 taken out."""
@@ -221,7 +224,7 @@ class LongBatch:
         self.kiosk.session.activity()
         prepared = self.kiosk.signing.prepare("LONG-1", f"s{i}", "Performed",
                                               {"v": "5.000", "note": "weighed on BAL-7 after re-zeroing"})
-        code = pyotp.TOTP(self.totp_secret).at(self.clock.now()) if i == 0 else None
+        code = self.code() if i == 0 else None
         self.hasher.spent = 0.0
         start = time.perf_counter()
         self.kiosk.signing.sign(prepared, DEMO_PASSWORD, "ana.op" if code else None, code)
@@ -273,7 +276,7 @@ def main(n: int = 400) -> None:
             kiosk.session.logout()
             hasher.spent = 0.0
             start = time.perf_counter()
-            kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(site.totp_secret).at(clock.now()))
+            kiosk.session.login("ana.op", DEMO_PASSWORD, site.code())
             total = time.perf_counter() - start
             argon.append(hasher.spent)
             rest.append(total - hasher.spent)
