@@ -12,6 +12,7 @@ import pytest
 from kiosk.domain.clock import UTC, FakeClock
 from screens.dialogs import CredentialsDialog
 from screens.ports import SessionInfo, SyncState
+from screens.widgets import StatusBar
 from tests.ui.conftest import POLICY, log_in, make_app
 from tests.ui.fakes import FakeServices
 
@@ -60,6 +61,12 @@ def test_idle_warning(snap_compare, size) -> None:
             await pilot.pause(0.05)
         for field in app.screen.query("Input"):
             field.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
+        # The status bar redraws the (fake) time on a real 1 s timer: under load that timer fired during the
+        # test and the bar showed the advanced time, otherwise the time of login. Redraw it now, always.
+        for screen in app.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.poll()
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
