@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from kiosk.domain import batches, directory
 from kiosk.domain.records import SignedRecord
+from storage.doc_cache import DocumentCache
 from storage.doc_json import dump_doc, load_doc
 
 
@@ -38,63 +39,71 @@ def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionD
     if changes:
         rows = [(kind, key, dump_doc(doc), record.chain, record.seq) for kind, key, doc in changes]
         db.executemany(_UPSERT, rows)
-        for kind, key, text, _chain, _seq in rows:
-            reader.remember(kind, key, text)
+        for (kind, key, doc), (_kind, _key, text, _chain, _seq) in zip(changes, rows):
+            reader.remember(kind, key, doc, len(text))
 
 
 def _many_sql(n: int) -> str:
     return "SELECT kind, key, doc FROM directory WHERE " + " OR ".join(["(kind = ? AND key = ?)"] * n)
 
 
-def _get_many(db: sqlite3.Connection, wanted) -> list[dict[str, Any] | None]:
-    wanted = list(wanted)
+def _get_many_text(db: sqlite3.Connection, wanted: list) -> list[str | None]:
     params = [part for pair in wanted for part in pair]
     found = {(kind, key): doc for kind, key, doc in db.execute(_many_sql(len(wanted)), params).fetchall()}
-    return [None if (doc := found.get(pair)) is None else load_doc(doc) for pair in wanted]
+    return [found.get(pair) for pair in wanted]
+
+
+def _get_many(db: sqlite3.Connection, wanted) -> list[dict[str, Any] | None]:
+    return [None if text is None else load_doc(text) for text in _get_many_text(db, list(wanted))]
 
 
 class TransactionDirectory:
     """Directory reads inside the append transaction: the state the record being written applies to.
 
     Reads go through ``cache``, the write connection's memory of documents it
-    read or wrote. The store clears it whenever another connection has
-    committed since (PRAGMA data_version) and whenever a transaction fails, so
-    a cached document is always the row as this transaction would read it.
-    Documents handed out are shared: callers must not change them (the
-    projectors copy before they change anything).
+    read or wrote (storage/doc_cache.py). The store clears it whenever another
+    connection has committed since (PRAGMA data_version) and whenever a
+    transaction fails, so a cached document is always the row as this
+    transaction would read it. Documents handed out are shared: callers must
+    not change them (the projectors copy before they change anything).
     """
 
     __slots__ = ("_db", "_cache", "high_ts")
 
-    def __init__(self, db: sqlite3.Connection, cache: dict[tuple[str, str], Any] | None = None) -> None:
+    def __init__(self, db: sqlite3.Connection, cache: DocumentCache | None = None) -> None:
         self._db = db
-        self._cache: dict[tuple[str, str], Any] = {} if cache is None else cache
+        self._cache = DocumentCache() if cache is None else cache
         # The chain's latest record time as this transaction found it (set by the store).
         self.high_ts: str | None = None
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         pair = (kind, key)
         try:
-            doc = self._cache[pair]
+            return self._cache[pair]
         except KeyError:
             row = self._db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", pair).fetchone()
-            doc = self._cache[pair] = None if row is None else load_doc(row[0])
-            return doc
-        if type(doc) is str:  # written by this connection, not read back since: decoded on first use
-            doc = self._cache[pair] = load_doc(doc)
-        return doc
+            if row is None:
+                return self._cache.put(pair, None, 0)
+            return self._cache.put(pair, load_doc(row[0]), len(row[0]))
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
         wanted = list(wanted)
         missing = [pair for pair in wanted if pair not in self._cache]
         if missing:
-            for pair, doc in zip(missing, _get_many(self._db, missing)):
-                self._cache[pair] = doc
-        return [self.get(*pair) for pair in wanted]
+            for pair, text in zip(missing, _get_many_text(self._db, missing)):
+                self._cache.put(pair, None if text is None else load_doc(text), 0 if text is None else len(text))
+        return [self._cache[pair] for pair in wanted]
 
-    def remember(self, kind: str, key: str, text: str) -> None:
-        """The row this transaction just wrote, as its JSON text (what a read would decode)."""
-        self._cache[(kind, key)] = text
+    def remember(self, kind: str, key: str, doc: dict[str, Any], text_size: int) -> None:
+        """The document this transaction just wrote (``text_size``: the length of the JSON stored).
+
+        Kept as the object the projector made, not decoded again from the
+        text: a document is JSON types only (dicts, lists, strings, integers,
+        booleans, None) with string keys, so the object and the text's
+        decoding are equal (tests/services/test_write_cache.py checks it
+        for every kind of record).
+        """
+        self._cache.put((kind, key), doc, text_size)
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:
         rows = self._db.execute("SELECT doc FROM directory WHERE kind = ? ORDER BY key", (kind,)).fetchall()
@@ -142,11 +151,12 @@ class LocalDirectory:
         return None if row is None else load_doc(row[0])
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
-        """One statement for several point reads: the sign-in path's four.
+        """One statement for several point reads: the sign-in path's four, the sign dialog's batch.
 
         An append follows them on the store's write lock, so, when the store
         offers it, they go through its write connection's document cache
         (``LocalStore.cached_documents``), which the last signature filled.
+        Documents from there are shared: callers must not change them.
         """
         if self._cached_reads is not None:
             return self._cached_reads(list(wanted))

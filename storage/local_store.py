@@ -28,13 +28,13 @@ from kiosk.domain.keys import b64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import GENESIS_PREV, SignedRecord, seal
 from storage import migrate
+from storage.doc_cache import DocumentCache
 from storage.doc_json import dump_doc, load_doc
 from storage.keyfile import DeviceIdentity
 from storage.sqlite import WRITE_ERRORS, StoreUnavailable, explain_operational_error, sqlite_engine
 
 DB_FILE = "kiosk.db"
 READ_BATCH = 1000
-_MAX_CACHED_DOCS = 4096  # documents the write connection remembers between transactions (then starts over)
 
 
 class Projector(Protocol):
@@ -87,7 +87,7 @@ class LocalStore:
         random_bytes: Callable[[int], bytes] = os.urandom,
         projectors: Sequence[Projector] = (),
         registration: Mapping[str, str] | None = None,
-        txn_reader: Callable[[sqlite3.Connection, dict], Any] | None = None,
+        txn_reader: Callable[[sqlite3.Connection, DocumentCache], Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE
@@ -112,7 +112,7 @@ class LocalStore:
         # no other connection (process, restore, the read side) has committed
         # since: then a signing transaction reads nothing it already knows.
         self._cached_state: _State | None = None
-        self._docs: dict[tuple[str, str], Any] = {}
+        self._docs = DocumentCache()
         self._data_version: int | None = None
         self._local = threading.local()
 
@@ -274,7 +274,7 @@ class LocalStore:
     def _revalidate(self, db: sqlite3.Connection) -> None:
         """Under the write lock: has anyone else committed since the cache was last checked?"""
         (version,) = db.execute("PRAGMA data_version").fetchone()
-        if version != self._data_version or len(self._docs) > _MAX_CACHED_DOCS:
+        if version != self._data_version or self._docs.full:
             self._forget()
             self._data_version = version
 

@@ -69,11 +69,12 @@ def step_statuses(recipe: Recipe, batch: Mapping[str, Any]) -> dict[str, str]:
     long linear recipe (10,000 steps); one forward pass is linear.
     """
     out: dict[str, str] = {}
+    states = batch["steps"]
     for step in recipe.steps:
-        if any(out.get(pre) != "done" for pre in step.prerequisites):
+        if step.prerequisites and any(out.get(pre) != "done" for pre in step.prerequisites):
             out[step.id] = "locked"
         else:
-            out[step.id] = _own_status(batch, step)
+            out[step.id] = _own_status(states.get(step.id), step)
     return out
 
 
@@ -82,11 +83,10 @@ def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:
     return step_statuses(recipe, batch)[step.id]
 
 
-def _own_status(batch: Mapping[str, Any], step: Step) -> str:
-    state = batch["steps"].get(step.id) or {}
-    valid = {s["meaning"] for s in state.get("signatures", []) if s.get("valid")}
-    needed = {r.meaning.value for r in step.signatures}
-    if needed <= valid:
+def _own_status(state: Mapping[str, Any] | None, step: Step) -> str:
+    state = state or {}
+    valid = {s["meaning"] for s in state.get("signatures", ()) if s.get("valid")}
+    if step.meanings <= valid:
         return "done"
     if state.get("corrections") and not valid:
         return "needs_resign"

@@ -70,6 +70,11 @@ class Step:
     def rule(self, meaning: Meaning) -> SignatureRule | None:
         return next((r for r in self.signatures if r.meaning == meaning), None)
 
+    @cached_property
+    def meanings(self) -> frozenset[str]:
+        """The meanings this step needs before it is done (batch status is worked out for every step each time)."""
+        return frozenset(r.meaning.value for r in self.signatures)
+
 
 @dataclass(frozen=True)
 class Recipe:

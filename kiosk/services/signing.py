@@ -189,11 +189,14 @@ class SigningService:
         return list(self.directory.all(bx.BATCH))
 
     def batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch document as stored; shared with other readers, so never to be changed."""
         return self._batch_of(self.directory, batch_id)
 
     @staticmethod
     def _batch_of(reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
-        doc = reader.get(bx.BATCH, batch_id)
+        # get_many: on a kiosk, through the write connection's decoded documents (LocalDirectory.get_many), so
+        # the dialog, the signing transaction and the step list share one decoding of a large batch document.
+        [doc] = reader.get_many([(bx.BATCH, batch_id)])
         if doc is None:
             raise SigningError(f"no batch {batch_id}")
         return doc

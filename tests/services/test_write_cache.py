@@ -131,3 +131,70 @@ def test_a_directory_pull_replaces_what_the_write_connection_remembers(kiosk, fl
     with pytest.raises(SessionError, match="no longer active"):
         kiosk.signing.sign(prepared, PW)
     assert [r.type for r in kiosk.store.iter_rows()].count("step.signed") == 1
+
+
+def _difference(a, b, path="$") -> str | None:
+    """Where ``a`` and ``b`` first differ in value or JSON type (``==`` lets 1 equal True and a tuple differ
+    from a list only sometimes), or None. Only the path is reported: documents hold password hashes."""
+    if type(a) is not type(b):
+        return f"{path}: {type(a).__name__} against {type(b).__name__}"
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return f"{path}: keys {sorted(a.keys() ^ b.keys())} in one only"
+        return next((d for k in a if (d := _difference(a[k], b[k], f"{path}.{k}")) is not None), None)
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items against {len(b)}"
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := _difference(x, y, f"{path}[{i}]"))), None)
+    return None if a == b else f"{path}: values differ"
+
+
+def _remembered_equal_rows(kiosk) -> int:
+    from storage.doc_json import load_doc
+
+    remembered = dict(kiosk.store._docs)
+    with kiosk.store.read_engine().connect() as conn:
+        for (kind, key), doc in remembered.items():
+            row = conn.exec_driver_sql("SELECT doc FROM directory WHERE kind = ? AND key = ?", (kind, key)).first()
+            stored = None if row is None else load_doc(row[0])
+            difference = _difference(doc, stored)
+            assert difference is None, f"{kind} {key}, remembered against stored: {difference}"
+    return len(remembered)
+
+
+def test_every_remembered_document_is_its_row_as_decoded(kiosk, floor, clock):
+    """Documents a transaction writes are remembered as the objects the projectors made, not decoded again:
+    each must equal, type for type, what decoding its stored row gives, for every kind of record."""
+    from tests.services.test_signing import clear_line
+
+    clear_line(kiosk, floor, clock)                                  # step.signed, witness.signed
+    assert _remembered_equal_rows(kiosk)
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "wrong box ticked")  # + invalidations
+    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    clock.advance(31)
+    kiosk.session.logout()
+    for _ in range(5):  # failures, then a lockout
+        clock.advance(31)
+        kiosk.session.login("omar.op", "not the password", code(floor, "omar.op", clock))
+    kiosk.auth.update_user(ACTOR, "quinn.qa", reason="new duties", roles=("qa", "operator"))
+    kiosk.auth.update_user(ACTOR, "jane.op", reason="left", status="deactivated")
+    kiosk.directory.get_many([("batch", "B-2"), ("user", "jane.op"), ("batch", "no such batch")])
+    types = {r.type for r in kiosk.store.iter_rows()}
+    assert {"step.signed", "witness.signed", "step.corrected", "signature.invalidated", "user.updated",
+            "auth.failed", "account.suspended", "batch.created"} <= types, types
+    assert _remembered_equal_rows(kiosk) >= 5
+
+
+def test_the_remembered_documents_start_over_past_their_size_bound(kiosk, floor, clock, monkeypatch):
+    """Decoded documents take several times the room of their JSON; a terminal's memory stays bounded."""
+    from storage import doc_cache
+    from tests.services.test_signing import clear_line
+
+    clear_line(kiosk, floor, clock)
+    assert len(kiosk.store._docs) > 3
+    kiosk.directory.get_many([("batch", "B-1")])
+    assert len(kiosk.store._docs) > 3  # within the bound: kept
+    monkeypatch.setattr(doc_cache, "MAX_TEXT", kiosk.store._docs.text_size - 1)
+    [batch] = kiosk.directory.get_many([("batch", "B-1")])
+    assert list(kiosk.store._docs) == [("batch", "B-1")] and batch["steps"]["line-clearance"]["signatures"]
+    assert kiosk.store._docs.text_size > 0

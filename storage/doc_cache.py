@@ -1,0 +1,44 @@
+"""The write connection's memory of directory documents, bounded by their count and their size.
+
+A signature reads the signer's account and the batch and writes the batch
+back; decoding a 150-step batch document (75 KB of JSON) twice per signature
+was most of what a late step cost. So the documents this connection reads or
+writes are kept decoded, and shared: whoever gets one must not change it (the
+projectors copy before they change anything).
+
+Decoded documents take several times the room of their JSON text, and a
+terminal keeps its memory small, so the store starts over (``full``) once the
+documents it remembers add up to ``MAX_TEXT`` characters of JSON or
+``MAX_DOCS`` documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_DOCS = 4096
+MAX_TEXT = 2 * 1024 * 1024  # about 10-20 MB decoded
+
+
+class DocumentCache(dict):
+    """(kind, key) -> decoded document, or None for "no such row"; a plain dict to its readers."""
+
+    __slots__ = ("text_size",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_size = 0
+
+    def put(self, pair: tuple[str, str], doc: Any, text_size: int) -> Any:
+        """Remember ``doc`` (its JSON text is ``text_size`` long) and return it."""
+        self[pair] = doc
+        self.text_size += text_size
+        return doc
+
+    def clear(self) -> None:
+        super().clear()
+        self.text_size = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self) > MAX_DOCS or self.text_size > MAX_TEXT
