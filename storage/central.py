@@ -506,15 +506,16 @@ class _Tx:
 
     The derivation is one ordered history, so it runs under the version counter's row lock, taken before
     the first document is read (two workers reading the same document unlocked would lose one update).
-    Documents read or written in this transaction are kept here, and the new versions are written in one
-    statement at the end.
+    Documents read or written in this transaction are kept here, decoded and shared (the projectors never
+    change a document they are given: tests/services/test_signing.py), and the new versions are written in
+    one statement at the end.
     """
 
     def __init__(self, conn: Connection, pg: bool) -> None:
         self.conn = conn
         self.pg = pg
         self.version: int | None = None
-        self._docs: dict[tuple[str, str], str | None] = {}
+        self._docs: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._rows: list[tuple[int, str, str, str, str, int]] = []
 
     def _lock(self) -> None:
@@ -528,15 +529,14 @@ class _Tx:
         if (kind, key) not in self._docs:
             row = self.conn.execute(text("SELECT doc FROM directory_changes WHERE kind = :k AND key = :key "
                                          "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
-            self._docs[(kind, key)] = None if row is None else row[0]
-        doc = self._docs[(kind, key)]
-        return None if doc is None else load_doc(doc)  # a fresh copy: handlers may change what they get
+            self._docs[(kind, key)] = None if row is None else load_doc(row[0])
+        return self._docs[(kind, key)]
 
     def put(self, kind: str, key: str, doc: dict[str, Any], chain: str, seq: int) -> None:
         self._lock()
         self.version += 1
         text_ = dump_doc(doc)
-        self._docs[(kind, key)] = text_
+        self._docs[(kind, key)] = doc
         self._rows.append((self.version, kind, key, text_, chain, seq))
 
     def flush(self, conn: Connection | None = None) -> int:

@@ -10,6 +10,7 @@ from kiosk.services.auth import Actor
 from kiosk.services.signing import SigningError
 from storage.verify_local import verify_local_store
 from tests.services.conftest import totp_now
+from tests.storage.conftest import central  # noqa: F401 - the fixture (PostgreSQL and SQLite)
 
 PW = "correct horse battery staple"
 
@@ -200,6 +201,26 @@ def test_replay_never_changes_a_document_it_was_given(kiosk, floor, clock):
     steps = docs[("batch", "B-1")]["steps"]
     assert [s["valid"] for s in steps["line-clearance"]["signatures"]] == [False, False]
     assert [s["valid"] for s in steps["weigh-salts"]["signatures"]] == [True]
+
+
+@pytest.mark.req("DI-ALCOA")
+def test_the_central_directory_derives_the_batch_record_the_kiosk_shows(kiosk, floor, clock, central):
+    """The central derivation keeps the documents of one ingest transaction decoded and shared; a batch's
+    signatures, witness, correction and invalidations arrive in one transaction and must derive the same
+    batch record (and accounts) as the kiosk's own projection."""
+    from kiosk.services.sync import SyncService
+    from tests.storage.conftest import enroll
+
+    clear_line(kiosk, floor, clock)
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed",
+                                             {"balance_id": "BAL-7", "net_kg": "1.500"}), PW)
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "area was not clear after all")
+    sync = SyncService(kiosk.store, lambda: central, clock, batch_size=1000)
+    sync.sync_once()
+    enroll(central, kiosk.store)
+    assert central.ledger_count(kiosk.store.chain) == kiosk.store.head().seq
+    for kind, key in [("batch", "B-1"), ("user", "jane.op"), ("user", "omar.op")]:
+        assert central.directory_doc(kind, key) == kiosk.directory.get(kind, key), (kind, key)
 
 
 def test_drafts_are_per_user_and_survive(kiosk, floor, clock):
