@@ -99,12 +99,12 @@ class StatementFloor:
     through the write connection's cache (one PRAGMA data_version when nobody
     else wrote, as here). Transaction: BEGIN IMMEDIATE, PRAGMA data_version (nobody else wrote,
     so the head, the account and the batch are known without reading them),
-    INSERT record (Ed25519-signed), DELETE draft, upsert batch, UPDATE head,
+    INSERT record (Ed25519-signed), DELETE draft, upsert the step's document, UPDATE head,
     COMMIT. Whatever a signing event costs above this is Python rule logic;
     what this costs above the limit is the design.
     """
 
-    def __init__(self, data: Path, user_doc: str, batch_doc: str) -> None:
+    def __init__(self, data: Path, user_doc: str, step_doc: str) -> None:
         from storage.keyfile import load_or_create_identity
         from storage.local_store import LocalStore
 
@@ -114,13 +114,19 @@ class StatementFloor:
         self.db = sqlite3.connect(data / "kiosk.db", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        for kind, key, doc in (("user", "u", user_doc), ("batch", "b", batch_doc)):
+        for kind, key, doc in (("user", "u", user_doc), ("batch_step", "b/s", step_doc)):
             self.db.execute("INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, ?, 1)",
                             (kind, key, doc, self.chain))
         self.key = Ed25519PrivateKey.generate()
         self.payload = os.urandom(900)
         self.seq = self.db.execute("SELECT head_seq FROM chain_state").fetchone()[0]
-        self.batch_doc = batch_doc
+        self.step_doc = step_doc
+
+    @classmethod
+    def of(cls, kiosk, data: Path) -> "StatementFloor":
+        """With the documents of a Floor's kiosk: ana's account and the signed step of its first batch."""
+        return cls(data, json.dumps(kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
+                   json.dumps(kiosk.signing.batch("B-00000")["steps"]["line-clearance"], ensure_ascii=False))
 
     def once(self) -> tuple[float, float]:
         """Wall and CPU seconds of one event's statements."""
@@ -136,7 +142,7 @@ class StatementFloor:
         db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?", ("u", "b", "s"))
         db.executemany("INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
                        "(kind, key) DO UPDATE SET doc = excluded.doc, chain = excluded.chain, seq = excluded.seq",
-                       [("batch", "b", self.batch_doc, self.chain, self.seq)])
+                       [("batch_step", "b/s", self.step_doc, self.chain, self.seq)])
         db.execute("UPDATE chain_state SET head_seq = ?, head_hash = ?, frontier = ? WHERE chain = ?",
                    (self.seq, digest.hex(), "[]", self.chain))
         db.execute("COMMIT")
@@ -249,8 +255,7 @@ def main(n: int = 400) -> None:
         cheap.kiosk.close()
         # 2. The site's argon2 parameters, against the limit timed right after an argon2 verify; and the floor.
         site = Floor(tmp / "site", n // 2, TimedHasher())
-        floor = StatementFloor(tmp / "floor", json.dumps(site.kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
-                               json.dumps(site.kiosk.signing.batch("B-00000"), ensure_ascii=False))
+        floor = StatementFloor.of(site.kiosk, tmp / "floor")
         stored = site.hasher.hash(DEMO_PASSWORD)
         site_events, limit_cold, floor_cold = [], [], []
         for i in range(1, n // 2):
@@ -334,9 +339,7 @@ def worker_main(mode: str, k: int, batches: int) -> None:
         # Only the part being counted is set up beyond the floor itself.
         floor = Floor(Path(tmp) / "floor", batches, TimedHasher(**CHEAPEST_ARGON2))
         if mode == "statements":
-            statements = StatementFloor(Path(tmp) / "statements",
-                                        json.dumps(floor.kiosk.directory.get("user", "ana.op"), ensure_ascii=False),
-                                        json.dumps(floor.kiosk.signing.batch("B-00000"), ensure_ascii=False))
+            statements = StatementFloor.of(floor.kiosk, Path(tmp) / "statements")
             for _ in range(k):
                 statements.once()
             statements.close()

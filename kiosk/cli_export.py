@@ -107,6 +107,7 @@ def batch_report(
 ) -> None:
     """The executed batch record: steps, values, deviations, corrections, signatures; chain head and verification."""
     from kiosk.cli import fail
+    from kiosk.domain import batches as bx
     from kiosk.domain.clock import format_ts
     from kiosk.paths import resolve_data_dir
     from kiosk.services.batch_report import write_batch_pdf
@@ -125,10 +126,13 @@ def batch_report(
     engine = sqlite_engine(directory / DB_FILE, write=False)
     try:
         reader = LocalDirectory(engine)
-        batch = reader.get("batch", batch_id)
+        batch = reader.get(bx.BATCH, batch_id)
         if batch is None:
             raise fail(f"no batch {batch_id!r} in this store")
-        recipe = reader.get("recipe", batch["recipe_key"])
+        recipe = reader.get(bx.RECIPE, batch["recipe_key"])
+        if recipe is None:
+            raise fail(f"batch {batch_id!r} names recipe {batch['recipe_key']!r}, which this store does not hold")
+        batch = bx.view(batch, bx.recipe_from_doc(recipe), reader.get_many)
     finally:
         engine.dispose()
     head = report.chains[-1].head_hash[:16] + "…" if report.chains else "-"

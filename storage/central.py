@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from kiosk.domain import batches, directory
 from kiosk.domain.central import (
-    CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt, directory_digest,
+    CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt,
+    directory_digest,
 )
 from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts
@@ -105,11 +106,14 @@ class CentralStore:
     def open(cls, url: str, clock: Clock, key: SigningKey | None = None, *, migrate_schema: bool = True,
              central_time: Clock | None = None) -> "CentralStore":
         store = cls(url, clock, key, central_time=central_time)
+        migrated = False
         if migrate_schema:
             with store.engine.begin() as conn:
-                migrate.upgrade(conn, "central", safe_url(url))
+                migrated = migrate.upgrade(conn, "central", safe_url(url))
         if key is not None:
             store._open_central_chain()
+            if migrated:
+                store.publish_directory()  # what a migration wrote (c0005) reaches terminals at once
         return store
 
     def close(self) -> None:
@@ -420,7 +424,8 @@ class CentralStore:
             heads = {c: int(s) for c, s in conn.execute(text(
                 "SELECT chain, seq FROM chain_heads WHERE status != 'central'")).all()}
             signed = self._append_central(conn, DIRECTORY_PUBLISHED, {
-                "kind": "snapshot" if snapshot else "delta", "from_version": start, "to_version": current,
+                "kind": "snapshot" if snapshot else "delta", "directory_format": DIRECTORY_FORMAT,
+                "from_version": start, "to_version": current,
                 "digest": directory_digest(entries), "count": len(entries), "heads": heads})
             conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'published_version'"), {"v": current})
         return signed

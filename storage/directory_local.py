@@ -47,9 +47,15 @@ def _many_sql(n: int) -> str:
     return "SELECT kind, key, doc FROM directory WHERE " + " OR ".join(["(kind = ? AND key = ?)"] * n)
 
 
+_MANY_AT_ONCE = 4000  # pairs per statement, within SQLite's 32,766 parameters; a batch's steps fit in one
+
+
 def _get_many_text(db: sqlite3.Connection, wanted: list) -> list[str | None]:
-    params = [part for pair in wanted for part in pair]
-    found = {(kind, key): doc for kind, key, doc in db.execute(_many_sql(len(wanted)), params).fetchall()}
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(wanted), _MANY_AT_ONCE):
+        chunk = wanted[start:start + _MANY_AT_ONCE]
+        params = [part for pair in chunk for part in pair]
+        found.update(((kind, key), doc) for kind, key, doc in db.execute(_many_sql(len(chunk)), params))
     return [found.get(pair) for pair in wanted]
 
 

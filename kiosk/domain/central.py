@@ -25,6 +25,9 @@ from kiosk.domain.keys import PublicKey
 
 CENTRAL_DEVICE = "central"
 DIRECTORY_PUBLISHED = "directory.published"
+# The shape of the directory documents a publication covers; a terminal applies only the format it knows.
+# 2: a batch's steps are documents of their own (kiosk/domain/batches.py); 1 (unmarked): one document per batch.
+DIRECTORY_FORMAT = 2
 DEVICE_DECISIONS = {"device.approved": "approved", "device.rejected": "rejected", "device.revoked": "revoked"}
 
 

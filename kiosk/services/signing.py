@@ -183,23 +183,24 @@ class SigningService:
                                           "target": target("batch", bid), "batch_id": bid,
                                           "recipe_key": recipe.key, "recipe_hash": recipe.content_hash,
                                           "new": {"recipe": recipe.key}})])
-        return self.directory.get(bx.BATCH, bid)  # type: ignore[return-value]
+        return self.batch(bid)
 
     def batches(self) -> list[dict[str, Any]]:
+        """Every batch's own document (recipe, title, start); ``batch`` and ``steps`` give its steps."""
         return list(self.directory.all(bx.BATCH))
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch document as stored; shared with other readers, so never to be changed."""
         return self._batch_of(self.directory, batch_id)
 
-    @staticmethod
-    def _batch_of(reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
-        # get_many: on a kiosk, through the write connection's decoded documents (LocalDirectory.get_many), so
-        # the dialog, the signing transaction and the step list share one decoding of a large batch document.
+    def _batch_of(self, reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
+        """The batch record (batches.view). Read with get_many: on a kiosk that goes through the write
+        connection's decoded documents (LocalDirectory.get_many), so the dialog, the signing transaction and
+        the step list share one decoding of each document."""
         [doc] = reader.get_many([(bx.BATCH, batch_id)])
         if doc is None:
             raise SigningError(f"no batch {batch_id}")
-        return doc
+        return bx.view(doc, self._recipe_of(reader, doc["recipe_key"], doc.get("recipe_hash")), reader.get_many)
 
     def steps(self, batch_id: str) -> list[StepView]:
         batch = self.batch(batch_id)

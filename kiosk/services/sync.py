@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Protocol
 
 from kiosk.domain import directory
 from kiosk.domain.central import (
-    DIRECTORY_PUBLISHED, CentralTrustError, DirectoryEntry, Receipt, directory_digest, is_central_chain,
+    DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, CentralTrustError, DirectoryEntry, Receipt, directory_digest,
+    is_central_chain,
 )
 from kiosk.domain.clock import Clock, format_ts
 from kiosk.domain.clock_trust import skewed
@@ -135,8 +136,12 @@ class SyncService:
             if batch:
                 central.push(batch)
             self._apply_receipt(central, key)
+            pull_error = None
             if self._last_device_status == "approved" and self.puller is not None:
-                self._pull(central, key)
+                try:
+                    self._pull(central, key)
+                except DirectoryFormatMismatch as exc:
+                    pull_error = str(exc)  # records went out and were receipted: online, but not pulling
         except SyncHalted:
             raise
         except Exception as exc:  # noqa: BLE001 - any transport failure means "offline, try later"
@@ -146,7 +151,7 @@ class SyncService:
                                    offline_since=self._status.offline_since or now,
                                    next_attempt=now + dt.timedelta(seconds=wait))
             return self.status()
-        self._status = replace(self._status, last_sync=now, last_error=None, offline_since=None, failures=0,
+        self._status = replace(self._status, last_sync=now, last_error=pull_error, offline_since=None, failures=0,
                                next_attempt=now + dt.timedelta(seconds=self.interval_s))
         return self.status()
 
@@ -209,6 +214,14 @@ class SyncService:
             pubs.append(signed.record)
         if not pubs:
             return
+        served = pubs[-1].body.get("directory_format", 1)
+        if served != DIRECTORY_FORMAT:
+            # Not a trust problem: the two sides run different versions. Nothing is applied, and the terminal
+            # keeps working on the directory it has; pushing is unaffected.
+            side = "the central store" if served < DIRECTORY_FORMAT else "this terminal"
+            raise DirectoryFormatMismatch(
+                f"the central store publishes directory format {served}, this terminal applies format "
+                f"{DIRECTORY_FORMAT}: upgrade {side} (nothing was pulled)")
         version = state.version
         if version == 0:
             snapshots = [i for i, r in enumerate(pubs) if r.body["kind"] == "snapshot"]
@@ -285,6 +298,10 @@ class ReceiptMismatch(SyncHalted):
 
 class CentralUntrusted(SyncHalted):
     """The central store's key or signed statements do not check against the pin; nothing was applied."""
+
+
+class DirectoryFormatMismatch(Exception):
+    """The central store and this terminal run versions with different directory formats; the pull waits."""
 
 
 def _clean(exc: BaseException) -> str:

@@ -154,10 +154,10 @@ def run_signing_kills(tmp_path, kills: int, seed: int) -> None:
                 body = parse_raw(bytes(raw))[0].body
                 signed[body["batch_id"]] = (body["content_hash"], parse_raw(bytes(raw))[0].id)
             projected = {}
-            for (doc,) in conn.execute("SELECT doc FROM directory WHERE kind = 'batch'"):
-                batch = json.loads(doc)
-                for sig in (batch["steps"].get("line-clearance") or {}).get("signatures", []):
-                    projected[batch["batch_id"]] = (sig["content_hash"], sig["record_id"])
+            for key, doc in conn.execute("SELECT key, doc FROM directory WHERE kind = 'batch_step'"):
+                batch_id, step_id = key.rsplit("/", 1)
+                for sig in json.loads(doc)["signatures"] if step_id == "line-clearance" else []:
+                    projected[batch_id] = (sig["content_hash"], sig["record_id"])
         finally:
             conn.close()
         for batch, content_hash in reported.items():

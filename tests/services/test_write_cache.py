@@ -178,7 +178,8 @@ def test_every_remembered_document_is_its_row_as_decoded(kiosk, floor, clock):
         kiosk.session.login("omar.op", "not the password", code(floor, "omar.op", clock))
     kiosk.auth.update_user(ACTOR, "quinn.qa", reason="new duties", roles=("qa", "operator"))
     kiosk.auth.update_user(ACTOR, "jane.op", reason="left", status="deactivated")
-    kiosk.directory.get_many([("batch", "B-2"), ("user", "jane.op"), ("batch", "no such batch")])
+    kiosk.directory.get_many([("batch", "B-2"), ("user", "jane.op"), ("batch", "no such batch"),
+                              ("batch_step", "B-1/line-clearance")])
     types = {r.type for r in kiosk.store.iter_rows()}
     assert {"step.signed", "witness.signed", "step.corrected", "signature.invalidated", "user.updated",
             "auth.failed", "account.suspended", "batch.created"} <= types, types
@@ -192,9 +193,10 @@ def test_the_remembered_documents_start_over_past_their_size_bound(kiosk, floor,
 
     clear_line(kiosk, floor, clock)
     assert len(kiosk.store._docs) > 3
-    kiosk.directory.get_many([("batch", "B-1")])
+    step = ("batch_step", "B-1/line-clearance")
+    kiosk.directory.get_many([step])
     assert len(kiosk.store._docs) > 3  # within the bound: kept
     monkeypatch.setattr(doc_cache, "MAX_TEXT", kiosk.store._docs.text_size - 1)
-    [batch] = kiosk.directory.get_many([("batch", "B-1")])
-    assert list(kiosk.store._docs) == [("batch", "B-1")] and batch["steps"]["line-clearance"]["signatures"]
+    [doc] = kiosk.directory.get_many([step])
+    assert list(kiosk.store._docs) == [step] and doc["signatures"]
     assert kiosk.store._docs.text_size > 0

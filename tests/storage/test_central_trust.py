@@ -45,18 +45,23 @@ def cycle(central, *syncs):
 
 def admin_terminal(tmp_path, clock, central):
     a, sync_a = terminal(tmp_path, clock, central, "line-a")
-    issued = a.auth.bootstrap("site.admin", "Site Admin")
-    assert a.auth.change_password("site.admin", issued.temporary_password, PASSWORD,
-                                  _code(issued.totp_secret, clock)).ok
-    admin = Actor("site.admin", "Site Admin", "admin")
-    ana = a.auth.create_user(admin, "ana.op", "Ana Ortiz", ["operator"], reason="new starter",
-                             identity_verified=True, with_totp=False)
-    assert a.auth.change_password("ana.op", ana.temporary_password, PASSWORD, None).ok
+    admin_and_ana(a, clock)
     sync_a.sync_once()
     central.ingest_all()
     central.decide_device(a.store.chain, "approved", {**ADMIN, "user_id": "central-key-holder"}, "first terminal")
     cycle(central, sync_a)
     return a, sync_a
+
+
+def admin_and_ana(kiosk, clock):
+    """The site admin, and ana.op (operator, no TOTP), both with PASSWORD."""
+    issued = kiosk.auth.bootstrap("site.admin", "Site Admin")
+    assert kiosk.auth.change_password("site.admin", issued.temporary_password, PASSWORD,
+                                      _code(issued.totp_secret, clock)).ok
+    admin = Actor("site.admin", "Site Admin", "admin")
+    ana = kiosk.auth.create_user(admin, "ana.op", "Ana Ortiz", ["operator"], reason="new starter",
+                                 identity_verified=True, with_totp=False)
+    assert kiosk.auth.change_password("ana.op", ana.temporary_password, PASSWORD, None).ok
 
 
 def _code(secret, clock):
