@@ -205,10 +205,12 @@ LONG_STEPS = 150
 
 
 class LongBatch(DemoAsAna):
-    """One batch of a ``steps``-step recipe signed step by step: what a signature costs as its batch record grows.
+    """One batch of a ``steps``-step recipe signed step by step: whether a signature's cost grows with its batch.
 
     The headline signs the first step of fresh batches; a real batch record
-    has tens to hundreds of steps, each signature adding to one batch document.
+    has tens to hundreds of steps. Each signature writes its step's document
+    only, and the dialog's batch view reads every step's, from the write
+    connection's memory.
     """
 
     def __init__(self, data: Path, steps: int, hasher: TimedHasher) -> None:

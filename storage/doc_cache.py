@@ -1,10 +1,11 @@
 """The write connection's memory of directory documents, bounded by their count and their size.
 
-A signature reads the signer's account and the batch and writes the batch
-back; decoding a 150-step batch document (75 KB of JSON) twice per signature
-was most of what a late step cost. So the documents this connection reads or
-writes are kept decoded, and shared: whoever gets one must not change it (the
-projectors copy before they change anything).
+A signature reads the signer's account and the batch, and writes a step's
+document back; the sign dialog reads the same. Decoding them afresh each time
+was most of what a late step of a large batch cost (before step documents, a
+75 KB batch document twice per signature). So the documents this connection
+reads or writes are kept decoded, and shared: whoever gets one must not change
+it (the projectors copy before they change anything).
 
 Decoded documents take several times the room of their JSON text, and a
 terminal keeps its memory small, so the store starts over (``full``) once the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_DOCS = 4096
+MAX_DOCS = 16384  # a batch's view asks for every step, recorded or not: "no document" is remembered too
 MAX_TEXT = 2 * 1024 * 1024  # about 10-20 MB decoded
 
 

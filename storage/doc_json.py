@@ -2,7 +2,7 @@
 
 These are derived state, so any valid JSON will do (the signed bytes are
 ``kiosk.domain.canonical``'s job). One encoder for every store, and orjson,
-because the signing path writes the batch document with every signature and
+because the signing path writes a step document with every signature and
 ingest derives a document per record: it is several times faster than the
 standard library both ways. Non-string keys become strings, as ``json`` did.
 """

@@ -190,7 +190,8 @@ class SigningService:
         return list(self.directory.all(bx.BATCH))
 
     def batch(self, batch_id: str) -> dict[str, Any]:
-        """The batch document as stored; shared with other readers, so never to be changed."""
+        """The batch record (batches.view) as stored; its documents are shared with other readers, so never
+        to be changed."""
         return self._batch_of(self.directory, batch_id)
 
     def _batch_of(self, reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
