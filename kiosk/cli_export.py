@@ -132,7 +132,7 @@ def batch_report(
         recipe = reader.get(bx.RECIPE, batch["recipe_key"])
         if recipe is None:
             raise fail(f"batch {batch_id!r} names recipe {batch['recipe_key']!r}, which this store does not hold")
-        batch = bx.view(batch, bx.recipe_from_doc(recipe), reader.get_many)
+        batch = bx.read_view(batch, bx.recipe_from_doc(recipe), reader.get_many)
     finally:
         engine.dispose()
     head = report.chains[-1].head_hash[:16] + "…" if report.chains else "-"

@@ -18,7 +18,7 @@ directory history of a 150-step batch took 6 MB against 190 KB of records.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from kiosk.domain.canonical import encode
 from kiosk.domain.directory import Change, DirectoryConflict, Getter
@@ -35,15 +35,32 @@ def step_key(batch_id: str, step_id: str) -> str:
     return f"{batch_id}/{step_id}"
 
 
-def view(batch: Mapping[str, Any], recipe: Recipe, get_many: Callable[[list], list]) -> dict[str, Any]:
-    """The batch record as shown: the batch document with ``steps``, each recorded step's document by id.
+def documents(batch_id: str, recipe: Recipe) -> tuple[tuple[str, str], ...]:
+    """The (kind, key) of a batch's own document and of each of its steps' in recipe order: what ``view`` needs."""
+    memo_key = (batch_id, recipe.key, recipe.content_hash)
+    pairs = _PAIRS.get(memo_key)
+    if pairs is None:
+        if len(_PAIRS) >= 64:
+            _PAIRS.clear()
+        pairs = _PAIRS[memo_key] = ((BATCH, batch_id), *((STEP, step_key(batch_id, s.id)) for s in recipe.steps))
+    return pairs
 
-    ``get_many`` reads the step documents in one call (a DirectoryReader's); the
-    documents it returns are shared, and so are those in the view.
+
+_PAIRS: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
+
+
+def view(recipe: Recipe, docs: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The batch record as shown: the batch's document with ``steps``, each recorded step's document by id.
+
+    ``docs`` are the documents ``documents`` names, as read (None where a
+    step has nothing recorded). They are shared, and so are they in the view.
     """
-    bid = batch["batch_id"]
-    docs = get_many([(STEP, step_key(bid, step.id)) for step in recipe.steps])
-    return {**batch, "steps": {step.id: doc for step, doc in zip(recipe.steps, docs) if doc is not None}}
+    return {**docs[0], "steps": {step.id: doc for step, doc in zip(recipe.steps, docs[1:]) if doc is not None}}
+
+
+def read_view(batch: Mapping[str, Any], recipe: Recipe, get_many: Callable[[list], list]) -> dict[str, Any]:
+    """``view`` of a batch whose own document is ``batch``, its steps read with ``get_many`` in one call."""
+    return view(recipe, [batch, *get_many(list(documents(batch["batch_id"], recipe)[1:]))])
 
 
 def content_hash(batch_id: str, step_id: str, recipe_key: str, recipe_hash: str,

@@ -96,13 +96,18 @@ class _Basis:
     """
 
     owner: UserView
-    batch: Mapping[str, Any]
-    roles: tuple[str, ...]          # the roles the step's rule lets sign this meaning
+    pairs: tuple[tuple[str, str], ...]  # the batch's documents (batches.documents)
+    docs: tuple                         # ... as read: the batch's own, then each step's (None: nothing recorded)
+    roles: tuple[str, ...]              # the roles the step's rule lets sign this meaning
     inputs: tuple
 
-    def holds(self, prepared: "Prepared", owner: UserView, batch: Mapping[str, Any]) -> bool:
+    def holds(self, prepared: "Prepared", owner: UserView, docs: list) -> bool:
         return (self.inputs == prepared.inputs() and not prepared.witness and owner == self.owner
-                and (batch is self.batch or batch == self.batch))
+                and len(docs) == len(self.docs) and all(a is b or a == b for a, b in zip(docs, self.docs)))
+
+
+def _made_from(batch: Mapping[str, Any], recipe: Recipe) -> bool:
+    return batch["recipe_key"] == recipe.key and batch.get("recipe_hash", recipe.content_hash) == recipe.content_hash
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ class SigningService:
         # content needs a new version), and each use is checked against the
         # content hash its batch was created with.
         self._recipes: dict[str, Recipe] = {}
+        # Each batch's recipe as last read, so its documents can be read in one go (checked against the batch's).
+        self._batch_recipes: dict[str, Recipe] = {}
 
     # -- recipes and batches ---------------------------------------------
     def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
@@ -195,13 +202,35 @@ class SigningService:
         return self._batch_of(self.directory, batch_id)
 
     def _batch_of(self, reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
-        """The batch record (batches.view). Read with get_many: on a kiosk that goes through the write
-        connection's decoded documents (LocalDirectory.get_many), so the dialog, the signing transaction and
-        the step list share one decoding of each document."""
+        recipe, _pairs, docs = self._batch_documents(reader, batch_id)
+        return bx.view(recipe, docs)
+
+    def _batch_documents(self, reader: DirectoryReader,
+                         batch_id: str) -> tuple[Recipe, tuple[tuple[str, str], ...], list]:
+        """The batch's recipe and its documents (batches.documents), as read.
+
+        Read with get_many: on a kiosk that goes through the write connection's
+        decoded documents (LocalDirectory.get_many), so the dialog, the signing
+        transaction and the step list share one decoding of each document.
+        """
+        recipe = self._batch_recipes.get(batch_id)
+        if recipe is not None:  # as last time, most likely: then one read does
+            pairs = bx.documents(batch_id, recipe)
+            docs = reader.get_many(pairs)
+            if docs[0] is not None and _made_from(docs[0], recipe):
+                return recipe, pairs, docs
         [doc] = reader.get_many([(bx.BATCH, batch_id)])
         if doc is None:
             raise SigningError(f"no batch {batch_id}")
-        return bx.view(doc, self._recipe_of(reader, doc["recipe_key"], doc.get("recipe_hash")), reader.get_many)
+        recipe = self._recipe_of(reader, doc["recipe_key"], doc.get("recipe_hash"))
+        pairs = bx.documents(batch_id, recipe)
+        docs = reader.get_many(pairs)
+        if docs[0] is None or not _made_from(docs[0], recipe):
+            raise SigningError(f"batch {batch_id} was replaced while it was read (a directory pull); open it again")
+        if len(self._batch_recipes) >= 256:
+            self._batch_recipes.clear()
+        self._batch_recipes[batch_id] = recipe
+        return recipe, pairs, docs
 
     def steps(self, batch_id: str) -> list[StepView]:
         batch = self.batch(batch_id)
@@ -227,8 +256,8 @@ class SigningService:
                   deviation_ref: str) -> tuple[Prepared, dict[str, Any]]:
         """Every signing rule, against the state ``reader`` sees; returns what would be signed and the batch."""
         self._ready_to_sign(owner)
-        batch = self._batch_of(reader, batch_id)
-        recipe = self._recipe_of(reader, batch["recipe_key"], batch.get("recipe_hash"))
+        recipe, pairs, docs = self._batch_documents(reader, batch_id)
+        batch = bx.view(recipe, docs)
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
@@ -279,7 +308,8 @@ class SigningService:
                             deviation_ref, out_of_range)
         if not witness:
             # Still being built, never seen by anyone: the basis names the inputs just set.
-            object.__setattr__(prepared, "basis", _Basis(owner, batch, tuple(rule.roles), prepared.inputs()))
+            object.__setattr__(prepared, "basis", _Basis(owner, pairs, tuple(docs), tuple(rule.roles),
+                                                         prepared.inputs()))
         return prepared, batch
 
     def _judge_again(self, reader: DirectoryReader, owner: UserView,
@@ -287,20 +317,20 @@ class SigningService:
         """Every rule once more, against the state ``reader`` sees, for what ``prepared`` shows.
 
         Returns what is to be signed (as judged now), the components it needs
-        now, its manifestation as of now, and the batch. When the account and
+        now, its manifestation as of now, and the batch (its own document's
+        fields at least: what the signature names). When the account and
         the batch are unchanged since the dialog was prepared (see _Basis), the
         directory-dependent verdict stands and only the session- and
         time-dependent rules are decided again.
         """
         self._ready_to_sign(owner)
-        batch = self._batch_of(reader, prepared.batch_id)
         basis = prepared.basis
-        if basis is not None and basis.holds(prepared, owner, batch):
+        if basis is not None and basis.holds(prepared, owner, reader.get_many(basis.pairs)):
             self._check_clock(reader)
             components = components_required(self.session.session, owner.user_id, self.session.policy,
                                               owner.totp_enrolled)
             role = self._role_for(owner, basis.roles)
-            return prepared, components, self._manifestation(owner, role, prepared.meaning), batch
+            return prepared, components, self._manifestation(owner, role, prepared.meaning), basis.docs[0]
         again, batch = self._evaluate(reader, owner, prepared.batch_id, prepared.step_id, prepared.meaning,
                                       dict(prepared.values), witness=False, comment=prepared.comment,
                                       deviation_ref=prepared.deviation_ref)

@@ -200,3 +200,28 @@ def test_the_remembered_documents_start_over_past_their_size_bound(kiosk, floor,
     [doc] = kiosk.directory.get_many([step])
     assert list(kiosk.store._docs) == [step] and doc["signatures"]
     assert kiosk.store._docs.text_size > 0
+
+
+def test_a_batch_replaced_under_another_recipe_is_read_as_it_now_is(kiosk, floor, clock):
+    """The signing service reads a batch's documents in one go with the recipe it saw last time, and checks
+    the batch's own document names that recipe: a batch replaced by a directory pull is read afresh."""
+    import sqlite3
+
+    from storage.doc_json import dump_doc
+
+    from tests.services.test_signing import clear_line
+
+    clear_line(kiosk, floor, clock)
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed",
+                                             {"balance_id": "BAL-7", "net_kg": "1.500"}), PW)
+    before = kiosk.signing.batch("B-1")
+    assert before["recipe_key"] == "buffer-prep@3" and "weigh-salts" in before["steps"]
+    tablet = kiosk.directory.get("recipe", "tablet-compression@7")
+    with sqlite3.connect(kiosk.data_dir / "kiosk.db", isolation_level=None) as db:  # another connection
+        db.execute("UPDATE directory SET doc = ? WHERE kind = 'batch' AND key = 'B-1'",
+                   (dump_doc({**{k: v for k, v in before.items() if k != "steps"},
+                              "recipe_key": "tablet-compression@7", "recipe_hash": tablet["content_hash"]}),))
+    after = kiosk.signing.batch("B-1")
+    assert after["recipe_key"] == "tablet-compression@7"
+    assert set(after["steps"]) == {"line-clearance"}  # the tablet recipe's steps only: no weigh-salts
+    assert [s.title for s in kiosk.signing.steps("B-1")][0] == "Line clearance of the tablet press"
