@@ -53,6 +53,13 @@ def admin_terminal(tmp_path, clock, central):
     return a, sync_a
 
 
+def second_terminal(tmp_path, clock, central, a, sync_a):
+    """line-b, installed with line-a's site key, after one sync interval: the central store has it as pending."""
+    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
+    cycle(central, sync_a, sync_b)
+    return b, sync_b
+
+
 def admin_and_ana(kiosk, clock):
     """The site admin, and ana.op (operator, no TOTP), both with PASSWORD."""
     issued = kiosk.auth.bootstrap("site.admin", "Site Admin")
@@ -95,8 +102,7 @@ def test_a_suspension_on_one_terminal_reaches_another_within_one_sync_interval(c
 
 def test_only_an_approved_terminal_pulls_the_directory(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     assert central.head(b.store.chain)["status"] == "pending"
     assert b.auth.user("ana.op") is None and b.directory.count("user") == 0
     a.close(), b.close()
@@ -107,8 +113,7 @@ def test_a_directory_document_changed_after_signing_is_refused_by_the_kiosk(cent
     import json
 
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     cycle(central, sync_a, sync_b)
     assert b.directory.get("user", "ana.op")["roles"] == ["operator"]
@@ -176,8 +181,7 @@ def test_a_central_store_with_another_key_halts_sync(central, tmp_path, clock):
 @pytest.mark.req("A11-12")
 def test_a_kiosk_admin_decides_about_another_terminal_but_never_about_itself(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     fp = central.head(b.store.chain)
     from kiosk.domain.keys import PublicKey, unb64url
 
@@ -214,8 +218,7 @@ def test_cli_decisions_need_an_authenticated_central_admin(tmp_path, clock):
     key = load_or_create_central_key(tmp_path / "c.db.key")
     central = CentralStore.open(url, clock, key, central_time=clock)
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
 
     def cli(*args, stdin=""):
         return subprocess.run([sys.executable, "-m", "kiosk.cli", "admin", "devices", *args, "--url", url,

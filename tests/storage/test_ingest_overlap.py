@@ -18,7 +18,7 @@ from kiosk.domain.keys import PublicKey, unb64url
 from storage.keyfile import load_or_create_identity
 from storage.local_store import LocalStore
 from tests.storage.conftest import enroll
-from tests.storage.test_central_trust import admin_terminal, cycle, terminal
+from tests.storage.test_central_trust import admin_terminal, cycle, second_terminal
 from tests.storage.test_outage import _drain, assert_ledger_is_the_local_chain
 
 
@@ -103,8 +103,7 @@ def test_a_revocation_is_applied_when_its_target_is_checked_next_in_the_same_pas
     ``target-opened-ahead``: a chain checked before the decision's lets its commit thread open the target
     ahead (lock held, rows read); that must be let go before the decision runs, or it waits on itself."""
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     central.decide_device(b.store.chain, "approved", {"user_id": "qa.lead", "name": "QA", "role": "admin"},
                           "fingerprint compared on site")
     cycle(central, sync_a, sync_b)

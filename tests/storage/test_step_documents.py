@@ -13,7 +13,8 @@ from kiosk.config import KioskConfig
 from kiosk.services.auth import Actor
 from storage.central import CentralStore
 from tests.storage.conftest import ADMIN, central_key
-from tests.storage.test_central_trust import FAST, PASSWORD, admin_and_ana, admin_terminal, cycle, terminal
+from tests.storage.test_central_trust import (FAST, PASSWORD, admin_and_ana, admin_terminal, cycle,
+                                             second_terminal, terminal)
 
 def signed_batch(kiosk, clock):
     """On a terminal where ana.op exists without TOTP: she performs line clearance on B-1, and on B-2, where she
@@ -75,8 +76,7 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
 @pytest.mark.req("DI-ALCOA")
 def test_step_documents_reach_another_terminal(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     signed_batch(a, clock)
     cycle(central, sync_a, sync_b)
@@ -127,8 +127,7 @@ def test_a_terminal_does_not_apply_a_directory_format_it_does_not_know(central, 
     import storage.central
 
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = terminal(tmp_path, clock, central, "line-b", site_of=a)
-    cycle(central, sync_a, sync_b)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     monkeypatch.setattr(storage.central, "DIRECTORY_FORMAT", 1)  # an older central store's publications
     a.auth.authenticate("ana.op", "wrong password entirely", require_totp=False)  # a change to publish
     cycle(central, sync_a)
