@@ -9,8 +9,9 @@ it (the projectors copy before they change anything).
 
 Decoded documents take several times the room of their JSON text, and a
 terminal keeps its memory small, so the store starts over (``full``) once the
-documents it remembers add up to ``MAX_TEXT`` characters of JSON or
-``MAX_DOCS`` documents.
+documents it remembered since it last did add up to ``MAX_TEXT`` characters of
+JSON (a document written again counts again: the bound errs towards starting
+over) or ``MAX_DOCS`` documents.
 """
 
 from __future__ import annotations
