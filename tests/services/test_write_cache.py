@@ -205,6 +205,7 @@ def test_the_remembered_documents_start_over_past_their_size_bound(kiosk, floor,
 def test_a_batch_replaced_under_another_recipe_is_read_as_it_now_is(kiosk, floor, clock):
     """The signing service reads a batch's documents in one go with the recipe it saw last time, and checks
     the batch's own document names that recipe: a batch replaced by a directory pull is read afresh."""
+    import contextlib
     import sqlite3
 
     from storage.doc_json import dump_doc
@@ -217,7 +218,8 @@ def test_a_batch_replaced_under_another_recipe_is_read_as_it_now_is(kiosk, floor
     before = kiosk.signing.batch("B-1")
     assert before["recipe_key"] == "buffer-prep@3" and "weigh-salts" in before["steps"]
     tablet = kiosk.directory.get("recipe", "tablet-compression@7")
-    with sqlite3.connect(kiosk.data_dir / "kiosk.db", isolation_level=None) as db:  # another connection
+    # Another connection (a directory pull, say) replaces the batch under another recipe.
+    with contextlib.closing(sqlite3.connect(kiosk.data_dir / "kiosk.db", isolation_level=None)) as db:
         db.execute("UPDATE directory SET doc = ? WHERE kind = 'batch' AND key = 'B-1'",
                    (dump_doc({**{k: v for k, v in before.items() if k != "steps"},
                               "recipe_key": "tablet-compression@7", "recipe_hash": tablet["content_hash"]}),))

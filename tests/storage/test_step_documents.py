@@ -2,6 +2,7 @@
 are split when opened, terminals pull step documents, and a terminal never applies a directory format it
 does not know. Real SQLite and PostgreSQL, FakeClock."""
 
+import contextlib
 import json
 import sqlite3
 
@@ -15,6 +16,7 @@ from storage.central import CentralStore
 from tests.storage.conftest import ADMIN, central_key
 from tests.storage.test_central_trust import (FAST, PASSWORD, admin_and_ana, admin_terminal, cycle,
                                              second_terminal, terminal)
+
 
 def signed_batch(kiosk, clock):
     """On a terminal where ana.op exists without TOTP: she performs line clearance on B-1, and on B-2, where she
@@ -54,7 +56,7 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
     signed_batch(a, clock)
     a.close()
     db_file = tmp_path / "line-a" / "kiosk.db"
-    with sqlite3.connect(db_file, isolation_level=None) as db:
+    with contextlib.closing(sqlite3.connect(db_file, isolation_level=None)) as db:
         # A pulled central base too: here, a copy of the working directory.
         db.execute("INSERT INTO central_directory (kind, key, doc, version) SELECT kind, key, doc, seq FROM directory")
         before = documents(db, "directory"), documents(db, "central_directory")
@@ -64,7 +66,7 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
         db.execute("UPDATE alembic_version SET version_num = 'l0003'")
     kiosk = build_kiosk(KioskConfig(), tmp_path / "line-a", clock, device_id="line-a", hasher=FAST)  # migrates
     try:
-        with sqlite3.connect(db_file) as db:
+        with contextlib.closing(sqlite3.connect(db_file)) as db:
             assert (documents(db, "directory"), documents(db, "central_directory")) == before
         assert kiosk.session.login("ana.op", PASSWORD, None).ok
         assert [s.status for s in kiosk.signing.steps("B-1")][:1] == ["in_progress"]
