@@ -16,7 +16,8 @@ the directory does not project (verification, ledger, signed receipts); a
 second line shows ingest when every record also changes a directory document.
 
 Run: python bench/bench_ingest.py [N [ROUNDS]]   (N records over 4 device chains, default 20000;
-     each figure the best of ROUNDS interleaved rounds, default 2)
+     each figure the best of ROUNDS interleaved rounds, default 3; the goal's verdict is the median of the
+     rounds' own ratios)
      python bench/bench_ingest.py --instructions [N]   (the same work counted by valgrind, not timed;
      default 4000 records)
 PostgreSQL: $KIOSK_BENCH_PG_URL, else $KIOSK_TEST_PG_URL, else the local test server.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -255,13 +257,23 @@ def ingest(tmp: Path, rows, workers: int) -> Run:
         return run
 
 
-def main(n: int = 20_000, rounds: int = 2) -> None:
-    """Each figure is the best of ``rounds``, the rounds interleaved, so a busy machine hurts both alike."""
-    best: dict[str, Run] = {}
+def main(n: int = 20_000, rounds: int = 3) -> None:
+    """Each figure is the best of ``rounds``, the rounds interleaved, so a busy machine hurts both alike.
 
-    def keep(name: str, run: Run) -> None:
+    The goal's verdict also comes from each round's own ratio (ingest against the verify loop run just
+    before it): the machine's speed drifts by tens of percent within minutes, and the best of each side
+    may come from different moments. Their median is the verdict; the best-of ratio is shown beside it.
+    """
+    best: dict[str, Run] = {}
+    paired: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
+
+    def keep(name: str, run: Run) -> Run:
         if name not in best or run.done / run.elapsed > best[name].done / best[name].elapsed:
             best[name] = run
+        return run
+
+    def rate(run: Run) -> float:
+        return run.done / run.elapsed
 
     copy_rate = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -269,24 +281,27 @@ def main(n: int = 20_000, rounds: int = 2) -> None:
         rows = make_records(tmp, n)
         derived = make_records(tmp, n // 2, DERIVED)
         for _ in range(rounds):
-            keep("verify_1", raw_verify(tmp, rows, 1))
-            keep("ingest_1", ingest(tmp, rows, 1))
-            keep("verify_2", raw_verify(tmp, rows, 2))
-            keep("ingest_2", ingest(tmp, rows, 2))
+            limit = keep("verify_1", raw_verify(tmp, rows, 1))
+            paired["1 worker"].append(rate(keep("ingest_1", ingest(tmp, rows, 1))) / rate(limit))
+            limit = keep("verify_2", raw_verify(tmp, rows, 2))
+            paired["2 workers"].append(rate(keep("ingest_2", ingest(tmp, rows, 2))) / rate(limit))
             copy_rate = max(copy_rate, raw_copy(rows))
             keep("derived_1", ingest(tmp, derived, 1))
-    rate = {name: run.done / run.elapsed for name, run in best.items()}
-    verify_1, ingest_1, verify_2, ingest_2 = rate["verify_1"], rate["ingest_1"], rate["verify_2"], rate["ingest_2"]
+    rates = {name: rate(run) for name, run in best.items()}
+    verify_1, ingest_1, verify_2, ingest_2 = rates["verify_1"], rates["ingest_1"], rates["verify_2"], rates["ingest_2"]
     print(f"central ingest, {len(rows)} records over {CHAINS} chains, full verification, PostgreSQL, "
           f"{os.cpu_count()} CPUs, best of {rounds}")
     report("ingest, 1 worker (records/s)", ingest_1, "rec/s", "raw Ed25519 verify, 1 process", verify_1)
     report("ingest, 2 workers (records/s)", ingest_2, "rec/s", "raw Ed25519 verify, 2 processes", verify_2)
     report("ingest, 1 worker (records/s)", ingest_1, "rec/s", "raw PostgreSQL COPY, same rows", copy_rate)
-    report("ingest + directory derivation, 1 worker", rate["derived_1"], "rec/s", "raw Ed25519 verify, 1 process",
+    report("ingest + directory derivation, 1 worker", rates["derived_1"], "rec/s", "raw Ed25519 verify, 1 process",
            verify_1)
     for label, value, limit in (("1 worker", ingest_1, verify_1), ("2 workers", ingest_2, verify_2)):
-        verdict = "met" if value >= 0.7 * limit else "NOT met"
-        print(f"goal >= 70% of the verify-bound limit, {label}: {value / limit:.0%} ({verdict})")
+        ratios = sorted(paired[label])
+        median = statistics.median(ratios)
+        verdict = "met" if median >= 0.7 else "NOT met"
+        print(f"goal >= 70% of the verify-bound limit, {label}: {median:.0%} ({verdict}), the median of each "
+              f"round's ratio ({', '.join(f'{r:.2f}' for r in paired[label])}); best against best {value / limit:.0%}")
     # Where the CPU goes: with 2 workers every core is busy, so the database's share is taken from verification.
     one, verify = best["ingest_1"], best["verify_1"]
     worker_us, machine_us = 1e6 * one.worker_cpu / one.done, 1e6 * one.machine_cpu / one.done
@@ -337,4 +352,4 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "--instructions":
         instructions_main(int(sys.argv[2]) if len(sys.argv) > 2 else 4000)
     else:
-        main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
