@@ -157,7 +157,7 @@ class LocalDirectory:
         return None if row is None else load_doc(row[0])
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
-        """One statement for several point reads: the sign-in path's four, the sign dialog's batch.
+        """One statement for several point reads: the sign-in path's four, a batch's documents.
 
         An append follows them on the store's write lock, so, when the store
         offers it, they go through its write connection's document cache

@@ -199,11 +199,12 @@ class SigningService:
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch record (batches.view) as stored; its documents are shared with other readers, so never
         to be changed."""
-        return self._batch_of(self.directory, batch_id)
+        return self._batch_of(self.directory, batch_id)[1]
 
-    def _batch_of(self, reader: DirectoryReader, batch_id: str) -> dict[str, Any]:
+    def _batch_of(self, reader: DirectoryReader, batch_id: str) -> tuple[Recipe, dict[str, Any]]:
+        """The batch's recipe and its record (batches.view)."""
         recipe, _pairs, docs = self._batch_documents(reader, batch_id)
-        return bx.view(recipe, docs)
+        return recipe, bx.view(recipe, docs)
 
     def _batch_documents(self, reader: DirectoryReader,
                          batch_id: str) -> tuple[Recipe, tuple[tuple[str, str], ...], list]:
@@ -233,8 +234,7 @@ class SigningService:
         return recipe, pairs, docs
 
     def steps(self, batch_id: str) -> list[StepView]:
-        batch = self.batch(batch_id)
-        recipe = self._recipe_of(self.directory, batch["recipe_key"], batch.get("recipe_hash"))
+        recipe, batch = self._batch_of(self.directory, batch_id)
         out = []
         statuses = bx.step_statuses(recipe, batch)
         for step in recipe.steps:
@@ -401,8 +401,7 @@ class SigningService:
             if witness_now is None or witness_now.status != "active":
                 raise SigningError(f"{person.printed_name}'s account is no longer active")
             self._ready_to_sign(witness_now)
-            batch = self._batch_of(reader, prepared.batch_id)
-            recipe = self._recipe_of(reader, batch["recipe_key"], batch.get("recipe_hash"))
+            recipe, batch = self._batch_of(reader, prepared.batch_id)
             step = recipe.step(prepared.step_id)
             rule = step.rule(Meaning(prepared.meaning)) if step else None
             if rule is None:
@@ -424,8 +423,7 @@ class SigningService:
         """Change entered values: a new record with old, new and reason; earlier signatures are invalidated."""
         owner = self.session.owner()
         role = self.session.session.role or owner.roles[0]
-        batch = self.batch(batch_id)
-        recipe = self.recipe(batch["recipe_key"])
+        recipe, batch = self._batch_of(self.directory, batch_id)
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
