@@ -1,5 +1,6 @@
 import pytest
 
+from kiosk.domain.totp import SecretBoxError
 from kiosk.services.auth import DEACTIVATED, INVALID, SUSPENDED, Actor, InvalidInput, NotPermitted
 from tests.services.conftest import totp_now
 
@@ -23,14 +24,23 @@ def test_bootstrap_once_and_user_creation_is_recorded_with_identity_attestation(
         kiosk.auth.bootstrap("other", "Other")
     with pytest.raises(InvalidInput, match="verified this person's identity"):
         kiosk.auth.create_user(actor, "bob", "Bob", ["operator"], reason="starter", identity_verified=False)
-    make_user(kiosk, admin)
+    jane = make_user(kiosk, admin)
     rows = [r for r in kiosk.store.iter_rows() if r.type == "user.created"]
     assert len(rows) == 2
     from kiosk.domain.records import parse_raw
     body = parse_raw(rows[1].raw)[0].body
     assert body["identity_verification"] == {"attested_by": "site.admin", "method": "photo ID checked in person"}
     assert body["actor"]["user_id"] == "site.admin" and body["new"]["roles"] == ["operator"]
-    assert "jane" not in body["credential"]["enc"].lower()
+    # The record carries the credential sealed to its owner: no hash, password or TOTP secret in clear,
+    # and it opens only as jane.op's (a random ciphertext may spell anything, so test what it hides).
+    sealed, sealed_totp = body["credential"]["enc"], body["totp"]["enc"]
+    for clear in ("$argon2", jane.temporary_password, jane.totp_secret):
+        assert clear not in rows[1].raw.decode()
+    stored_hash = kiosk.auth.box.decrypt("password:jane.op", sealed)
+    assert kiosk.auth.hasher.verify(stored_hash, jane.temporary_password)
+    assert kiosk.auth.box.decrypt("totp:jane.op", sealed_totp) == jane.totp_secret
+    with pytest.raises(SecretBoxError):
+        kiosk.auth.box.decrypt("password:site.admin", sealed)
 
 
 @pytest.mark.req("P11-300a")
