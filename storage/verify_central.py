@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from kiosk.domain.chain import Anchor, ChainVerifier, SegmentStitcher, TruncatedChain
+from kiosk.domain.chain import Anchor, ChainVerifier, SegmentStitcher, TruncatedChain, in_batches
 from kiosk.domain.keys import PublicKey, kid_of, unb64url
 from kiosk.domain.records import BrokenLink, RecordError, UnknownKey, where_of
 from storage.sqlite import sqlite_engine
@@ -125,10 +125,12 @@ def verify_segment(url: str, chain: str, lo: int, hi: int, key_raw: bytes) -> tu
     verifier = ChainVerifier(chain, PublicKey(key_raw), start_seq=lo, segment=True)
     error = None
     try:
-        for seq, digest, raw, sig, rid, rtype, ts, kid in _stream(read_engine(url), chain, lo, hi):
-            # Raises before keeping anything of a bad record: what is handed back is the records before it.
-            verifier.feed(_as_bytes(raw), _as_bytes(sig), seq, _as_bytes(digest),
-                          {"id": rid, "type": rtype, "ts": ts, "kid": kid})
+        for rows in in_batches(_stream(read_engine(url), chain, lo, hi)):
+            verifier.verify_signatures_first([(_as_bytes(row[2]), _as_bytes(row[3])) for row in rows])
+            for seq, digest, raw, sig, rid, rtype, ts, kid in rows:
+                # Raises before keeping anything of a bad record: what is handed back is the records before it.
+                verifier.feed(_as_bytes(raw), _as_bytes(sig), seq, _as_bytes(digest),
+                              {"id": rid, "type": rtype, "ts": ts, "kid": kid})
     except RecordError as err:
         error = (type(err).__name__, err.where, err.detail)
     return (verifier.first_prev, bytes(verifier.hashes), verifier.pending_checkpoints,

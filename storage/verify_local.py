@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 
-from kiosk.domain.chain import Anchor, ChainSummary, ChainVerifier, SegmentStitcher, genesis_key
+from kiosk.domain.chain import Anchor, ChainSummary, ChainVerifier, SegmentStitcher, genesis_key, in_batches
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import BrokenLink, RecordError, parse_raw, where_of
 from storage.local_store import DB_FILE, iter_rows
@@ -73,8 +73,10 @@ def _verify_segment(db_path: str, chain: str, lo: int, hi: int, pinned: bytes | 
                 record, _ = parse_raw(first.raw)
                 key = genesis_key(dict(record.body), where_of(chain, 1))
         verifier = ChainVerifier(chain, key, start_seq=lo, segment=True)
-        for row in iter_rows(engine, chain, lo - 1, hi):
-            verifier.feed(row.raw, row.sig, row.seq, row.hash, {"type": row.type, "ts": row.ts})
+        for rows in in_batches(iter_rows(engine, chain, lo - 1, hi)):
+            verifier.verify_signatures_first([(row.raw, row.sig) for row in rows])
+            for row in rows:
+                verifier.feed(row.raw, row.sig, row.seq, row.hash, {"type": row.type, "ts": row.ts})
         return ("ok", verifier.first_prev, bytes(verifier.hashes), verifier.pending_checkpoints,
                 verifier.first_ts, verifier.last_ts, verifier.next_seq - 1)
     except RecordError as err:

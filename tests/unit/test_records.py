@@ -141,6 +141,35 @@ def test_verifier_detects_gap_reorder_and_foreign_chain(clock):
         ChainVerifier("dev-2:1").feed(chain[0].raw, chain[0].sig)
 
 
+@pytest.mark.req("P11-70")
+def test_signatures_verified_first_give_the_verdicts_feed_would(clock):
+    key = SigningKey.generate()
+    chain = _chain(key, clock, 6)
+    forged = chain[3].sig[:-1] + bytes([chain[3].sig[-1] ^ 1])
+    rows = [(s.raw, s.sig) for s in chain[1:]]
+    rows[2] = (chain[3].raw, forged)
+    v = ChainVerifier("dev-1:1", key.public)
+    v.feed(chain[0].raw, chain[0].sig)
+    v.verify_signatures_first(rows)
+    v.feed(chain[1].raw, chain[1].sig)
+    v.feed(chain[2].raw, chain[2].sig)
+    with pytest.raises(BadSignature, match="dev-1:1 #4"):
+        v.feed(chain[3].raw, forged)
+    assert v.next_seq == 4  # refused before it moved on
+    # A signature that was not verified ahead (the genuine one, in place of the forged row) is verified
+    # when it is fed; a verdict is only ever for the very bytes and signature it was worked out for.
+    v.feed(chain[3].raw, chain[3].sig)
+    v.verify_signatures_first([(chain[4].raw, forged), (chain[5].raw, chain[5].sig)])
+    v.feed(chain[4].raw, chain[4].sig)
+    v.feed(chain[5].raw, chain[5].sig)
+    # A chain whose key comes from its first record has nothing to verify ahead with: feed verifies.
+    w = ChainVerifier("dev-1:1")
+    w.verify_signatures_first([(s.raw, s.sig) for s in chain])
+    w.feed(chain[0].raw, chain[0].sig)
+    with pytest.raises(BadSignature):
+        w.feed(chain[1].raw, chain[2].sig)
+
+
 def test_verifier_refuses_a_chain_whose_key_is_not_the_pinned_one(clock):
     key, other = SigningKey.generate(), SigningKey.generate()
     chain = _chain(key, clock, 2)
