@@ -229,6 +229,10 @@ def _plain(value: Any, depth: int = 0) -> bool:
         kind = type(item)
         if kind is str or item is None or kind is bool:
             continue
+        if kind is int:  # checked here, not by a call per integer (seq and v are in every record)
+            if -_MAX_INT <= item <= _MAX_INT:
+                continue
+            return False
         if not _plain(item, depth + 1):
             return False
     return True
