@@ -92,6 +92,15 @@ def test_a_parsed_record_equals_the_one_built_field_by_field(clock):
     assert repr(parsed) == repr(Record(**obj)) and parsed.to_obj() == obj
     with pytest.raises(AttributeError):
         parsed.seq = 2  # still frozen
+    from kiosk.domain.records import SignedRecord
+
+    key = SigningKey.generate()
+    signed = make(key, clock, body={"n": 1})
+    opened = open_signed(signed.raw, signed.sig, key.public)  # check_signature fills it directly too
+    assert opened == SignedRecord(opened.record, signed.raw, signed.hash, signed.sig) == signed
+    assert repr(opened) == repr(signed)
+    with pytest.raises(AttributeError):
+        opened.sig = b""
 
 
 @pytest.mark.parametrize("version", [True, 2, "1"])
