@@ -493,6 +493,13 @@ def read_head(engine: Engine, chain: str) -> Head | None:
 def iter_rows(engine: Engine, chain: str, after_seq: int = 0, upto: int | None = None,
               batch: int = READ_BATCH) -> Iterator[StoredRow]:
     """Stream a chain in seq order, one short read transaction per batch."""
+    for rows in iter_row_batches(engine, chain, after_seq, upto, batch):
+        yield from rows
+
+
+def iter_row_batches(engine: Engine, chain: str, after_seq: int = 0, upto: int | None = None,
+                     batch: int = READ_BATCH) -> Iterator[list[StoredRow]]:
+    """``iter_rows`` as the batches it reads (verify checks each batch's signatures first, in one loop)."""
     last = after_seq
     limit = upto if upto is not None else 2**62
     while True:
@@ -504,8 +511,8 @@ def iter_rows(engine: Engine, chain: str, after_seq: int = 0, upto: int | None =
             ).all()
         if not rows:
             return
-        for seq, raw, sig, digest, type_, ts in rows:
-            yield StoredRow(chain, seq, _as_bytes(raw), _as_bytes(sig), _as_bytes(digest), type_, ts)
+        yield [StoredRow(chain, seq, _as_bytes(raw), _as_bytes(sig), _as_bytes(digest), type_, ts)
+               for seq, raw, sig, digest, type_, ts in rows]
         last = rows[-1][0]
         if len(rows) < batch:
             return

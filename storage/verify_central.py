@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from kiosk.domain.chain import Anchor, ChainVerifier, SegmentStitcher, TruncatedChain, in_batches
+from kiosk.domain.chain import Anchor, ChainVerifier, SegmentStitcher, TruncatedChain
 from kiosk.domain.keys import PublicKey, kid_of, unb64url
 from kiosk.domain.records import BrokenLink, RecordError, UnknownKey, where_of
 from storage.sqlite import sqlite_engine
@@ -94,7 +94,8 @@ def read_engine(url: str) -> Engine:
     return engine
 
 
-def _stream(engine: Engine, chain: str, lo: int, hi: int) -> Iterator[tuple]:
+def _batches(engine: Engine, chain: str, lo: int, hi: int) -> Iterator[list]:
+    """Ledger rows lo..hi in seq order, as the batches they are read in."""
     last = lo - 1
     while True:
         with engine.connect() as conn:
@@ -102,7 +103,8 @@ def _stream(engine: Engine, chain: str, lo: int, hi: int) -> Iterator[tuple]:
                 "SELECT seq, hash, raw, sig, id, type, ts, kid FROM ledger "
                 "WHERE chain = :c AND seq > :last AND seq <= :hi ORDER BY seq LIMIT :n"),
                 {"c": chain, "last": last, "hi": hi, "n": READ_BATCH}).all()
-        yield from rows
+        if rows:
+            yield rows
         if len(rows) < READ_BATCH:
             return
         last = rows[-1][0]
@@ -125,7 +127,7 @@ def verify_segment(url: str, chain: str, lo: int, hi: int, key_raw: bytes) -> tu
     verifier = ChainVerifier(chain, PublicKey(key_raw), start_seq=lo, segment=True)
     error = None
     try:
-        for rows in in_batches(_stream(read_engine(url), chain, lo, hi)):
+        for rows in _batches(read_engine(url), chain, lo, hi):
             verifier.verify_signatures_first([(_as_bytes(row[2]), _as_bytes(row[3])) for row in rows])
             for seq, digest, raw, sig, rid, rtype, ts, kid in rows:
                 # Raises before keeping anything of a bad record: what is handed back is the records before it.

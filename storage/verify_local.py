@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 
-from kiosk.domain.chain import Anchor, ChainSummary, ChainVerifier, SegmentStitcher, genesis_key, in_batches
+from kiosk.domain.chain import Anchor, ChainSummary, ChainVerifier, SegmentStitcher, genesis_key
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import BrokenLink, RecordError, parse_raw, where_of
-from storage.local_store import DB_FILE, iter_rows
+from storage.local_store import DB_FILE, iter_row_batches, iter_rows
 from storage.sqlite import explain_operational_error, sqlite_engine
 
 SEGMENT = 20_000          # records per parallel task
@@ -73,7 +73,7 @@ def _verify_segment(db_path: str, chain: str, lo: int, hi: int, pinned: bytes | 
                 record, _ = parse_raw(first.raw)
                 key = genesis_key(dict(record.body), where_of(chain, 1))
         verifier = ChainVerifier(chain, key, start_seq=lo, segment=True)
-        for rows in in_batches(iter_rows(engine, chain, lo - 1, hi)):
+        for rows in iter_row_batches(engine, chain, lo - 1, hi):
             verifier.verify_signatures_first([(row.raw, row.sig) for row in rows])
             for row in rows:
                 verifier.feed(row.raw, row.sig, row.seq, row.hash, {"type": row.type, "ts": row.ts})

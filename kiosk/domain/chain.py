@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import itertools
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence
 
 from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.domain.merkle import MerkleFrontier
@@ -28,7 +27,6 @@ from kiosk.domain.records import (
     where_of,
 )
 
-T = TypeVar("T")
 CHAIN_OPENED = "device.chain_opened"
 CHECKPOINT = "checkpoint"
 
@@ -61,16 +59,6 @@ def genesis_key(record_body: dict, where: str) -> PublicKey:
         return PublicKey(unb64url(record_body["public_key"]))
     except (KeyError, TypeError, ValueError):
         raise MalformedRecord(where, "the chain's first record must carry its public key") from None
-
-
-AHEAD = 500  # rows whose signatures are verified first, at once (half a read batch: ~300 KB of records)
-
-
-def in_batches(rows: Iterable[T], size: int = AHEAD) -> Iterator[list[T]]:
-    """A stream of rows as lists of up to ``size``: what ``verify_signatures_first`` is given at a time."""
-    rows = iter(rows)
-    while batch := list(itertools.islice(rows, size)):
-        yield batch
 
 
 class _Verdicts:
