@@ -88,16 +88,14 @@ class TransactionDirectory:
             return self._cache[pair]
         except KeyError:
             row = self._db.execute("SELECT doc FROM directory WHERE kind = ? AND key = ?", pair).fetchone()
-            if row is None:
-                return self._cache.put(pair, None, 0)
-            return self._cache.put(pair, load_doc(row[0]), len(row[0]))
+            return self._cache.put_text(pair, None if row is None else row[0])
 
     def get_many(self, wanted) -> list[dict[str, Any] | None]:
         wanted = list(wanted)
         missing = [pair for pair in wanted if pair not in self._cache]
         if missing:
             for pair, text in zip(missing, _get_many_text(self._db, missing)):
-                self._cache.put(pair, None if text is None else load_doc(text), 0 if text is None else len(text))
+                self._cache.put_text(pair, text)
         return [self._cache[pair] for pair in wanted]
 
     def remember(self, kind: str, key: str, doc: dict[str, Any], text_size: int) -> None:

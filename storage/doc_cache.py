@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from storage.doc_json import load_doc
+
 MAX_DOCS = 16384  # a batch's view asks for every step, recorded or not: "no document" is remembered too
 MAX_TEXT = 2 * 1024 * 1024  # about 10-20 MB decoded
 
@@ -36,6 +38,10 @@ class DocumentCache(dict):
         self[pair] = doc
         self.text_size += text_size
         return doc
+
+    def put_text(self, pair: tuple[str, str], text: str | None) -> Any:
+        """Remember a row as read (its JSON text, or None: no such row) and return it decoded."""
+        return self.put(pair, None, 0) if text is None else self.put(pair, load_doc(text), len(text))
 
     def clear(self) -> None:
         super().clear()
