@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -32,6 +33,20 @@ ConfigOption = Annotated[
 def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def output_file(out: Path) -> Iterator[None]:
+    """A file a command cannot write is a message naming it, not a traceback (and never half a file:
+    exports are written with services.atomic_file)."""
+    from kiosk.services.pdf_font import PdfError
+
+    try:
+        yield
+    except OSError as exc:
+        raise fail(f"{out}: cannot be written ({exc.strerror or exc})") from None
+    except PdfError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()

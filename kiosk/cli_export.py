@@ -17,7 +17,7 @@ def bundle(
     url: Annotated[Optional[str], typer.Option("--url", help="Export the central ledger instead (all devices).")] = None,
 ) -> None:
     """Write an inspector bundle: raw signed records, device keys, anchors and a standalone verifier."""
-    from kiosk.cli import fail
+    from kiosk.cli import fail, output_file
     from kiosk.paths import resolve_data_dir
     from kiosk.services.bundle import write_bundle
     from kiosk.system_clock import SystemClock
@@ -40,9 +40,8 @@ def bundle(
         source = LocalBundleSource(db)
         filters = {"source": "local", "data_dir": str(db.parent)}
     try:
-        hashes = write_bundle(out, source, exported_at=format_ts(SystemClock().now()), filters=filters)
-    except OSError as exc:
-        raise fail(f"{out}: cannot be written ({exc.strerror})")
+        with output_file(out):
+            hashes = write_bundle(out, source, exported_at=format_ts(SystemClock().now()), filters=filters)
     finally:
         source.close()
     chains = sum(1 for n in hashes if n.startswith("chains/"))
@@ -62,7 +61,7 @@ def audit(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to export.")] = None,
 ) -> None:
     """Export the audit trail: who, what (old/new, reason), when (UTC + site time), where, record hash."""
-    from kiosk.cli import fail
+    from kiosk.cli import fail, output_file
     from kiosk.domain.audit import audit_row
     from kiosk.paths import resolve_data_dir
     from kiosk.services import audit_export as ax
@@ -82,17 +81,16 @@ def audit(
     source = LocalAuditSource(db)
     try:
         items = ax.matching(source, flt)
-        if fmt == "json":
-            count = ax.write_jsonl(((raw, sig) for _, raw, sig, _ in items), out)
-        elif fmt == "csv":
-            count = ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in items), out)
-        else:
-            count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
-                                 title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
+        with output_file(out):
+            if fmt == "json":
+                count = ax.write_jsonl(((raw, sig) for _, raw, sig, _ in items), out)
+            elif fmt == "csv":
+                count = ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in items), out)
+            else:
+                count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
+                                     title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
     except ax.ExportError as exc:
         raise fail(str(exc), code=1)
-    except OSError as exc:
-        raise fail(f"{out}: cannot be written ({exc.strerror})")
     finally:
         source.close()
     typer.echo(f"wrote {out}: {count} record(s)")
@@ -106,7 +104,7 @@ def batch_report(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to read.")] = None,
 ) -> None:
     """The executed batch record: steps, values, deviations, corrections, signatures; chain head and verification."""
-    from kiosk.cli import fail
+    from kiosk.cli import fail, output_file
     from kiosk.domain import batches as bx
     from kiosk.domain.clock import format_ts
     from kiosk.paths import resolve_data_dir
@@ -138,7 +136,8 @@ def batch_report(
     head = report.chains[-1].head_hash[:16] + "…" if report.chains else "-"
     verified = (f"OK, {report.records} records verified" if report.ok
                 else f"FAILED at {report.error.where}: {report.error.reason}")
-    write_batch_pdf(batch, recipe, out, head=head, verified=verified, printed_at=format_ts(SystemClock().now()))
+    with output_file(out):
+        write_batch_pdf(batch, recipe, out, head=head, verified=verified, printed_at=format_ts(SystemClock().now()))
     typer.echo(f"wrote {out}")
 
 
@@ -151,11 +150,12 @@ def access_review(
     """Users, roles, status, last login, failed attempts, suspensions, unlocks; devices (Annex 11 §11)."""
     import json
 
-    from kiosk.cli import fail
+    from kiosk.cli import fail, output_file
     from kiosk.domain.clock import format_ts
     from kiosk.domain.records import parse_raw
     from kiosk.paths import resolve_data_dir
     from kiosk.services.access_review import render, review_rows
+    from kiosk.services.atomic_file import written_atomically
     from kiosk.system_clock import SystemClock
     from storage.audit_local import LocalAuditSource
     from storage.directory_local import LocalDirectory
@@ -178,5 +178,6 @@ def access_review(
         text = render(review_rows(users, records), devices, fmt, format_ts(SystemClock().now()))
     finally:
         source.close()
-    out.write_text(text, "utf-8")
+    with output_file(out), written_atomically(out, "w", encoding="utf-8") as fh:
+        fh.write(text)
     typer.echo(f"wrote {out}: {len(users)} user(s)")

@@ -32,7 +32,7 @@ def matrix(
     out: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output (required for pdf).")] = None,
 ) -> None:
     """Print each requirement row with its tests and their results; a row without a passing test is a gap."""
-    from kiosk.cli import EXIT_FAILED, fail
+    from kiosk.cli import EXIT_FAILED, fail, output_file
 
     if fmt not in ("md", "pdf"):
         raise fail("--format must be md or pdf")
@@ -60,10 +60,14 @@ def matrix(
     if fmt == "pdf":
         from kiosk.services.pdf_report import markdown_table_pdf
 
-        markdown_table_pdf(text, out)
+        with output_file(out):
+            markdown_table_pdf(text, out)
         typer.echo(f"wrote {out}")
     elif out:
-        out.write_text(text, "utf-8")
+        from kiosk.services.atomic_file import written_atomically
+
+        with output_file(out), written_atomically(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
         typer.echo(f"wrote {out}")
     else:
         typer.echo(text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -18,6 +17,7 @@ from kiosk.domain.clock import UTC, format_ts
 from kiosk.domain.keys import b64url
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import Record, RecordError, check_signature, parse_raw, where_of
+from kiosk.services.atomic_file import written_atomically
 
 FORMATS = ("csv", "json", "pdf")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -87,37 +87,24 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _atomic(out: Path):
-    partial = Path(str(out) + ".partial")
-    return partial
-
-
 def write_csv(rows: Iterable[AuditRow], out: Path) -> int:
-    partial, count = _atomic(out), 0
-    try:
-        with open(partial, "w", newline="", encoding="utf-8-sig") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(AuditRow.FIELDS)
-            for row in rows:
-                writer.writerow([spreadsheet_safe(v) for v in row.values()])
-                count += 1
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    count = 0
+    with written_atomically(out, "w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(AuditRow.FIELDS)
+        for row in rows:
+            writer.writerow([spreadsheet_safe(v) for v in row.values()])
+            count += 1
     return count
 
 
 def write_jsonl(items: Iterable[tuple[bytes, bytes]], out: Path) -> int:
     """Record lines; each record's bytes are copied verbatim from the store."""
-    partial, count = _atomic(out), 0
-    try:
-        with open(partial, "wb") as fh:
-            for raw, sig in items:
-                fh.write(b'{"r":' + raw + b',"s":"' + b64url(sig).encode() + b'"}\n')
-                count += 1
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    count = 0
+    with written_atomically(out) as fh:
+        for raw, sig in items:
+            fh.write(b'{"r":' + raw + b',"s":"' + b64url(sig).encode() + b'"}\n')
+            count += 1
     return count
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import asdict
 
 from kiosk.domain.exports import BundleDevice
+from kiosk.services.atomic_file import written_atomically
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterator, Protocol
@@ -59,11 +59,9 @@ class _HashingWriter:
 
 def write_bundle(out: Path, source: BundleSource, *, exported_at: str, filters: dict[str, Any]) -> dict[str, str]:
     """Write the bundle to ``out`` atomically; returns the manifest's file hashes."""
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
     hashes: dict[str, str] = {}
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+    with written_atomically(out) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
             devices = source.devices()
 
             def put(name: str, data: bytes) -> None:
@@ -83,8 +81,4 @@ def write_bundle(out: Path, source: BundleSource, *, exported_at: str, filters: 
             put("README.txt", README.encode())
             manifest = {"version": BUNDLE_VERSION, "exported_at": exported_at, "filters": filters, "files": hashes}
             zf.writestr("MANIFEST.json", json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False))
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            partial.unlink()
     return hashes

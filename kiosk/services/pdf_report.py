@@ -1,34 +1,14 @@
-"""Printable copies (21 CFR 11.10(b), Annex 11 §8) rendered with fpdf2.
-
-A Unicode TrueType font is required: a printed name must print as entered,
-so we refuse to fall back to a Latin-1 core font that would mangle it.
-"""
+"""Printable copies (21 CFR 11.10(b), Annex 11 §8) rendered with fpdf2, in a Unicode font (pdf_font)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/Library/Fonts/DejaVuSans.ttf",
-)
-
-
-class PdfError(Exception):
-    """A PDF cannot be produced; the message says what to install or fix."""
-
-
-def font_path() -> Path:
-    override = os.environ.get("KIOSK_PDF_FONT")
-    for candidate in ([override] if override else []) + list(FONT_CANDIDATES):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise PdfError("no Unicode font found for PDF output: install fonts-dejavu-core or set KIOSK_PDF_FONT to a .ttf file")
+from kiosk.services.atomic_file import written_atomically
+from kiosk.services.pdf_font import font_path
 
 
 class Report(FPDF):
@@ -74,9 +54,9 @@ class Report(FPDF):
                     row.cell(str(cell))
 
     def save(self, out: Path) -> None:
-        tmp = Path(str(out) + ".partial")
-        self.output(str(tmp))
-        os.replace(tmp, out)  # never leave a half-written copy under the real name
+        data = self.output()
+        with written_atomically(out) as fh:
+            fh.write(data)
 
 
 def markdown_table_pdf(markdown: str, out: Path) -> None:

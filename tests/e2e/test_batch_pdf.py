@@ -29,3 +29,35 @@ def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, f
         assert expected in text.replace("\r\n", "\n").replace("\n", " ") or expected in text, expected
     bitmap = doc[0].render(scale=0.5)
     assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500
+
+
+@pytest.mark.req("P11-10b")
+def test_an_export_that_cannot_be_written_says_so_and_leaves_no_file(kiosk, floor, clock, tmp_path):  # noqa: F811
+    kiosk.close()
+    missing = tmp_path / "no such folder"
+    for command in (("batch", "B-1"), ("audit",), ("audit", "--format", "json"), ("audit", "--format", "pdf"),
+                    ("bundle",), ("access-review",)):
+        out = missing / f"{command[0]}.out"
+        if command[0] == "bundle":
+            out = out.with_suffix(".zip")
+        result = subprocess.run([sys.executable, "-m", "kiosk.cli", "export", *command, "--out", str(out),
+                                 "--data-dir", str(kiosk.data_dir)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"error: {out}: cannot be written (No such file or directory)" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not missing.exists()
+
+
+def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_partial_one(tmp_path):
+    from kiosk.services.atomic_file import written_atomically
+
+    out = tmp_path / "review.md"
+    out.write_text("the reviewed copy")
+    with pytest.raises(RuntimeError):
+        with written_atomically(out, "w") as fh:
+            fh.write("half of a new copy")
+            raise RuntimeError("the disk filled up")
+    assert out.read_text() == "the reviewed copy" and sorted(p.name for p in tmp_path.iterdir()) == ["review.md"]
+    with written_atomically(out, "w") as fh:
+        fh.write("the new copy")
+    assert out.read_text() == "the new copy" and sorted(p.name for p in tmp_path.iterdir()) == ["review.md"]
