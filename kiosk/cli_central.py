@@ -30,21 +30,26 @@ def _key_path(url: str, key_file: Optional[Path]) -> Path:
                "publications and admin decisions")
 
 
-def _open(url: str, key_file: Optional[Path] = None, *, need_key: bool = False, create_key: bool = False):
+def open_central(url: str, key_file: Optional[Path] = None, *, need_key: bool = False, create: bool = False):
+    """The central store for a command. Only ``create`` (``kiosk central init``) creates or migrates it, and
+    its key; every other command refuses a URL where no current store is, instead of making an empty one."""
     from kiosk.cli import fail
     from kiosk.system_clock import SystemClock
     from storage.central import CentralError, CentralStore, safe_url
     from storage.keyfile import KeyFileError, load_central_key, load_or_create_central_key
+    from storage.migrate import SchemaNotCurrent, SchemaTooNew
 
     key = None
     if need_key:
         path = _key_path(url, key_file)
         try:
-            key = load_or_create_central_key(path) if create_key else load_central_key(path)
+            key = load_or_create_central_key(path) if create else load_central_key(path)
         except KeyFileError as exc:
             raise fail(str(exc))
     try:
-        return CentralStore.open(url, SystemClock(), key)
+        return CentralStore.open(url, SystemClock(), key, migrate_schema=create)
+    except (SchemaNotCurrent, SchemaTooNew) as exc:
+        raise fail(str(exc))
     except CentralError as exc:
         raise fail(f"{safe_url(url)}: {exc}")
     except Exception as exc:  # noqa: BLE001 - connection and migration failures are usage errors here
@@ -54,7 +59,7 @@ def _open(url: str, key_file: Optional[Path] = None, *, need_key: bool = False, 
 @central_app.command()
 def init(url: Url, key_file: KeyFile = None) -> None:
     """Create or migrate the central store schema and its signing key; print the key's fingerprint."""
-    store = _open(url, key_file, need_key=True, create_key=True)
+    store = open_central(url, key_file, need_key=True, create=True)
     try:
         typer.echo("central store ready")
         typer.echo(f"central key fingerprint: {store.key.public.fingerprint}")
@@ -75,7 +80,7 @@ def ingest(url: Url, key_file: KeyFile = None,
 
     from storage.ingest_loop import run_ingest_loop
 
-    store = _open(url, key_file, need_key=True)
+    store = open_central(url, key_file, need_key=True)
     if once:
         try:
             r = store.ingest_all()
@@ -122,6 +127,7 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
             typer.echo(f"{'FAIL':<5} {check.chain}  {check.status}  first bad record: "
                        f"{err.where}: {err.reason}: {err.detail}")
 
+    open_central(url).close()  # a store with the current schema is there (a mistyped URL is not an empty ledger)
     try:
         report = verify_central(url, workers, on_chain=show)
     except Exception as exc:  # noqa: BLE001 - an unreachable or unmigrated store is a usage error here
@@ -137,7 +143,7 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
 @devices_app.command("list")
 def devices_list(url: Url) -> None:
     """Device chains with status, key fingerprint and the reason of the last decision."""
-    store = _open(url)
+    store = open_central(url)
     try:
         for d in store.devices():
             typer.echo(f"{d['chain']:<30} {d['status']:<9} head #{d['seq']:<6} {d['reason'] or ''}")
@@ -167,7 +173,7 @@ def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Opt
             box = SecretBox(load_site_key(site_key.parent, site_key.name))
         except KeyFileError as exc:
             raise fail(str(exc))
-    store = _open(url, key_file, need_key=True)
+    store = open_central(url, key_file, need_key=True)
     try:
         gate = CentralAdmin(lambda uid: store.directory_doc("user", uid), store.has_active_admin, PasswordHasher(),
                             box)

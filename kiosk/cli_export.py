@@ -28,10 +28,11 @@ def bundle(
     if out.suffix != ".zip":
         raise fail("--out must name a .zip file")
     if url:
+        from kiosk.cli_central import open_central
         from storage.bundle_central import CentralBundleSource
-        from storage.central import CentralStore, safe_url
+        from storage.central import safe_url
 
-        source = CentralBundleSource(CentralStore.open(url, SystemClock()))
+        source = CentralBundleSource(open_central(url))
         filters = {"source": "central", "url": safe_url(url)}
     else:
         db = resolve_data_dir(data_dir) / DB_FILE

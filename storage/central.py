@@ -58,9 +58,11 @@ class IngestReport:
                             self.directory_changes + other.directory_changes)
 
 
-def central_engine(url: str) -> Engine:
+def central_engine(url: str, *, create: bool = False) -> Engine:
+    """``create``: an embedded SQLite central store may be made here (a kiosk or a command that only uses
+    one finds none, and says so, where a mistyped or unmounted path would otherwise become an empty store)."""
     if url.startswith("sqlite:///"):
-        return sqlite_engine(Path(url[len("sqlite:///"):]), write=True)
+        return sqlite_engine(Path(url[len("sqlite:///"):]), write=True, create=create)
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -73,6 +75,8 @@ def safe_url(url: str) -> str:
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder
         return "<central url>"
 
+
+INIT_COMMAND = "`kiosk central init`"  # the one command that creates or migrates a central store
 
 # Snapshot publications let a new (or long-offline) kiosk start from one signed state instead of every delta.
 SNAPSHOT_EVERY_VERSIONS = 2000
@@ -91,11 +95,11 @@ class CentralStore:
     """The central database. Kiosks use push/receipt/device_status/pull; ingest and admin need the key."""
 
     def __init__(self, url: str, clock: Clock, key: SigningKey | None = None, *,
-                 central_time: Clock | None = None) -> None:
+                 central_time: Clock | None = None, create: bool = False) -> None:
         self.url = url
         self.clock = clock
         self.key = key
-        self.engine = central_engine(url)
+        self.engine = central_engine(url, create=create)
         self.pg = self.engine.dialect.name == "postgresql"
         # The embedded SQLite store lives in the kiosk's own process, so its clock is the kiosk's; on
         # PostgreSQL the server's clock is the reference unless a test injects one.
@@ -105,11 +109,23 @@ class CentralStore:
     @classmethod
     def open(cls, url: str, clock: Clock, key: SigningKey | None = None, *, migrate_schema: bool = True,
              central_time: Clock | None = None) -> "CentralStore":
-        store = cls(url, clock, key, central_time=central_time)
+        """``migrate_schema=False``: the store must already exist with the current schema (only
+        ``kiosk central init`` creates or migrates one; a mistyped URL must not become an empty store)."""
+        where = safe_url(url)
+        if not migrate_schema and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+            raise migrate.SchemaNotCurrent(f"{where}: no store has been created here (wrong URL?); "
+                                           f"create it with {INIT_COMMAND}")
+        store = cls(url, clock, key, central_time=central_time, create=migrate_schema)
         migrated = False
-        if migrate_schema:
+        try:
             with store.engine.begin() as conn:
-                migrated = migrate.upgrade(conn, "central", safe_url(url))
+                if migrate_schema:
+                    migrated = migrate.upgrade(conn, "central", where)
+                else:
+                    migrate.require_current(conn, "central", where, INIT_COMMAND)
+        except BaseException:
+            store.close()
+            raise
         if key is not None:
             store._open_central_chain()
             if migrated:

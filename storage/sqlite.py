@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 
 class StoreUnavailable(Exception):
@@ -32,12 +33,18 @@ def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
-def sqlite_engine(path: Path, *, write: bool) -> Engine:
-    engine = create_engine(
-        f"sqlite+pysqlite:///{path}",
-        pool_size=5 if not write else 1,
-        connect_args={"check_same_thread": False, "timeout": 30},
-    )
+def sqlite_engine(path: Path, *, write: bool, create: bool = True) -> Engine:
+    """``create=False``: a missing file is an error ("unable to open"), never a new, empty database."""
+    pool_size = 5 if not write else 1
+    if create:
+        engine = create_engine(f"sqlite+pysqlite:///{path}", pool_size=pool_size,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+    else:
+        # A URI with mode=rw is how SQLite is told not to create; given to sqlite3 as it is, because a
+        # SQLAlchemy URL would decode its escapes and a '#' or '?' in the path would cut it short.
+        uri = Path(path).resolve().as_uri() + "?mode=rw"
+        engine = create_engine("sqlite+pysqlite://", poolclass=QueuePool, pool_size=pool_size,
+                               creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30))
     event.listen(engine, "connect", _pragmas)
 
     @event.listens_for(engine, "begin")

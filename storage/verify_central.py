@@ -87,7 +87,7 @@ def read_engine(url: str) -> Engine:
     engine = _ENGINES.get(url)
     if engine is None:
         if url.startswith("sqlite:///"):
-            engine = sqlite_engine(Path(url[len("sqlite:///"):]), write=False)
+            engine = sqlite_engine(Path(url[len("sqlite:///"):]), write=False, create=False)
         else:
             engine = create_engine(url, poolclass=NullPool)
         _ENGINES[url] = engine

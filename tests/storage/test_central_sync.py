@@ -213,6 +213,70 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     assert "offline since: 20" in out and "last error: OperationalError" in out and "secret" not in out
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend):
+    """A mistyped URL must not become an empty central store that ingests, verifies or exports nothing
+    as if all were well; nor may a routine command migrate a schema the admin has not backed up."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    from tests.storage.pg_helpers import fresh_database
+
+    def kiosk(*args):
+        return subprocess.run([sys.executable, "-m", "kiosk.cli", *args, "--url", url], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "KIOSK_CENTRAL_KEY": str(key)})
+
+    key = tmp_path / "central.key"
+    central_key(tmp_path)  # the site's key exists (the store it belongs to is elsewhere: the URL is mistyped)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database("c")) if backend == "postgresql" else f"sqlite:///{tmp_path / 'c.db'}"
+        commands = [("central", "ingest", "--once"), ("central", "verify"), ("admin", "devices", "list"),
+                    ("export", "bundle", "--out", str(tmp_path / "b.zip"))]
+        for command in commands:
+            refused = kiosk(*command)
+            assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+            assert "no store has been created here (wrong URL?); create it with `kiosk central init`" in refused.stderr
+            assert "Traceback" not in refused.stderr
+        assert not (tmp_path / "c.db").exists() and not (tmp_path / "b.zip").exists()
+        assert kiosk("central", "init").returncode == 0
+        # An older schema: refused until the admin migrates it with init.
+        store = CentralStore(url, None)
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'c0004'"))
+        store.close()
+        refused = kiosk("central", "ingest", "--once")
+        assert refused.returncode == 2 and "the schema (c0004) is older than this software's (c0005)" in refused.stderr
+        assert "migrate it with `kiosk central init`" in refused.stderr
+        assert kiosk("central", "init").returncode == 0
+        for command in commands:
+            done = kiosk(*command)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert (tmp_path / "b.zip").is_file()
+
+
+def test_a_terminal_never_creates_the_embedded_central_store(tmp_path, clock):
+    """A terminal whose central path is mistyped, or on a share not mounted yet, reports the store as
+    unreachable; it never leaves an empty database there for the next sync to find."""
+    from sqlalchemy.exc import OperationalError
+
+    folder = tmp_path / "share #1"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'central.db'}"
+    central = CentralStore(url, clock)
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        central.inbox_count()
+    central.close()
+    assert list(folder.iterdir()) == []
+    CentralStore.open(url, clock, central_key(tmp_path)).close()  # `kiosk central init`
+    central = CentralStore(url, clock)
+    assert central.inbox_count() == 0
+    central.close()
+
+
 @pytest.mark.req("A11-16")
 def test_background_worker_syncs_the_demo_terminal(tmp_path, clock):
     import time
