@@ -37,8 +37,12 @@ def backup(data_dir: Path, out: Path) -> BackupResult:
     out = Path(out)
     if out.exists():
         raise BackupError(f"{out}: already exists; choose a new file name (backups are never overwritten)")
+    if not out.parent.is_dir():
+        # Never made here: a mistyped folder, or the backup drive not mounted, would put the only copy
+        # on the terminal's own disk.
+        raise BackupError(f"{out.parent}: no such folder (is the backup drive mounted?); nothing was written")
     staging = out.parent / (out.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=False) if not staging.exists() else None
+    staging.mkdir(exist_ok=True)
     try:
         src = sqlite3.connect(source)
         dst = sqlite3.connect(staging / DB_FILE)

@@ -40,6 +40,11 @@ def test_backup_never_overwrites_and_a_tampered_backup_is_not_restored(filled, d
     assert kiosk("admin", "backup", "--out", str(out), "--data-dir", str(data_dir)).returncode == 0
     again = kiosk("admin", "backup", "--out", str(out), "--data-dir", str(data_dir))
     assert again.returncode == 1 and "never overwritten" in again.stderr
+    # A mistyped folder or an unmounted backup drive is not made on the terminal's own disk.
+    unmounted = tmp_path / "backup-drive" / "k.bak"
+    refused = kiosk("admin", "backup", "--out", str(unmounted), "--data-dir", str(data_dir))
+    assert refused.returncode == 1 and "no such folder (is the backup drive mounted?)" in refused.stderr
+    assert not unmounted.parent.exists()
     conn = sqlite3.connect(out)
     conn.execute("DROP TRIGGER records_no_delete")
     conn.execute("DELETE FROM records WHERE seq = 100")
