@@ -1,7 +1,7 @@
 """The lock / login screen: the bottom of the screen stack, always.
 
 Every lock (F12, idle, logout) pops back to this screen. It says who was
-logged in and that their unsigned draft is kept, and takes user id (or
+logged in and that any draft they had not signed is kept, and takes user id (or
 badge) + password (+ one-time code). ``services.login`` runs in a worker
 thread (argon2 must never freeze the UI); its message is shown as plain text
 on failure.
@@ -36,15 +36,15 @@ def lock_note(session: SessionInfo | None, reason: LockReason) -> Text:
     if reason == "idle":
         text.append("Locked — ")
         text.append_text(name)
-        text.append(" was logged in; their unsigned draft is kept.")
+        text.append(" was logged in; any draft they had not signed is kept.")
     elif reason == "manual":
         text.append("Locked — ")
         text.append_text(name)
-        text.append(" locked this terminal; their unsigned draft is kept.")
+        text.append(" locked this terminal; any draft they had not signed is kept.")
     elif reason == "device":
-        text.append("Locked — this terminal is no longer approved; ")
+        text.append("Locked — this terminal is no longer approved; any draft ")
         text.append_text(name)
-        text.append("'s unsigned draft is kept.")
+        text.append(" had not signed is kept.")
     elif reason == "logout":
         text.append_text(name)
         text.append(" logged out.")

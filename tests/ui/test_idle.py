@@ -108,7 +108,7 @@ async def test_idle_lock_at_timeout(clock, services) -> None:
         assert app.session is None
         assert services.names()[-1] == "on_idle_lock"
         assert app.lock_screen.note_text == (
-            "Locked — Ana Ortiz was logged in; their unsigned draft is kept."
+            "Locked — Ana Ortiz was logged in; any draft they had not signed is kept."
         )
 
 

@@ -44,7 +44,7 @@ async def test_f12_in_sign_dialog_locks_and_dialog_result_is_none(clock, service
         assert app.session is None
         assert services.names()[-1] == "on_manual_lock"
         assert "Ana Ortiz" in app.lock_screen.note_text
-        assert "unsigned draft is kept" in app.lock_screen.note_text
+        assert "any draft they had not signed is kept" in app.lock_screen.note_text
 
 
 @pytest.mark.req("A11d-11")
