@@ -158,12 +158,12 @@ class UiWork:
         return rows, len(batches)
 
     def _sig_views(self, signatures):
-        from kiosk.domain.clock import local_time, parse_ts
+        from kiosk.domain.clock import site_time
         from screens.ports import SignatureView
 
         out = []
         for s in signatures:
-            site = local_time(parse_ts(s["signed_at"]), s["tz"]).strftime("%Y-%m-%d %H:%M:%S %Z")
+            site = site_time(s["signed_at"], s["tz"])
             out.append(SignatureView(s["meaning"], s["name"], s["user_id"], s["role"],
                                      f"{site} ({s['signed_at']})", bool(s["valid"])))
         return tuple(out)
@@ -260,8 +260,10 @@ class UiWork:
                 rec = self.kiosk.signing.sign(p, credentials.password, user_text or None, credentials.totp)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
+        from kiosk.domain.clock import site_time
+
         m = rec["manifestation"]
-        return ActionResult(True, f"Signed: {m['meaning']} by {m['printed_name']} at {m['signed_at']}")
+        return ActionResult(True, f"Signed: {m['meaning']} by {m['printed_name']} at {site_time(m['signed_at'], m['tz'])}")
 
     def correct(self, batch_id, step_id, values, reason):
         from screens.ports import ActionResult

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from kiosk.domain import batches as bx
-from kiosk.domain.clock import local_time
+from kiosk.domain.clock import site_time
 from kiosk.domain.identity import Role
 from kiosk.services.audit_export import ExportError
 from kiosk.services.audit_view import AuditBrowser, AuditQuery, AuditQueryError, to_filter
@@ -206,7 +206,7 @@ class UiAdmin:
         except (AuditQueryError,) + ERRORS as exc:
             return ActionResult(False, str(exc))
         r = d.record
-        site = local_time(r.time, r.tz).strftime("%Y-%m-%d %H:%M:%S %Z") if r.tz else ""
+        site = site_time(r.time, r.tz) if r.tz else ""
         fields = (
             ("type", r.type), ("chain (device:epoch)", r.chain), ("seq", str(r.seq)), ("record id", r.id),
             ("time (UTC)", r.ts), ("site time", f"{site} ({r.tz})"), ("key id", r.kid), ("format version", str(r.v)),

@@ -67,6 +67,13 @@ def local_time(moment: dt.datetime, zone: str) -> dt.datetime:
     return moment.astimezone(ZoneInfo(zone))
 
 
+def site_time(moment: dt.datetime | str, zone: str) -> str:
+    """A record's time as people on site read it (dialogs, lists, printouts): "2026-12-07 04:12:16 GMT"."""
+    if isinstance(moment, str):
+        moment = parse_ts(moment)
+    return local_time(moment, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 class FakeClock:
     """A clock that moves only when told: the one fake used in every test."""
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.domain import batches as bx
-from kiosk.domain.clock import local_time, parse_ts
+from kiosk.domain.clock import site_time
 from kiosk.services.pdf_report import Report
 
 
 def _when(ts: str, tz: str) -> str:
-    return f"{local_time(parse_ts(ts), tz).strftime('%Y-%m-%d %H:%M:%S %Z')} ({tz}; {ts} UTC)"
+    return f"{site_time(ts, tz)} ({tz}; {ts} UTC)"
 
 
 def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path, *, head: str, verified: str,

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from kiosk.domain import batches as bx
 from kiosk.domain.audit import actor as actor_body, target
-from kiosk.domain.clock import Clock, format_ts, local_time, parse_ts
+from kiosk.domain.clock import Clock, format_ts, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
 from kiosk.domain.recipes import (InvalidValue, Meaning, Recipe, RecipeError, check_values, normalize_values,
@@ -49,7 +49,7 @@ class Manifestation:
     @property
     def site_time(self) -> str:
         """The signing time in the site zone, as the dialog shows it (the record keeps UTC and the zone)."""
-        return local_time(parse_ts(self.signed_at), self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return site_time(self.signed_at, self.tz)
 
     def body(self) -> dict[str, str]:
         return {"printed_name": self.printed_name, "user_id": self.user_id, "role": self.role,

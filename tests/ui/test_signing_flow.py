@@ -28,6 +28,8 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     kiosk, users = demo
     kiosk.auth.accept_first_use(kiosk.auth.user("ben.op"))  # Ben accepted at his own first login, earlier
     app = make_app(kiosk, idle_check_s=3600)
+    told = []
+    app.notify = lambda message, **_: told.append(message)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_first_step(pilot, app, clock, users["ana.op"])
         assert kiosk.auth.user("ana.op").first_use_accepted
@@ -40,6 +42,8 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         assert "Meaning: Performed" in shown and "Europe/Dublin" not in shown or "GMT" in shown
         await enter_credentials(pilot, clock, "ana.op", DEMO_PASSWORD, users["ana.op"].totp_secret)
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "back to the worklist")
+        # In site time, as the dialog showed it (not the record's UTC form).
+        assert told[-1] == f"Signed: Performed by Ana Ortiz at {clock.now():%Y-%m-%d %H:%M:%S} GMT", told
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
         app.screen.query_one("#sign-Verified").press()
