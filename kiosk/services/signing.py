@@ -437,7 +437,7 @@ class SigningService:
         old = dict(state.get("values", {}))
         new = self._values(values)
         if old == new:
-            raise SigningError("nothing changed")
+            raise SigningError("these are the values already recorded; change a value first, then record the correction")
         errors = [f.message for f in check_values(step, new) if not f.out_of_range]
         if errors:
             raise SigningError("; ".join(errors))

@@ -129,6 +129,8 @@ def test_correction_invalidates_signatures_and_needs_resign(kiosk, floor, clock)
     kiosk.signing.sign(p, PW)
     with pytest.raises(SigningError, match="correction"):
         kiosk.signing.prepare("B-1", "weigh-salts", "Verified", {"balance_id": "BAL-7", "net_kg": "1.501"}, witness=True)
+    with pytest.raises(SigningError, match="these are the values already recorded; change a value first"):
+        kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": "BAL-7", "net_kg": "1.500"}, "transcription error")
     kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": "BAL-7", "net_kg": "1.501"}, "transcription error")
     status = {s.step_id: s for s in kiosk.signing.steps("B-1")}["weigh-salts"]
     assert status.status == "needs_resign" and not any(s["valid"] for s in status.signatures)
