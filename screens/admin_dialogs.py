@@ -2,7 +2,8 @@
 
 Each returns its result through ``dismiss``; None means cancelled (Escape,
 Cancel, or a lock). They collect input only: the services validate it and
-their refusal is shown on the screen that opened the dialog.
+their refusal is shown on the screen that opened the dialog (the new-user
+form, the one with most to type, opens again as typed with the refusal in it).
 """
 
 from __future__ import annotations
@@ -115,30 +116,43 @@ def _roles_row(roles: Sequence[str], checked: Sequence[str]) -> ComposeResult:
 
 
 class NewUserDialog(_Form):
-    """Create a user: who they are, their roles, the identity check (11.100(b)) and a reason."""
+    """Create a user: who they are, their roles, the identity check (11.100(b)) and a reason.
 
-    def __init__(self, roles: Sequence[str]) -> None:
-        super().__init__(classes="dialog-screen", id="new-user")
+    ``typed`` and ``problem``: the form again as the admin filled it, with why it was refused.
+    """
+
+    def __init__(self, roles: Sequence[str], typed: NewUser | None = None, problem: str = "") -> None:
+        # No id: the form may open again while the refused one is still being removed (ids must be unique).
+        super().__init__(classes="dialog-screen")
         self._roles = list(roles)
+        self._typed = typed
+        self._problem = problem
 
     def compose(self) -> ComposeResult:
+        typed = self._typed
+        values = {"user-id": typed.user_id, "name": typed.name, "badge": typed.badge} if typed else {}
         with VerticalScroll(classes="dialog", id="new-user-box"):
             yield _title("New user")
+            if self._problem:  # at the top, beside the fields to fix, not below them out of sight
+                yield Static(safe_text(self._problem), classes="message", id="problem")
             for fid, label, hint, size in (("user-id", "User ID", "e.g. jane.doe (never reused)", 64),
                                           ("name", "Printed name", "as it appears on signatures", 120),
                                           ("badge", "Badge (optional)", "scan or type the badge id", 70)):
-                field = Input(placeholder=hint, id=fid, max_length=size)
+                field = Input(value=values.get(fid, ""), placeholder=hint, id=fid, max_length=size)
                 field.border_title = label
                 yield field
             yield Label("Roles")
-            yield from _roles_row(self._roles, ("operator",))
+            yield from _roles_row(self._roles, typed.roles if typed else ("operator",))
             with Horizontal(classes="checks"):
-                yield Tick("TOTP codes", value=True, id="with-totp")
-                yield Tick("Identity verified", value=False, id="identity")
-            method = Input(value="photo ID checked in person", id="method", max_length=200)
+                yield Tick("TOTP codes", value=typed.with_totp if typed else True, id="with-totp")
+                yield Tick("Identity verified", value=typed.identity_verified if typed else False, id="identity")
+            method = Input(value=typed.verification_method if typed else "photo ID checked in person", id="method",
+                           max_length=200)
             method.border_title = "How the identity was verified"
             yield method
-            yield self._reason_input()
+            reason = self._reason_input()
+            reason.value = typed.reason if typed else ""
+            yield reason
             yield from self._buttons("Create user")
 
     def on_mount(self) -> None:

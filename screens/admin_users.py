@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, Static
 
 from screens.admin_dialogs import BadgeDialog, ChoiceDialog, IssuedDialog, NewUserDialog, ResetDialog, RolesDialog
 from screens.nav import Navigator, NavScreen
-from screens.ports import ActionResult, IssueResult, UserAdminServices, UserRow
+from screens.ports import ActionResult, IssueResult, NewUser, UserAdminServices, UserRow
 from screens.step import ReasonDialog
 from screens.widgets import StatusBar, safe_text
 
@@ -91,19 +91,24 @@ class UsersScreen(NavScreen):
         if new is None or not self.is_attached:
             return
         self.show_message("Creating…")
-        self._issue_worker(lambda: self._admin.create_user(new), "Credentials for the new user")
+        self._issue_worker(lambda: self._admin.create_user(new), "Credentials for the new user", new)
 
     @work(thread=True, exit_on_error=False, group="admin-issue")
-    def _issue_worker(self, call: Callable[[], IssueResult], heading: str) -> None:
+    def _issue_worker(self, call: Callable[[], IssueResult], heading: str, typed: NewUser | None = None) -> None:
         result = call()  # argon2 hashes the temporary password: never on the UI thread
-        self.app.call_from_thread(self._issued, result, heading)
+        self.app.call_from_thread(self._issued, result, heading, typed)
 
-    def _issued(self, result: IssueResult, heading: str) -> None:
+    def _issued(self, result: IssueResult, heading: str, typed: NewUser | None) -> None:
         if not self.is_attached:
             return  # locked meanwhile: the credentials are not shown to whoever comes next
         self._done(ActionResult(result.ok, result.message))
-        if result.ok and result.issued is not None and self.app.screen is self:
+        if self.app.screen is not self:
+            return
+        if result.ok and result.issued is not None:
             self._open(IssuedDialog(result.issued, heading), lambda _: None)
+        elif not result.ok and typed is not None:
+            # The form again, as typed, with the refusal in it: nothing the admin entered is lost.
+            self._open(NewUserDialog(self._admin.roles(), typed, result.message), self._create)
 
     # -- change one user ---------------------------------------------------------------
     @on(DataTable.RowSelected, "#user-table")

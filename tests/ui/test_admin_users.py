@@ -39,6 +39,12 @@ async def give_reason(pilot, reason):
     await pilot.press("enter")
 
 
+def form_problem(app):
+    """The refusal a form opened again shows at its top."""
+    problem = app.screen.query("#problem")
+    return str(problem.first().render()) if problem else ""
+
+
 async def select_user(pilot, user_id):
     table = pilot.app.screen.query_one("#user-table")
     table.move_cursor(row=table.get_row_index(user_id))
@@ -92,9 +98,40 @@ async def test_without_the_identity_check_nothing_is_issued_and_the_reason_shows
         app.screen.query_one("#name").value = "Nia Operator"
         app.screen.query_one("#reason").value = "new starter"
         app.screen.query_one("#ok").press()
-        await wait_for(pilot, lambda: isinstance(app.screen, UsersScreen) and "identity" in app.screen.message_text,
-                       "the refusal")
-    assert kiosk.auth.user("new.op") is None
+        # The form opens again as typed, with the refusal in it; the admin only ticks what was missing.
+        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog) and "identity" in form_problem(app),
+                       "the form again, with the refusal")
+        form = app.screen
+        assert form.query_one("#user-id").value == "new.op" and form.query_one("#name").value == "Nia Operator"
+        assert form.query_one("#reason").value == "new starter" and form.query_one("#role-operator").value
+        assert kiosk.auth.user("new.op") is None
+        form.query_one("#identity").value = True
+        form.query_one("#ok").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, IssuedDialog), "the one-time credentials")
+    assert kiosk.auth.user("new.op") is not None
+
+
+async def test_a_taken_user_id_reopens_the_form_as_typed(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_users(pilot, clock, users)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog), "the new-user form")
+        await type_text(pilot, "Ana.Op")
+        form = app.screen
+        form.query_one("#name").value = "Ana Other"
+        form.query_one("#identity").value = True
+        form.query_one("#reason").value = "new starter"
+        form.query_one("#ok").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog) and app.screen is not form,
+                       "the form again")
+        assert "user id 'ana.op' is taken" in form_problem(app)
+        assert "user id 'ana.op' is taken" in screen_text(app)  # in sight, even on an 80x24 terminal
+        assert app.screen.query_one("#name").value == "Ana Other" and app.screen.query_one("#identity").value
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, UsersScreen), "back to the users")
+    assert [u.printed_name for u in kiosk.auth.users() if u.user_id == "ana.op"] == ["Ana Ortiz"]
 
 
 @pytest.mark.req("P11-10d")
