@@ -237,6 +237,79 @@ def site_key_show_check(
     typer.echo(f"{path}: check value {site_key_check(key)}")
 
 
+recipes_app = typer.Typer(help="Recipes (master batch records): check a file, register it, list them.",
+                          no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+RecipeFile = Annotated[Path, typer.Argument(help="The recipe file (TOML), e.g. config/recipes/buffer-prep.toml.")]
+
+
+def _recipe_summary(recipe) -> None:
+    typer.echo(f"{recipe.key}: {recipe.title} ({recipe.product}); {len(recipe.steps)} steps; "
+               f"sha256 {recipe.content_hash}")
+    for i, step in enumerate(recipe.steps, 1):
+        who = "; ".join(f"{r.meaning.value} by {' or '.join(r.roles)}" for r in step.signatures)
+        typer.echo(f"  {i:>2}. {step.title} [{step.id}]: {len(step.fields)} field(s); {who}")
+
+
+@recipes_app.command("check")
+def recipes_check(path: RecipeFile) -> None:
+    """Validate a recipe file and show what it defines; nothing is registered (for the recipe's author)."""
+    from kiosk.cli import fail
+    from kiosk.domain.recipes import RecipeError, parse_recipe_toml
+
+    try:
+        recipe = parse_recipe_toml(path.read_bytes().decode("utf-8"), str(path))
+    except UnicodeDecodeError as exc:
+        raise fail(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8", code=1)
+    except OSError as exc:
+        raise fail(f"{path}: cannot be read ({exc.strerror})")
+    except RecipeError as exc:
+        raise fail(str(exc), code=1)
+    _recipe_summary(recipe)
+    typer.echo("valid; register it with `kiosk admin recipes register` (a new content needs a new version)")
+
+
+@recipes_app.command("register")
+def recipes_register(
+    path: RecipeFile,
+    admin: Annotated[str, typer.Option("--admin", prompt="Admin user id")],
+    reason: Annotated[str, typer.Option("--reason", prompt=True)],
+    data_dir: DataDir = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register a recipe version on this terminal (a signed record; the central store passes it to the others)."""
+    from kiosk.cli import fail
+    from kiosk.domain.recipes import RecipeError
+    from kiosk.services.auth import AuthError
+    from kiosk.services.signing import SigningError
+
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        actor, _ = _authenticated_admin(kiosk, admin)
+        if len(reason.strip()) < 4:
+            raise fail("give a reason (at least 4 characters); it is recorded with the recipe", code=1)
+        known = {r["key"] for r in kiosk.signing.recipes()}
+        recipe = kiosk.signing.register_recipe_file(path, actor.body(), reason.strip())
+    except (AuthError, RecipeError, SigningError) as exc:
+        raise fail(str(exc), code=1)
+    finally:
+        kiosk.close()
+    _recipe_summary(recipe)
+    typer.echo(f"{recipe.key} was already registered with this content; nothing changed" if recipe.key in known
+               else f"{recipe.key} registered (a signed record)")
+
+
+@recipes_app.command("list")
+def recipes_list(data_dir: DataDir = None, config: ConfigOpt = None) -> None:
+    """Every registered recipe version."""
+    kiosk = _open_kiosk(data_dir, config)
+    try:
+        for r in kiosk.signing.recipes():
+            typer.echo(f"{r['key']:<32} sha256 {r['content_hash'][:16]}…  {r['title']}")
+    finally:
+        kiosk.close()
+
+
 users_app = typer.Typer(help="Users: list, create, change, reset credentials.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

@@ -97,3 +97,51 @@ def test_a_site_key_is_created_once_installed_on_terminals_and_compared_by_its_c
     os.chmod(other, 0o644)
     loose = kiosk("admin", "site-key", "install", str(other), "--data-dir", str(tmp_path / "line-3"))
     assert loose.returncode == 2 and "chmod 600" in loose.stderr and not (tmp_path / "line-3" / "site.key").exists()
+
+
+@pytest.mark.req("P11-10k")
+@pytest.mark.req("A11-10")
+def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tmp_path, clock):
+    import pyotp
+
+    from kiosk.app import build_kiosk, shipped_recipes
+    from kiosk.config import KioskConfig
+    from kiosk.demo import DEMO_PASSWORD
+    from kiosk.domain.records import parse_raw
+    from kiosk.system_clock import SystemClock
+    from tests.ui.flows import make_demo
+
+    demo, users = make_demo(tmp_path, clock)
+    data = demo.data_dir
+    demo.close()
+    source = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
+    recipe = tmp_path / "buffer-prep-4.toml"
+    recipe.write_text(source.replace("version = 3", "version = 4"))
+
+    def register(path, password=DEMO_PASSWORD, reason="new pH limits approved by QA (CC-2026-031)"):
+        code = pyotp.TOTP(users["admin"].totp_secret).now()
+        return kiosk("admin", "recipes", "register", str(path), "--admin", "admin", "--reason", reason,
+                     "--data-dir", str(data), input=f"{password}\n{code}\n")
+
+    checked = kiosk("admin", "recipes", "check", str(recipe))
+    assert checked.returncode == 0 and "buffer-prep@4" in checked.stdout and "5 steps" in checked.stdout
+    assert "Verified by operator or qa" in checked.stdout
+    assert register(recipe, password="not the password").returncode == 1
+    done = register(recipe)
+    assert done.returncode == 0, done.stderr
+    assert "buffer-prep@4 registered (a signed record)" in done.stdout and DEMO_PASSWORD not in done.stdout
+    assert "buffer-prep@4" in kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
+    again = register(recipe)
+    assert again.returncode == 0 and "already registered with this content; nothing changed" in again.stdout
+    changed = tmp_path / "changed.toml"
+    changed.write_text(source.replace("version = 3", "version = 4").replace('"1.480"', '"1.400"'))
+    refused = register(changed)
+    assert refused.returncode == 1 and "registered with other content; raise the version" in refused.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('id = "x"\nversion = 1\n')
+    assert "missing 'title'" in kiosk("admin", "recipes", "check", str(bad)).stderr
+    k = build_kiosk(KioskConfig(), data, SystemClock("Europe/Dublin"))
+    registered = [parse_raw(r.raw)[0].body for r in k.store.iter_rows() if r.type == "recipe.registered"]
+    k.close()
+    assert [b["key"] for b in registered].count("buffer-prep@4") == 1
+    assert registered[-1]["actor"]["user_id"] == "admin" and "CC-2026-031" in registered[-1]["reason"]
