@@ -157,6 +157,21 @@ class UiWork:
                                  sum(1 for s in steps if s.status == "done"), len(steps)))
         return rows, len(batches)
 
+    def recipes(self):
+        from screens.ports import RecipeChoice
+
+        return sorted((RecipeChoice(r["key"], r["title"]) for r in self.kiosk.signing.recipes()),
+                      key=lambda r: (r.title, r.key))
+
+    def start_batch(self, batch_id: str, recipe_key: str):
+        from screens.ports import ActionResult
+
+        try:
+            batch = self.kiosk.signing.create_batch(batch_id, recipe_key)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, f"Batch {batch['batch_id']} started from {batch['recipe_key']}; the start is recorded.")
+
     def _sig_views(self, signatures):
         from kiosk.domain.clock import site_time
         from screens.ports import SignatureView

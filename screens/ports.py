@@ -156,6 +156,14 @@ class BatchRow:
 
 
 @dataclass(frozen=True)
+class RecipeChoice:
+    """A registered recipe version a batch can be started from."""
+
+    key: str  # id@version
+    title: str
+
+
+@dataclass(frozen=True)
 class SignatureView:
     meaning: str
     name: str
@@ -231,6 +239,14 @@ class WorkServices(Protocol):
         ...
 
     def steps(self, batch_id: str) -> list[StepRow]: ...
+
+    def recipes(self) -> list[RecipeChoice]:
+        """The registered recipe versions, to start a batch from."""
+        ...
+
+    def start_batch(self, batch_id: str, recipe_key: str) -> ActionResult:
+        """Start a batch as an instance of a recipe version (a signed record); refused with a reason."""
+        ...
 
     def step_detail(self, batch_id: str, step_id: str) -> StepDetail: ...
 

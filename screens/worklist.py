@@ -9,8 +9,11 @@ moving above the first row loads the previous one.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on
+from textual.binding import Binding, BindingType
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
@@ -69,6 +72,10 @@ class WorklistScreen(NavScreen):
 
     AREA = "worklist"
     KEYS = (("Enter", "Open"), ("Tab", "Next table"))
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *NavScreen.BINDINGS,
+        Binding("n", "new_batch", "New batch"),
+    ]
 
     def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock,
                  admin: object | None = None) -> None:
@@ -182,6 +189,23 @@ class WorklistScreen(NavScreen):
 
         if self._batch and event.row_key.value:
             self.app.push_screen(StepScreen(self._batch, event.row_key.value, self._services, self._work, self._clock))
+
+    # -- start a batch ---------------------------------------------------------------
+    def action_new_batch(self, typed: tuple[str, str] | None = None, problem: str = "") -> None:
+        from screens.batch_dialog import NewBatchDialog
+
+        self.app.open_dialog(NewBatchDialog(self._work.recipes(), typed, problem), self._start)  # type: ignore[attr-defined]
+
+    def _start(self, chosen: tuple[str, str] | None) -> None:
+        if chosen is None or not self.is_attached:
+            return
+        result = self._work.start_batch(*chosen)
+        if not result.ok:
+            # The dialog again, as typed, with the refusal in it.
+            self.action_new_batch(chosen, result.message)
+            return
+        self.app.notify(result.message, markup=False)
+        self._load_page(0, keep=chosen[0].strip())  # newest first: the new batch is on the first page
 
     def action_supervisor(self) -> None:
         self.action_nav("supervisor")

@@ -1,0 +1,73 @@
+"""Start a batch: its id and the recipe version it is an instance of.
+
+Returns ``(batch_id, recipe_key)``, or None when cancelled or locked away.
+The services refuse an id already used, an id that cannot be recorded, or a
+role that may not start batches; the worklist then opens this dialog again
+as typed, with the refusal at its top.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, Select, Static
+
+from screens.base import KioskModal
+from screens.ports import RecipeChoice
+from screens.widgets import safe_text
+
+
+class NewBatchDialog(KioskModal["tuple[str, str] | None"]):
+    def __init__(self, recipes: Sequence[RecipeChoice], typed: tuple[str, str] | None = None,
+                 problem: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self._recipes = list(recipes)
+        self._typed = typed
+        self._problem = problem
+
+    def compose(self) -> ComposeResult:
+        batch_id, recipe = self._typed or ("", None)
+        with Vertical(classes="dialog", id="new-batch-box"):
+            yield Static(safe_text("Start a batch", style="bold"), classes="dialog-title")
+            if self._problem:
+                yield Static(safe_text(self._problem), classes="message", id="problem")
+            field = Input(value=batch_id, placeholder="e.g. PB-2026-002 (never reused)", id="batch-id", max_length=40)
+            field.border_title = "Batch ID"
+            yield field
+            yield Label("Master batch record (recipe version)")
+            options = [(f"{r.title} ({r.key})", r.key) for r in self._recipes]
+            keys = [r.key for r in self._recipes]
+            yield Select(options, id="recipe", allow_blank=not options,
+                         value=recipe if recipe in keys else (keys[0] if keys else Select.NULL),
+                         prompt="no recipe is registered on this terminal")
+            yield Static("", id="message", classes="message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Start batch", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#batch-id").focus()
+
+    @on(Input.Submitted, "#batch-id")
+    def _submitted(self) -> None:
+        self._ok()
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        batch_id = self.query_one("#batch-id", Input).value.strip()
+        recipe = self.query_one("#recipe", Select).value
+        if not batch_id:
+            self.query_one("#message", Static).update("Enter the batch ID.")
+            return
+        if recipe is Select.NULL:
+            self.query_one("#message", Static).update(
+                "No recipe is registered on this terminal; an admin registers one (kiosk admin recipes register).")
+            return
+        self.dismiss((batch_id, str(recipe)))
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)

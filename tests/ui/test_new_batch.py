@@ -1,0 +1,73 @@
+"""Starting a batch from the worklist (Pilot, real services, FakeClock)."""
+
+import pytest
+
+from kiosk.app import make_app
+from kiosk.domain.records import parse_raw
+from screens.batch_dialog import NewBatchDialog
+from screens.worklist import WorklistScreen
+from tests.ui.flows import login, make_demo, screen_text, type_text, wait_for
+
+
+@pytest.fixture
+def demo(tmp_path, clock):
+    kiosk, users = make_demo(tmp_path, clock)
+    yield kiosk, users
+    kiosk.close()
+
+
+def problem(app):
+    found = app.screen.query("#problem")
+    return str(found.first().render()) if found else ""
+
+
+@pytest.mark.req("P11-10f")
+@pytest.mark.req("DI-ALCOA")
+async def test_a_supervisor_starts_a_batch_from_a_registered_recipe(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    told = []
+    app.notify = lambda message, **_: told.append(message)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["sam.sup"])
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewBatchDialog), "the new-batch dialog")
+        app.screen.query_one("#ok").press()
+        await pilot.pause()
+        assert "Enter the batch ID." in str(app.screen.query_one("#message").render())
+        # An id already used is refused; the dialog opens again as typed, with the reason at its top.
+        await type_text(pilot, "PB-2026-001")
+        first = app.screen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewBatchDialog) and app.screen is not first,
+                       "the dialog again")
+        assert problem(app) == "batch PB-2026-001 already exists"
+        assert app.screen.query_one("#batch-id").value == "PB-2026-001"
+        app.screen.query_one("#batch-id").value = "PB-2026-002"
+        app.screen.query_one("#recipe").value = "buffer-prep@3"
+        app.screen.query_one("#ok").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist again")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "Steps of batch PB-2026-002" in shown and "Line clearance" in shown
+        assert told[-1] == "Batch PB-2026-002 started from buffer-prep@3; the start is recorded."
+    created = [parse_raw(r.raw)[0].body for r in kiosk.store.iter_rows() if r.type == "batch.created"][-1]
+    assert created["batch_id"] == "PB-2026-002" and created["recipe_key"] == "buffer-prep@3"
+    assert created["actor"]["user_id"] == "sam.sup" and len(created["recipe_hash"]) == 64
+
+
+async def test_with_no_recipe_registered_the_dialog_says_who_registers_one():
+    from textual.app import App
+
+    class OneDialog(App):
+        def on_mount(self) -> None:
+            self.push_screen(NewBatchDialog([]), self.exit)
+
+    app = OneDialog()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_text(pilot, "B-1")
+        app.screen.query_one("#ok").press()
+        await pilot.pause()
+        assert "an admin registers one (kiosk admin recipes register)" in str(app.screen.query_one("#message").render())
+        assert isinstance(app.screen, NewBatchDialog)  # nothing to start from: it stays open
