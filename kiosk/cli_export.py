@@ -95,6 +95,14 @@ def audit(
     finally:
         source.close()
     typer.echo(f"wrote {out}: {count} record(s)")
+    if count == 0 and flt.types:
+        source = LocalAuditSource(db)
+        try:
+            why = ax.unknown_types(source, flt)
+        finally:
+            source.close()
+        if why:
+            typer.echo(f"note: {why}", err=True)
 
 
 @app.command("batch")

@@ -197,8 +197,14 @@ class UiAdmin:
                                 r.target or (f"batch:{r.batch_id}" if r.batch_id else ""), r.reason)
                       for r in page.rows)
         if not page.rows and direction in ("older", "newer") and token is not None:
-            return AuditPageView((), False, False, token, "No more records that way.", ok=True)
-        return AuditPageView(lines, page.has_older, page.has_newer, (page.first, page.last))
+            return AuditPageView((), False, False, token, "No more records that way.", stay=True)
+        message = ""
+        if not page.rows and flt.types:
+            try:
+                message = self.audit.unknown_types(actor, flt)
+            except ERRORS as exc:
+                message = str(exc)
+        return AuditPageView(lines, page.has_older, page.has_newer, (page.first, page.last), message)
 
     def audit_record(self, chain: str, seq: int) -> AuditRecordView | ActionResult:
         try:

@@ -138,7 +138,7 @@ class AuditScreen(NavScreen):
         if not page.ok:
             self.show_message(page.message)
             return
-        if not page.lines and self._page.lines and page.message:
+        if page.stay and self._page.lines:
             self.show_message(page.message)  # nothing further that way: keep the current page
             return
         self._page = page

@@ -498,8 +498,9 @@ class AuditPageView:
     has_older: bool = False
     has_newer: bool = False
     token: object = None
-    message: str = ""  # a refusal (bad filter, no permission) when ``ok`` is False
+    message: str = ""  # a refusal (bad filter, no permission) when ``ok`` is False; else a note on the page
     ok: bool = True
+    stay: bool = False  # nothing further that way: the screen keeps the page it shows and says so
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,10 @@ class LocalAuditSource:
                                        (chain, seq)).first()
         return None if row is None else (bytes(row[0]), bytes(row[1]), bytes(row[2]))
 
+    def has_type(self, record_type: str) -> bool:
+        with self.engine.connect() as conn:  # the records_type index answers it
+            return conn.exec_driver_sql("SELECT 1 FROM records WHERE type = ? LIMIT 1", (record_type,)).first() is not None
+
     def chain_key(self, chain: str) -> PublicKey | None:
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql("SELECT raw FROM records WHERE chain = ? AND seq = 1", (chain,)).first()

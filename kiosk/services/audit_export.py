@@ -54,6 +54,21 @@ class AuditSource(Protocol):
         """The key the chain opened with (its first record)."""
         ...
 
+    def has_type(self, record_type: str) -> bool:
+        """Whether any record of this type is in the store."""
+        ...
+
+
+def unknown_types(source: AuditSource, flt: AuditFilter) -> str:
+    """Why a type filter found nothing, when the reason is the type itself: a mistyped type must not read
+    as "no such events". Empty when every filtered type exists in the store."""
+    absent = [t for t in flt.types if not source.has_type(t)]
+    if not absent:
+        return ""
+    names = ", ".join(repr(t) for t in absent)
+    return (f"no record in this store has type {names}; check the spelling "
+            "(e.g. step.signed, witness.signed, session.login, auth.failed)")
+
 
 def matching(source: AuditSource, flt: AuditFilter, *, after: tuple[str, str, int] | None = None,
              before: tuple[str, str, int] | None = None) -> Iterator[tuple[Record, bytes, bytes, bytes]]:

@@ -23,7 +23,7 @@ from kiosk.domain.exports import AuditFilter
 from kiosk.domain.identity import InvalidUserId, normalize_user_id
 from kiosk.domain.keys import b64url
 from kiosk.domain.records import Record, RecordError, check_signature, parse_raw
-from kiosk.services.audit_export import AuditSource, ExportError, matching, parse_bound, write_csv
+from kiosk.services.audit_export import AuditSource, ExportError, matching, parse_bound, unknown_types, write_csv
 from kiosk.services.auth import Actor, AuthService
 from kiosk.services.ports import RecordWriter
 
@@ -150,6 +150,11 @@ class AuditBrowser:
 
     def oldest(self, actor: Actor, flt: AuditFilter) -> AuditPage:
         return replace(self.newer(actor, flt, ("", "", 0)), has_older=False)
+
+    def unknown_types(self, actor: Actor, flt: AuditFilter) -> str:
+        """Why nothing matched, when a filtered type is in no record at all (a typo reads as an empty trail)."""
+        self._allowed(actor)
+        return unknown_types(self.source, flt)
 
     def _take(self, items, n: int) -> list[AuditRow]:
         out: list[AuditRow] = []

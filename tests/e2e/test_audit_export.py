@@ -93,6 +93,9 @@ def test_time_bounds_and_bad_input(history, tmp_path):
     assert bad.returncode == 2 and "not a date" in bad.stderr
     bad = kiosk("export", "audit", "--out", str(out), "--data-dir", str(history), "--format", "xls")
     assert bad.returncode == 2 and "csv, json, pdf" in bad.stderr
+    typo = kiosk("export", "audit", "--out", str(out), "--data-dir", str(history), "--type", "step.sign")
+    assert typo.returncode == 0 and "0 record(s)" in typo.stdout
+    assert "no record in this store has type 'step.sign'; check the spelling" in typo.stderr
 
 
 @pytest.mark.req("P11-50")

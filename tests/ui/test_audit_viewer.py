@@ -95,6 +95,27 @@ async def test_bad_filters_say_which_field_and_keep_the_page(demo, clock):
 
 
 @pytest.mark.req("A11-9")
+async def test_a_mistyped_record_type_is_named_not_shown_as_an_empty_trail(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_audit(pilot, clock, users["quinn.qa"])
+        app.screen.query_one("#f-type").focus()
+        await type_text(pilot, "user.create")  # user.created, mistyped
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table_types(app) == []  # the earlier page is not left on screen under the new filter
+        assert "no record in this store has type 'user.create'; check the spelling" in app.screen.message_text
+        # A real type that simply has no record in the range says so plainly.
+        app.screen.query_one("#f-type").value = "user.created"
+        app.screen.query_one("#f-to").focus()
+        await type_text(pilot, "2020-01-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table_types(app) == [] and app.screen.message_text == "No records match these filters."
+
+
+@pytest.mark.req("A11-9")
 async def test_pages_older_and_newer_with_page_keys(demo, clock):
     kiosk, users = demo
     for i in range(120):
