@@ -84,6 +84,8 @@ class UiServices:
             st = self._sync_status()
             sync = SyncState(queued=st.queued, last_sync=st.last_sync, offline=st.last_sync is None or
                              st.offline_since is not None)
+        elif not self._central_configured:
+            sync = SyncState(standalone=True)
         else:
             sync = SyncState(queued=self._queued(), last_sync=None, offline=True)
         device = split_chain(self.kiosk.store.chain)[0]

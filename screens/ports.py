@@ -78,6 +78,7 @@ class SyncState:
     queued: int = 0
     last_sync: dt.datetime | None = None  # aware UTC, None = never synced
     offline: bool = False
+    standalone: bool = False  # no central store configured: nothing to be offline from
 
 
 @dataclass(frozen=True)

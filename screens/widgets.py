@@ -92,6 +92,10 @@ def _fmt_site(now: dt.datetime, zone: str) -> str:
 
 def _fmt_sync(status: KioskStatus, now: dt.datetime) -> str:
     sync = status.sync
+    if sync.standalone:
+        # Not "OFFLINE": a terminal that is never meant to sync would raise a false alarm all day, and
+        # operators would learn to read past the word on the terminals where it matters.
+        return "Standalone · no central store"
     if sync.last_sync is None:
         last = "never synced"
     else:

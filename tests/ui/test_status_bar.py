@@ -64,6 +64,14 @@ async def test_status_bar_shows_offline_and_never_synced(clock) -> None:
         assert "OFFLINE · 12 queued · never synced" in bar.render_line(0).text
 
 
+async def test_a_standalone_terminal_is_not_shown_as_offline(clock) -> None:
+    app = BarApp(clock, _status(user_id=None, display_name=None, role=None, sync=SyncState(standalone=True)))
+    async with app.run_test(size=(120, 10)) as pilot:
+        await pilot.pause()
+        line = app.query_one(StatusBar).render_line(0).text
+        assert "Standalone · no central store" in line and "OFFLINE" not in line
+
+
 @pytest.mark.req("A11-16")
 async def test_status_bar_fits_80_columns_with_a_long_name(clock) -> None:
     app = BarApp(clock, _status(display_name="Maximiliane Wolkenstein-Hohenberg von Ortiz"))
