@@ -220,14 +220,24 @@ def revoke(chain: str, url: Url, reason: Reason, key_file: KeyFile = None, admin
     _set(url, key_file, chain, "revoked", admin, as_key_holder, reason, site_key)
 
 
-def _sync_service(data_dir: Optional[Path], url: str):
+def _sync_service(data_dir: Optional[Path], url: Optional[str], config: Optional[Path]):
+    """This terminal's sync, against ``url`` or else the central store its configuration names."""
     from kiosk.cli import fail
+    from kiosk.config import ConfigError, load_config
     from kiosk.paths import resolve_data_dir
     from kiosk.system_clock import SystemClock
     from storage.central import CentralStore
     from storage.keyfile import KeyFileError, load_identity
     from storage.local_store import LocalStore
 
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc))
+    url = url or cfg.sync.central_url
+    if not url:
+        raise fail("this terminal's configuration names no central store (sync.central_url); "
+                   "give one with --url or KIOSK_CENTRAL_URL")
     directory = resolve_data_dir(data_dir)
     clock = SystemClock()
     try:
@@ -237,18 +247,23 @@ def _sync_service(data_dir: Optional[Path], url: str):
     if identity is None:
         raise fail(f"{directory}: no kiosk here (wrong --data-dir?)")
     from kiosk.app import sync_service
-    from kiosk.config import KioskConfig
     from storage.directory_local import LocalDirectory, directory_projector
 
     store = LocalStore.open(directory, identity, clock, projectors=[directory_projector])
     central = CentralStore(url, clock)
-    return store, sync_service(store, LocalDirectory(store.read_engine()), KioskConfig(), clock, lambda: central)
+    return store, sync_service(store, LocalDirectory(store.read_engine()), cfg, clock, lambda: central)
+
+
+SyncUrl = Annotated[Optional[str], typer.Option(
+    "--url", envvar="KIOSK_CENTRAL_URL", help="The central store (default: sync.central_url of --config).")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", envvar="KIOSK_CONFIG", help="Policy file.")]
 
 
 @sync_app.command()
-def status(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None) -> None:
+def status(url: SyncUrl = None, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
+           config: ConfigFile = None) -> None:
     """Queued records, last sync and last error of this kiosk."""
-    store, service = _sync_service(data_dir, url)
+    store, service = _sync_service(data_dir, url, config)
     try:
         s = service.status()
         head = store.head()
@@ -263,11 +278,12 @@ def status(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-di
 
 
 @sync_app.command()
-def now(url: Url, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None) -> None:
+def now(url: SyncUrl = None, data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
+        config: ConfigFile = None) -> None:
     """Push unsynced records now and apply the central receipt."""
     from kiosk.cli import EXIT_FAILED
 
-    store, service = _sync_service(data_dir, url)
+    store, service = _sync_service(data_dir, url, config)
     try:
         s = service.sync_once()
     finally:

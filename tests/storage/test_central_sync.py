@@ -211,6 +211,14 @@ def test_cli_round_trip_on_sqlite(tmp_path, clock):
     # The outcome outlives the process: another `kiosk sync status` knows since when this terminal is offline.
     out = kiosk("sync", "status", "--url", url, "--data-dir", str(tmp_path / "line-1")).stdout
     assert "offline since: 20" in out and "last error: OperationalError" in out and "secret" not in out
+    # On a terminal, the central store is the one its configuration names.
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[sync]\ncentral_url = "{url}"\n')
+    assert "synced" in kiosk("sync", "now", "--config", str(config), "--data-dir", str(tmp_path / "line-1")).stdout
+    out = kiosk("sync", "status", "--config", str(config), "--data-dir", str(tmp_path / "line-1")).stdout
+    assert "last successful sync: 20" in out and "offline since" not in out
+    none = kiosk("sync", "status", "--data-dir", str(tmp_path / "line-1"))
+    assert none.returncode == 2 and "names no central store (sync.central_url); give one with --url" in none.stderr
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
