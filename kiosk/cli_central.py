@@ -24,8 +24,11 @@ def _key_path(url: str, key_file: Optional[Path]) -> Path:
 
     if key_file is not None:
         return key_file
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):] + ".key")
+    from storage.central import sqlite_file
+
+    database = sqlite_file(url)
+    if database is not None:
+        return database.parent / (database.name + ".key")
     raise fail("give the central key with --key-file (or KIOSK_CENTRAL_KEY); it signs receipts, directory "
                "publications and admin decisions")
 

@@ -58,11 +58,17 @@ class IngestReport:
                             self.directory_changes + other.directory_changes)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an embedded SQLite central store's URL (``sqlite:///F``); None for a server."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
 def central_engine(url: str, *, create: bool = False) -> Engine:
     """``create``: an embedded SQLite central store may be made here (a kiosk or a command that only uses
     one finds none, and says so, where a mistyped or unmounted path would otherwise become an empty store)."""
-    if url.startswith("sqlite:///"):
-        return sqlite_engine(Path(url[len("sqlite:///"):]), write=True, create=create)
+    path = sqlite_file(url)
+    if path is not None:
+        return sqlite_engine(path, write=True, create=create)
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -112,7 +118,8 @@ class CentralStore:
         """``migrate_schema=False``: the store must already exist with the current schema (only
         ``kiosk central init`` creates or migrates one; a mistyped URL must not become an empty store)."""
         where = safe_url(url)
-        if not migrate_schema and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        path = sqlite_file(url)
+        if not migrate_schema and path is not None and not path.is_file():
             raise migrate.SchemaNotCurrent(f"{where}: no store has been created here (wrong URL?); "
                                            f"create it with {INIT_COMMAND}")
         store = cls(url, clock, key, central_time=central_time, create=migrate_schema)

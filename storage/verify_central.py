@@ -23,7 +23,6 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, text
@@ -33,6 +32,7 @@ from sqlalchemy.pool import NullPool
 from kiosk.domain.chain import Anchor, ChainVerifier, SegmentStitcher, TruncatedChain
 from kiosk.domain.keys import PublicKey, kid_of, unb64url
 from kiosk.domain.records import BrokenLink, RecordError, UnknownKey, where_of
+from storage.central import sqlite_file
 from storage.sqlite import sqlite_engine
 
 SEGMENT = 20_000   # records per parallel task
@@ -86,8 +86,9 @@ def read_engine(url: str) -> Engine:
     """A read-only engine (SQLite: no write lock, so verify never blocks ingest); one per process."""
     engine = _ENGINES.get(url)
     if engine is None:
-        if url.startswith("sqlite:///"):
-            engine = sqlite_engine(Path(url[len("sqlite:///"):]), write=False, create=False)
+        path = sqlite_file(url)
+        if path is not None:
+            engine = sqlite_engine(path, write=False, create=False)
         else:
             engine = create_engine(url, poolclass=NullPool)
         _ENGINES[url] = engine
