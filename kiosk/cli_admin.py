@@ -255,14 +255,11 @@ def _recipe_summary(recipe) -> None:
 def recipes_check(path: RecipeFile) -> None:
     """Validate a recipe file and show what it defines; nothing is registered (for the recipe's author)."""
     from kiosk.cli import fail
-    from kiosk.domain.recipes import RecipeError, parse_recipe_toml
+    from kiosk.domain.recipes import RecipeError
+    from kiosk.services.signing import read_recipe_file
 
     try:
-        recipe = parse_recipe_toml(path.read_bytes().decode("utf-8"), str(path))
-    except UnicodeDecodeError as exc:
-        raise fail(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8", code=1)
-    except OSError as exc:
-        raise fail(f"{path}: cannot be read ({exc.strerror})")
+        recipe = read_recipe_file(path)
     except RecipeError as exc:
         raise fail(str(exc), code=1)
     _recipe_summary(recipe)

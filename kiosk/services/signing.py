@@ -106,6 +106,17 @@ class _Basis:
                 and len(docs) == len(self.docs) and all(a is b or a == b for a, b in zip(docs, self.docs)))
 
 
+def read_recipe_file(path: Path) -> Recipe:
+    """A recipe file, validated; every fault (unreadable, not UTF-8, not a valid recipe) is a RecipeError."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_recipe_toml(text, str(path))
+
+
 def _made_from(batch: Mapping[str, Any], recipe: Recipe) -> bool:
     return batch["recipe_key"] == recipe.key and batch.get("recipe_hash", recipe.content_hash) == recipe.content_hash
 
@@ -138,13 +149,7 @@ class SigningService:
 
     # -- recipes and batches ---------------------------------------------
     def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
-        try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
-        except OSError as exc:
-            raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
-        recipe = parse_recipe_toml(text, str(path))
+        recipe = read_recipe_file(path)
         existing = self.directory.get(bx.RECIPE, recipe.key)
         if existing is not None:
             if existing["content_hash"] != recipe.content_hash:
