@@ -90,19 +90,14 @@ def audit(
             else:
                 count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
                                      title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
+        why = ax.unknown_types(source, flt) if count == 0 and flt.types else ""
     except ax.ExportError as exc:
         raise fail(str(exc), code=1)
     finally:
         source.close()
     typer.echo(f"wrote {out}: {count} record(s)")
-    if count == 0 and flt.types:
-        source = LocalAuditSource(db)
-        try:
-            why = ax.unknown_types(source, flt)
-        finally:
-            source.close()
-        if why:
-            typer.echo(f"note: {why}", err=True)
+    if why:
+        typer.echo(f"note: {why}", err=True)
 
 
 @app.command("batch")
