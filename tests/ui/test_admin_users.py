@@ -28,6 +28,12 @@ async def open_users(pilot, clock, users):
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, UsersScreen), "the users screen")
 
 
+async def open_new_user_form(pilot, clock, users):
+    await open_users(pilot, clock, users)
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewUserDialog), "the new-user form")
+
+
 async def choose(pilot, label_key):
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChoiceDialog), "the action menu")
     pilot.app.screen.query_one(f"#choice-{label_key}").press()
@@ -58,9 +64,7 @@ async def test_admin_creates_a_user_and_sees_the_credentials_once(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_users(pilot, clock, users)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog), "the new-user form")
+        await open_new_user_form(pilot, clock, users)
         await type_text(pilot, "new.op")
         await pilot.press("enter")
         await type_text(pilot, "Nia Operator")
@@ -91,9 +95,7 @@ async def test_without_the_identity_check_nothing_is_issued_and_the_reason_shows
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_users(pilot, clock, users)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog), "the new-user form")
+        await open_new_user_form(pilot, clock, users)
         await type_text(pilot, "new.op")
         app.screen.query_one("#name").value = "Nia Operator"
         app.screen.query_one("#reason").value = "new starter"
@@ -115,9 +117,7 @@ async def test_a_taken_user_id_reopens_the_form_as_typed(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_users(pilot, clock, users)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog), "the new-user form")
+        await open_new_user_form(pilot, clock, users)
         await type_text(pilot, "Ana.Op")
         form = app.screen
         form.query_one("#name").value = "Ana Other"
