@@ -19,6 +19,17 @@ def services() -> FakeServices:
     return FakeServices()
 
 
+@pytest.fixture
+def demo(tmp_path, clock):
+    """The demo kiosk on the real services, every demo user past the e-signature statement (flows.make_demo).
+    A module with a demo of its own (created another way) defines its own fixture of this name."""
+    from tests.ui.flows import make_demo
+
+    kiosk, users = make_demo(tmp_path, clock)
+    yield kiosk, users
+    kiosk.close()
+
+
 def make_app(clock: FakeClock, services: FakeServices, **kwargs: Any) -> KioskApp:
     kwargs.setdefault("session_policy", POLICY)
     # The idle check is driven by the tests (check_inactivity) so nothing depends on real time.

@@ -8,14 +8,7 @@ from screens.admin_dialogs import BadgeDialog, ChoiceDialog, IssuedDialog, NewUs
 from screens.admin_users import UsersScreen
 from screens.step import ReasonDialog
 from screens.worklist import WorklistScreen
-from tests.ui.flows import login, make_demo, screen_text, type_text, wait_for
-
-
-@pytest.fixture
-def demo(tmp_path, clock):
-    kiosk, users = make_demo(tmp_path, clock)
-    yield kiosk, users
-    kiosk.close()
+from tests.ui.flows import login, screen_text, type_text, wait_for
 
 
 def records(kiosk, rtype):

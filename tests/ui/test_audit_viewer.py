@@ -8,16 +8,9 @@ import pytest
 from kiosk.app import make_app
 from screens.admin_users import UsersScreen
 from screens.audit import AuditRecordDialog, AuditScreen
-from tests.ui.flows import login, make_demo, screen_text, type_text, wait_for
+from tests.ui.flows import login, screen_text, type_text, wait_for
 
 EVIL = "[bold]Eve[/bold] \x1b[31mRed"
-
-
-@pytest.fixture
-def demo(tmp_path, clock):
-    kiosk, users = make_demo(tmp_path, clock)
-    yield kiosk, users
-    kiosk.close()
 
 
 def plant_user_with_a_hostile_name(kiosk):

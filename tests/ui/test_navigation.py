@@ -5,7 +5,7 @@ import pytest
 from kiosk.app import make_app
 from screens.admin_recipes import RecipeDialog, RecipesScreen
 from screens.worklist import WorklistScreen
-from tests.ui.flows import login, make_demo, wait_for
+from tests.ui.flows import login, wait_for
 
 AREA_KEYS = {"supervisor": "f3", "audit": "f4", "users": "f6", "devices": "f7", "recipes": "f8"}
 BY_USER = {
@@ -14,13 +14,6 @@ BY_USER = {
     "sam.sup": ("supervisor", "audit"),
     "admin": ("supervisor", "audit", "users", "devices", "recipes"),
 }
-
-
-@pytest.fixture
-def demo(tmp_path, clock):
-    kiosk, users = make_demo(tmp_path, clock)
-    yield kiosk, users
-    kiosk.close()
 
 
 def keys(app):

@@ -6,14 +6,7 @@ from kiosk.app import make_app
 from kiosk.domain.records import parse_raw
 from screens.batch_dialog import NewBatchDialog
 from screens.worklist import WorklistScreen
-from tests.ui.flows import login, make_demo, screen_text, type_text, wait_for
-
-
-@pytest.fixture
-def demo(tmp_path, clock):
-    kiosk, users = make_demo(tmp_path, clock)
-    yield kiosk, users
-    kiosk.close()
+from tests.ui.flows import login, screen_text, type_text, wait_for
 
 
 def problem(app):
