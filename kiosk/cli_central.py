@@ -38,19 +38,42 @@ def open_central(url: str, key_file: Optional[Path] = None, *, need_key: bool = 
     its key; every other command refuses a URL where no current store is, instead of making an empty one."""
     from kiosk.cli import fail
     from kiosk.system_clock import SystemClock
-    from storage.central import CentralError, CentralStore, safe_url
+    from storage.central import CentralStore
     from storage.keyfile import KeyFileError, load_central_key, load_or_create_central_key
-    from storage.migrate import SchemaNotCurrent, SchemaTooNew
 
     key = None
     if need_key:
         path = _key_path(url, key_file)
+        if create and not path.exists():
+            # A mistyped URL must fail before a key is made for a store that will never exist.
+            _reported(url, lambda: _connect_once(url))
         try:
             key = load_or_create_central_key(path) if create else load_central_key(path)
         except KeyFileError as exc:
             raise fail(str(exc))
+    return _reported(url, lambda: CentralStore.open(url, SystemClock(), key, migrate_schema=create))
+
+
+def _connect_once(url: str) -> None:
+    from kiosk.system_clock import SystemClock
+    from storage.central import CentralStore
+
+    store = CentralStore(url, SystemClock(), create=True)
     try:
-        return CentralStore.open(url, SystemClock(), key, migrate_schema=create)
+        with store.engine.connect():
+            pass
+    finally:
+        store.close()
+
+
+def _reported(url: str, step):
+    """``step()``, with what can go wrong opening a central store as a one-line error naming the URL."""
+    from kiosk.cli import fail
+    from storage.central import CentralError, safe_url
+    from storage.migrate import SchemaNotCurrent, SchemaTooNew
+
+    try:
+        return step()
     except (SchemaNotCurrent, SchemaTooNew) as exc:
         raise fail(str(exc))
     except CentralError as exc:

@@ -266,6 +266,28 @@ def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend
         assert (tmp_path / "b.zip").is_file()
 
 
+def test_central_init_on_a_mistyped_url_makes_no_key(tmp_path):
+    """The key is made once the store can be reached: a failed init leaves nothing behind to be mistaken
+    for the site's key, nor a folder the admin did not ask for."""
+    import subprocess
+    import sys
+
+    def init(url, *key):
+        return subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "init", "--url", url, *key],
+                              capture_output=True, text=True, timeout=120)
+
+    key = tmp_path / "central.key"
+    for url in ("postgresql+psycopg://postgres@127.0.0.1:1/test", "postgres//127.0.0.1/test"):
+        failed = init(url, "--key-file", str(key))
+        assert failed.returncode == 2 and "cannot open the central store" in failed.stderr, failed.stderr
+        assert not key.exists()
+    failed = init(f"sqlite:///{tmp_path / 'not-mounted' / 'central.db'}")
+    assert failed.returncode == 2 and "unable to open database file" in failed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    done = init(f"sqlite:///{tmp_path / 'central.db'}")
+    assert done.returncode == 0 and (tmp_path / "central.db.key").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_terminal_never_creates_the_embedded_central_store(tmp_path, clock):
     """A terminal whose central path is mistyped, or on a share not mounted yet, reports the store as
     unreachable; it never leaves an empty database there for the next sync to find."""
