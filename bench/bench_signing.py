@@ -180,7 +180,7 @@ class Floor(DemoAsAna):
         for i in range(n):
             self.clock.advance(1)
             self.kiosk.session.activity()
-            self.kiosk.signing.create_batch(f"B-{i:05d}", "buffer-prep@3")
+            self.kiosk.signing.create_batch(f"B-{i:05d}", "buffer-prep@4")
         self.clock.advance(31)
         self.kiosk.signing.sign(self.prepare(0), DEMO_PASSWORD, "ana.op", self.code())
 

@@ -102,12 +102,12 @@ def build(tmp: Path, n: int):
     sup = next(u for u in users if u.user_id == "sam.sup")
     clock.advance(31)
     assert kiosk.session.login("sam.sup", DEMO_PASSWORD, pyotp.TOTP(sup.totp_secret).at(clock.now())).ok
-    steps_each = len(kiosk.signing.recipe("buffer-prep@3").steps)
+    steps_each = len(kiosk.signing.recipe("buffer-prep@4").steps)
     have = sum(len(kiosk.signing.steps(b["batch_id"])) for b in kiosk.signing.batches())
     for i in range(max(0, n - have) // steps_each):
         clock.advance(1)
         kiosk.session.activity()
-        kiosk.signing.create_batch(f"PB-B{i:05d}", "buffer-prep@3")
+        kiosk.signing.create_batch(f"PB-B{i:05d}", "buffer-prep@4")
     kiosk.session.logout()
     ana = next(u for u in users if u.user_id == "ana.op")
     total = sum(len(kiosk.signing.steps(b["batch_id"])) for b in kiosk.signing.batches())

@@ -77,7 +77,7 @@ def kiosk_main(index: int, data: Path, url: str, go: Path, think_s: float, argon
         n += 1
         batch = f"L{index:02d}-{n:06d}"
         kiosk.session.activity()
-        kiosk.signing.create_batch(batch, "buffer-prep@3")
+        kiosk.signing.create_batch(batch, "buffer-prep@4")
         start = time.perf_counter()
         prepared = kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": "yes"})
         totp = None

@@ -244,10 +244,12 @@ RecipeFile = Annotated[Path, typer.Argument(help="The recipe file (TOML), e.g. c
 
 
 def _recipe_summary(recipe) -> None:
+    from kiosk.domain.recipes import describe_rule, describe_starters
+
     typer.echo(f"{recipe.key}: {recipe.title} ({recipe.product}); {len(recipe.steps)} steps; "
-               f"sha256 {recipe.content_hash}")
+               f"batches started by {describe_starters(recipe)}; sha256 {recipe.content_hash}")
     for i, step in enumerate(recipe.steps, 1):
-        who = "; ".join(f"{r.meaning.value} by {' or '.join(r.roles)}" for r in step.signatures)
+        who = "; ".join(describe_rule(step, r) for r in step.signatures)
         typer.echo(f"  {i:>2}. {step.title} [{step.id}]: {len(step.fields)} field(s); {who}")
 
 

@@ -66,8 +66,8 @@ def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | No
         kiosk.signing.register_recipe_file(path, admin.body(), "demo recipes")
     sup = next(u for u in users if u.user_id == "sam.sup")
     _login(kiosk, sup, clock)
-    kiosk.signing.create_batch("PB-2026-001", "buffer-prep@3")
-    kiosk.signing.create_batch("TAB-2026-014", "tablet-compression@7")
+    kiosk.signing.create_batch("PB-2026-001", "buffer-prep@4")
+    kiosk.signing.create_batch("TAB-2026-014", "tablet-compression@8")
     kiosk.session.logout()
     return kiosk, users
 

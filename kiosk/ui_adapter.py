@@ -154,16 +154,22 @@ class UiWork:
         batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
         rows = []
         for b in batches[max(0, offset):max(0, offset) + limit]:
-            steps = self.kiosk.signing.steps(b["batch_id"])
-            rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"],
-                                 sum(1 for s in steps if s.status == "done"), len(steps)))
+            summary = self.kiosk.signing.summary(b["batch_id"])
+            rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"], summary.status,
+                                 summary.done_steps, summary.total_steps))
         return rows, len(batches)
 
     def recipes(self):
+        from kiosk.domain import batches as bx
+        from kiosk.domain.recipes import describe_starters
         from screens.ports import RecipeChoice
 
-        return sorted((RecipeChoice(r["key"], r["title"]) for r in self.kiosk.signing.recipes()),
-                      key=lambda r: (r.title, r.key))
+        role = self.kiosk.session.session.role or ""
+        choices = []
+        for doc in self.kiosk.signing.recipes():
+            recipe = bx.recipe_from_doc(doc)
+            choices.append(RecipeChoice(doc["key"], doc["title"], describe_starters(recipe), recipe.may_start(role)))
+        return sorted(choices, key=lambda r: (r.title, r.key))
 
     def start_batch(self, batch_id: str, recipe_key: str):
         from screens.ports import ActionResult

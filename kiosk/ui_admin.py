@@ -14,6 +14,7 @@ from typing import Any
 from kiosk.domain import batches as bx
 from kiosk.domain.clock import site_time
 from kiosk.domain.identity import Role
+from kiosk.domain.recipes import describe_rule, describe_starters
 from kiosk.services.audit_export import ExportError
 from kiosk.services.audit_view import AuditBrowser, AuditQuery, AuditQueryError, to_filter
 from kiosk.services.auth import Actor, AuthError
@@ -149,7 +150,7 @@ class UiAdmin:
     def _recipe_row(self, doc: dict) -> RecipeRow:
         recipe = bx.recipe_from_doc(doc)
         return RecipeRow(doc["key"], doc["title"], doc.get("product", ""), int(doc["version"]), len(recipe.steps),
-                         doc.get("registered_at", ""), doc["content_hash"])
+                         doc.get("registered_at", ""), doc["content_hash"], describe_starters(recipe))
 
     def recipes(self) -> list[RecipeRow]:
         return [self._recipe_row(d) for d in self.kiosk.signing.recipes()]
@@ -164,14 +165,7 @@ class UiAdmin:
             fields = tuple(f"{f.label}" + (f" [{f.unit}]" if f.unit else "")
                            + (f" {f.min} .. {f.max}" if f.min is not None or f.max is not None else "")
                            + (f" one of {', '.join(f.choices)}" if f.choices else "") for f in step.fields)
-            sigs = []
-            for rule in step.signatures:
-                text = f"{rule.meaning.value} by {'/'.join(rule.roles)}"
-                if rule.distinct_from:
-                    text += ", not the " + " / ".join(m.value for m in rule.distinct_from) + " signer"
-                if rule.qualification:
-                    text += f", qualified for {rule.qualification}"
-                sigs.append(text)
+            sigs = [describe_rule(step, rule) for rule in step.signatures]
             steps.append(RecipeStepView(n, step.id, step.title, tuple(step.prerequisites), fields, tuple(sigs),
                                         step.instructions))
         return RecipeDetail(self._recipe_row(doc), tuple(steps))

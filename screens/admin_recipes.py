@@ -28,6 +28,8 @@ def recipe_text(detail: RecipeDetail) -> Text:
     text.append("\n")
     text.append_text(safe_text(f"content SHA-256 {r.content_hash}"))
     text.append("\n")
+    text.append_text(safe_text(f"batches started by {r.started_by}"))
+    text.append("\n")
     for step in detail.steps:
         text.append("\n")
         text.append_text(safe_text(f"{step.number}. {step.title}", style="bold"))

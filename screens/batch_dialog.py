@@ -1,7 +1,8 @@
 """Start a batch: its id and the recipe version it is an instance of.
 
 Returns ``(batch_id, recipe_key)``, or None when cancelled or locked away.
-The services refuse an id already used, an id that cannot be recorded, or a
+It offers the recipes the signed-in role may start (a recipe's
+``start_roles``). The services refuse an id already used, an id that cannot be recorded, or a
 role that may not start batches; the worklist then opens this dialog again
 as typed, with the refusal at its top.
 """
@@ -38,11 +39,13 @@ class NewBatchDialog(KioskModal["tuple[str, str] | None"]):
             field.border_title = "Batch ID"
             yield field
             yield Label("Master batch record (recipe version)")
-            options = [(f"{r.title} ({r.key})", r.key) for r in self._recipes]
-            keys = [r.key for r in self._recipes]
+            startable = [r for r in self._recipes if r.startable]
+            options = [(f"{r.title} ({r.key})", r.key) for r in startable]
+            keys = [r.key for r in startable]
             yield Select(options, id="recipe", allow_blank=not options,
                          value=recipe if recipe in keys else (keys[0] if keys else Select.NULL),
-                         prompt="no recipe is registered on this terminal")
+                         prompt="your role may not start any of them" if self._recipes
+                         else "no recipe is registered on this terminal")
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start batch", variant="primary", id="ok")
@@ -63,10 +66,15 @@ class NewBatchDialog(KioskModal["tuple[str, str] | None"]):
             self.query_one("#message", Static).update("Enter the batch ID.")
             return
         if recipe is Select.NULL:
-            self.query_one("#message", Static).update(
-                "No recipe is registered on this terminal; an admin registers one (kiosk admin recipes register).")
+            self.query_one("#message", Static).update(safe_text(self._none_startable()))
             return
         self.dismiss((batch_id, str(recipe)))
+
+    def _none_startable(self) -> str:
+        if not self._recipes:
+            return "No recipe is registered on this terminal; an admin registers one (kiosk admin recipes register)."
+        who = "; ".join(f"{r.key} by {r.started_by}" for r in self._recipes)
+        return f"Your role may not start a batch of any recipe registered here. They are started: {who}."
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

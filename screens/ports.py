@@ -152,6 +152,7 @@ class BatchRow:
     batch_id: str
     title: str
     recipe: str
+    status: str  # not_started | in_progress | needs_resign | complete | released
     done_steps: int
     total_steps: int
 
@@ -162,6 +163,8 @@ class RecipeChoice:
 
     key: str  # id@version
     title: str
+    started_by: str  # "any role", "supervisor or qa"
+    startable: bool  # by the role signed in now
 
 
 @dataclass(frozen=True)
@@ -440,6 +443,7 @@ class RecipeRow:
     steps: int
     registered_at: str
     content_hash: str
+    started_by: str  # who may start a batch of it: "any role", "supervisor or qa"
 
 
 @dataclass(frozen=True)
@@ -449,7 +453,7 @@ class RecipeStepView:
     title: str
     after: tuple[str, ...]
     fields: tuple[str, ...]
-    signatures: tuple[str, ...]  # "Performed by operator", "Verified by operator/qa, not the Performed signer"
+    signatures: tuple[str, ...]  # "Performed by operator", "Verified by operator or qa, not the Performed signer"
     instructions: str = ""
 
 

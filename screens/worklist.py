@@ -27,6 +27,8 @@ BATCH_PAGE = 50
 
 STATUS_LABEL = {"locked": "waiting for earlier step", "open": "to do", "in_progress": "in progress",
                 "needs_resign": "CORRECTED: sign again", "done": "done"}
+BATCH_STATUS_LABEL = {"not_started": "not started", "in_progress": "in progress",
+                      "needs_resign": "CORRECTED: re-sign", "complete": "complete", "released": "RELEASED"}
 
 
 def signatures_text(step) -> Text:
@@ -106,7 +108,7 @@ class WorklistScreen(NavScreen):
     def on_mount(self) -> None:
         self._onboard()
         batches = self.query_one("#batches", DataTable)
-        batches.add_columns("Batch", "Product / recipe", "Steps done")
+        batches.add_columns("Batch", "Status", "Product / recipe")  # status first: it is what an 80-column screen must show
         steps = self.query_one("#steps", DataTable)
         steps.add_columns("#", "Step", "Status", "Signed")
         self.action_refresh()
@@ -150,8 +152,9 @@ class WorklistScreen(NavScreen):
         self._loaded = True
         table.clear()
         for row in rows:
-            table.add_row(safe_text(row.batch_id), safe_text(f"{row.title} ({row.recipe})"),
-                          f"{row.done_steps}/{row.total_steps}", key=row.batch_id)
+            table.add_row(safe_text(row.batch_id),
+                          f"{BATCH_STATUS_LABEL.get(row.status, row.status)} · {row.done_steps}/{row.total_steps} steps",
+                          safe_text(f"{row.title} ({row.recipe})"), key=row.batch_id)
         head = self.query_one("#worklist-head", Static)
         title = Text("Worklist — ")
         title.append_text(safe_text(self._session.display_name, style="bold"))

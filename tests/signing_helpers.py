@@ -38,7 +38,7 @@ class Operator:
         self.signed += 1
         batch_id = f"B-{self.kiosk.store.chain.split(':')[0]}-{self.signed:05d}"
         self.kiosk.session.activity()
-        self.kiosk.signing.create_batch(batch_id, "buffer-prep@3")
+        self.kiosk.signing.create_batch(batch_id, "buffer-prep@4")
         prepared = self.kiosk.signing.prepare(batch_id, "line-clearance", "Performed", {"area_clear": "yes"})
         totp = None
         if "totp" in prepared.components:

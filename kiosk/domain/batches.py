@@ -121,6 +121,28 @@ def step_statuses(recipe: Recipe, batch: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+BATCH_STATUSES = ("not_started", "in_progress", "needs_resign", "complete", "released")
+
+
+def batch_status(recipe: Recipe, batch: Mapping[str, Any], statuses: Mapping[str, str] | None = None) -> str:
+    """One of BATCH_STATUSES: what a supervisor asks of a batch before opening it.
+
+    Released needs every step done and a valid Released signature; a
+    recipe without that meaning ends at complete. A correction that
+    invalidated signatures shows as needs_resign until they are given again.
+    """
+    statuses = statuses if statuses is not None else step_statuses(recipe, batch)
+    if all(statuses[step.id] == "done" for step in recipe.steps):
+        released = any(s["meaning"] == Meaning.RELEASED.value
+                       for step in recipe.steps for s in valid_signatures(batch, step.id))
+        return "released" if released else "complete"
+    if "needs_resign" in statuses.values():
+        return "needs_resign"
+    if any(statuses[step.id] != "open" and statuses[step.id] != "locked" for step in recipe.steps):
+        return "in_progress"
+    return "not_started"
+
+
 def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:
     """locked | open | in_progress | needs_resign | done."""
     return step_statuses(recipe, batch)[step.id]

@@ -56,6 +56,42 @@ class SignatureRule:
     roles: tuple[str, ...]
     distinct_from: tuple[Meaning, ...] = ()
     qualification: str | None = None
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (field, values it may have) for this meaning
+
+
+def describe_rule(step: "Step", rule: SignatureRule) -> str:
+    """A signature rule in words, the same on the Recipes screen and in `kiosk admin recipes check`."""
+    text = f"{rule.meaning.value} by {' or '.join(rule.roles)}"
+    if rule.distinct_from:
+        text += ", not the " + " or ".join(m.value for m in rule.distinct_from) + " signer"
+    if rule.qualification:
+        text += f", qualified for {rule.qualification}"
+    labels = {f.name: f.label for f in step.fields}
+    for name, allowed in rule.requires:
+        text += f", only with {labels.get(name, name)} {' or '.join(allowed)}"
+    return text
+
+
+def describe_starters(recipe: "Recipe") -> str:
+    return "any role" if set(recipe.start_roles) == set(ROLES) else " or ".join(recipe.start_roles)
+
+
+def unmet_requirements(step: "Step", rule: SignatureRule, values: Mapping[str, str]) -> list[str]:
+    """Why ``rule`` cannot be signed over ``values``; empty when it can.
+
+    A recipe states what a meaning vouches for, e.g. Released only with
+    Deviations none or closed: a release over an open deviation is what an
+    inspector finds first, and a rule in the signed recipe holds on every
+    terminal, where a habit does not.
+    """
+    problems = []
+    for name, allowed in rule.requires:
+        value = values.get(name, "")
+        if value not in allowed:
+            label = next((f.label for f in step.fields if f.name == name), name)
+            shown = f"'{value}'" if value else "empty"
+            problems.append(f"{rule.meaning.value} needs {label} to be {' or '.join(allowed)}; it is {shown}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -83,12 +119,16 @@ class Recipe:
     title: str
     product: str
     steps: tuple[Step, ...]
+    start_roles: tuple[str, ...] = ROLES  # who may start a batch of it
     content_hash: str = field(default="", compare=False)
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> str:
         return f"{self.id}@{self.version}"
+
+    def may_start(self, role: str) -> bool:
+        return role in self.start_roles
 
     def step(self, step_id: str) -> Step | None:
         return self._index.get(step_id)
@@ -119,7 +159,7 @@ def _decimal(value: Any, source: str, where: str) -> Decimal:
 
 
 def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
-    _known(data, {"id", "version", "title", "product", "steps"}, source, "recipe")
+    _known(data, {"id", "version", "title", "product", "start_roles", "steps"}, source, "recipe")
     for key in ("id", "version", "title", "steps"):
         if key not in data:
             raise _err(source, "recipe", f"missing {key!r}")
@@ -129,6 +169,9 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
     version = data["version"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _err(source, "version", "must be a positive integer")
+    start_roles = tuple(_list_of(data.get("start_roles", list(ROLES)), str, source, "recipe", "start_roles"))
+    if not start_roles or any(r not in ROLES for r in start_roles):
+        raise _err(source, "start_roles", f"must be one or more of {', '.join(ROLES)}")
     steps_raw = data["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise _err(source, "steps", "a recipe needs at least one [[steps]] table")
@@ -159,8 +202,8 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
                                                                   "fields"))
         if len({f.name for f in fields}) != len(fields):
             raise _err(source, where, "field names must be unique")
-        sigs = tuple(_signature(s, source, where) for s in _list_of(raw.get("signatures", []), object, source, where,
-                                                                     "signatures"))
+        sigs = tuple(_signature(s, source, where, fields)
+                     for s in _list_of(raw.get("signatures", []), object, source, where, "signatures"))
         if not sigs:
             raise _err(source, where, "needs at least one [[steps.signatures]] (e.g. meaning = \"Performed\")")
         meanings = [s.meaning for s in sigs]
@@ -178,7 +221,7 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
     except CanonicalError as exc:  # e.g. a decomposed accent, a 2**60 integer: it could not be signed
         raise _err(source, "recipe", f"cannot be stored as a signed record: {exc}") from None
     return Recipe(rid, version, str(data["title"]).strip(), str(data.get("product", "")).strip(), tuple(steps),
-                  digest, source_doc)
+                  start_roles, digest, source_doc)
 
 
 def _jsonable(value: Any, source: str) -> Any:
@@ -232,10 +275,10 @@ def _meaning(value: Any, source: str, where: str) -> Meaning:
         raise _err(source, where, f"meaning {value!r} is unknown; allowed: {', '.join(m.value for m in Meaning)}") from None
 
 
-def _signature(raw: Any, source: str, step_where: str) -> SignatureRule:
+def _signature(raw: Any, source: str, step_where: str, fields: tuple[Field, ...]) -> SignatureRule:
     if not isinstance(raw, dict):
         raise _err(source, step_where, "each signature must be a table")
-    _known(raw, {"meaning", "roles", "distinct_from", "qualification"}, source, step_where + " signature")
+    _known(raw, {"meaning", "roles", "distinct_from", "qualification", "requires"}, source, step_where + " signature")
     meaning = _meaning(raw.get("meaning"), source, step_where)
     where = f"{step_where}, signature '{meaning.value}'"
     roles = tuple(_list_of(raw.get("roles", []), str, source, where, "roles"))
@@ -244,7 +287,28 @@ def _signature(raw: Any, source: str, step_where: str) -> SignatureRule:
     distinct = tuple(_meaning(m, source, where)
                      for m in _list_of(raw.get("distinct_from", []), object, source, where, "distinct_from"))
     qual = raw.get("qualification")
-    return SignatureRule(meaning, roles, distinct, str(qual) if qual else None)
+    requires = _requires(raw.get("requires", {}), fields, source, where)
+    return SignatureRule(meaning, roles, distinct, str(qual) if qual else None, requires)
+
+
+def _requires(raw: Any, fields: tuple[Field, ...], source: str, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``requires = { deviations = ["none", "closed"] }``: the values a choice or yes/no field must hold."""
+    if not isinstance(raw, dict):
+        raise _err(source, where, 'requires must be a table, e.g. requires = { deviations = ["none", "closed"] }')
+    by_name = {f.name: f for f in fields}
+    out = []
+    for name, allowed in raw.items():
+        f = by_name.get(name)
+        if f is None or f.type not in ("choice", "bool"):
+            raise _err(source, where, f"requires names {name!r}, which is not a choice or yes/no field of this step")
+        allowed = tuple(_list_of([allowed] if isinstance(allowed, str) else allowed, str, source, where,
+                                 f"requires.{name}"))
+        possible = f.choices if f.type == "choice" else ("yes", "no")
+        wrong = [v for v in allowed if v not in possible]
+        if not allowed or wrong:
+            raise _err(source, where, f"requires.{name} must list values of {f.label}: {', '.join(possible)}")
+        out.append((name, allowed))
+    return tuple(out)
 
 
 def parse_recipe_toml(text: str, source: str) -> Recipe:

@@ -22,9 +22,9 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
     footer = (f"Batch {batch['batch_id']} · recipe {recipe.key} (sha256 {recipe.content_hash[:16]}…) · "
               f"chain head {head} · verification: {verified} · printed {printed_at}")
     pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
-    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
-                  f"by {batch['created_by']}")
     statuses = bx.step_statuses(recipe, batch)
+    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
+                  f"by {batch['created_by']} · batch status: {bx.batch_status(recipe, batch, statuses).replace('_', ' ')}")
     for n, step in enumerate(recipe.steps, start=1):
         state = batch["steps"].get(step.id) or {}
         status = statuses[step.id]

@@ -23,7 +23,7 @@ from kiosk.domain.clock import Clock, format_ts, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
 from kiosk.domain.recipes import (InvalidValue, Meaning, Recipe, RecipeError, check_values, normalize_values,
-                                  parse_recipe_toml)
+                                  describe_starters, parse_recipe_toml, unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView
 from kiosk.services.ports import DirectoryReader, RecordWriter
@@ -130,6 +130,13 @@ class StepView:
     values: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BatchSummary:
+    status: str  # batches.BATCH_STATUSES
+    done_steps: int
+    total_steps: int
+
+
 class SigningService:
     def __init__(self, store: RecordWriter, directory: DirectoryReader, auth: AuthService, session: SessionService,
                  clock: Clock, *, clock_suspect=lambda reader=None: False, refuse_on_bad_clock: bool = True) -> None:
@@ -182,13 +189,14 @@ class SigningService:
     def create_batch(self, batch_id: str, recipe_key: str) -> dict[str, Any]:
         user = self.session.owner()
         role = self.session.session.role or ""
-        if role not in ("supervisor", "qa", "admin") and "operator" not in user.roles:
-            raise SigningError("this role cannot start batches")
         try:
             bid = check_text("batch id", batch_id, 40)
         except InvalidText as exc:
             raise SigningError(str(exc)) from None
         recipe = self.recipe(recipe_key)
+        if not recipe.may_start(role):
+            raise SigningError(f"batches of {recipe.key} are started by {describe_starters(recipe)}, "
+                               f"not by {role or 'this session'}")
         if self.directory.get(bx.BATCH, bid) is not None:
             raise SigningError(f"batch {bid} already exists")
         self._append([("batch.created", {"actor": actor_body(user.user_id, user.printed_name, role),
@@ -248,6 +256,12 @@ class SigningService:
                                 tuple(state.get("signatures", ())), dict(state.get("values", {}))))
         return out
 
+    def summary(self, batch_id: str) -> BatchSummary:
+        recipe, batch = self._batch_of(self.directory, batch_id)
+        statuses = bx.step_statuses(recipe, batch)
+        return BatchSummary(bx.batch_status(recipe, batch, statuses),
+                            sum(1 for s in statuses.values() if s == "done"), len(statuses))
+
     # -- signing ---------------------------------------------------------
     def prepare(self, batch_id: str, step_id: str, meaning: str, values: Mapping[str, str], *,
                 witness: bool = False, comment: str = "", deviation_ref: str = "") -> Prepared:
@@ -288,6 +302,10 @@ class SigningService:
         errors = [f.message for f in findings if not f.out_of_range]
         if errors:
             raise SigningError("; ".join(errors))
+        if rule.requires:
+            unmet = unmet_requirements(step, rule, clean)
+            if unmet:
+                raise SigningError("; ".join(unmet) + " (a rule of the recipe)")
         out_of_range = tuple(f.message for f in findings if f.out_of_range)
         comment = self._text("comment", comment) if comment.strip() else ""
         deviation_ref = self._text("deviation reference", deviation_ref) if deviation_ref.strip() else ""

@@ -25,7 +25,7 @@ def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, f
     text = "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
     for expected in ("Executed batch record B-1", "Jane Operator (jane.op)", "Omar Operator (omar.op)",
                      "Performed", "Verified", "INVALIDATED", "transcription error", "1.501", "Europe/Dublin",
-                     "verification: OK"):
+                     "verification: OK", "batch status: needs resign"):
         assert expected in text.replace("\r\n", "\n").replace("\n", " ") or expected in text, expected
     bitmap = doc[0].render(scale=0.5)
     assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500

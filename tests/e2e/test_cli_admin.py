@@ -115,8 +115,8 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     data = demo.data_dir
     demo.close()
     source = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
-    recipe = tmp_path / "buffer-prep-4.toml"
-    recipe.write_text(source.replace("version = 3", "version = 4"))
+    recipe = tmp_path / "buffer-prep-5.toml"
+    recipe.write_text(source.replace("version = 4", "version = 5"))
 
     def register(path, password=DEMO_PASSWORD, reason="new pH limits approved by QA (CC-2026-031)"):
         code = pyotp.TOTP(users["admin"].totp_secret).now()
@@ -124,17 +124,17 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
                      "--data-dir", str(data), input=f"{password}\n{code}\n")
 
     checked = kiosk("admin", "recipes", "check", str(recipe))
-    assert checked.returncode == 0 and "buffer-prep@4" in checked.stdout and "5 steps" in checked.stdout
+    assert checked.returncode == 0 and "buffer-prep@5" in checked.stdout and "5 steps" in checked.stdout
     assert "Verified by operator or qa" in checked.stdout
     assert register(recipe, password="not the password").returncode == 1
     done = register(recipe)
     assert done.returncode == 0, done.stderr
-    assert "buffer-prep@4 registered (a signed record)" in done.stdout and DEMO_PASSWORD not in done.stdout
-    assert "buffer-prep@4" in kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
+    assert "buffer-prep@5 registered (a signed record)" in done.stdout and DEMO_PASSWORD not in done.stdout
+    assert "buffer-prep@5" in kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
     again = register(recipe)
     assert again.returncode == 0 and "already registered with this content; nothing changed" in again.stdout
     changed = tmp_path / "changed.toml"
-    changed.write_text(source.replace("version = 3", "version = 4").replace('"1.480"', '"1.400"'))
+    changed.write_text(source.replace("version = 4", "version = 5").replace('"1.480"', '"1.400"'))
     refused = register(changed)
     assert refused.returncode == 1 and "registered with other content; raise the version" in refused.stderr
     bad = tmp_path / "bad.toml"
@@ -143,5 +143,5 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     k = build_kiosk(KioskConfig(), data, SystemClock("Europe/Dublin"))
     registered = [parse_raw(r.raw)[0].body for r in k.store.iter_rows() if r.type == "recipe.registered"]
     k.close()
-    assert [b["key"] for b in registered].count("buffer-prep@4") == 1
+    assert [b["key"] for b in registered].count("buffer-prep@5") == 1
     assert registered[-1]["actor"]["user_id"] == "admin" and "CC-2026-031" in registered[-1]["reason"]

@@ -56,7 +56,7 @@ def _signed_meanings(kiosk, batch_id):
 
 
 def _new_batch(kiosk, batch_id):
-    kiosk.signing.create_batch(batch_id, "buffer-prep@3")
+    kiosk.signing.create_batch(batch_id, "buffer-prep@4")
 
 
 def _checkpoint_wal(data_dir):

@@ -119,7 +119,7 @@ SIGNER = textwrap.dedent("""
         batch = f"P-{n:05d}"
         clock.advance(1)
         kiosk.session.activity()
-        kiosk.signing.create_batch(batch, "buffer-prep@3")
+        kiosk.signing.create_batch(batch, "buffer-prep@4")
         prepared = kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": "yes"})
         totp = None
         if "totp" in prepared.components:

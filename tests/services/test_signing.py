@@ -32,7 +32,7 @@ def floor(kiosk, admin, clock):
         kiosk.signing.register_recipe_file(path, actor.body(), "initial recipes")
     clock.advance(31)
     assert kiosk.session.login("jane.op", PW, totp_now(people["jane.op"].totp_secret, clock)).ok
-    kiosk.signing.create_batch("B-1", "buffer-prep@3")
+    kiosk.signing.create_batch("B-1", "buffer-prep@4")
     return people
 
 
@@ -249,7 +249,7 @@ def test_no_signature_before_first_use_statement_or_with_a_temporary_password(ki
         kiosk.signing.register_recipe_file(path, actor.body(), "recipes")
     clock.advance(31)
     assert kiosk.session.login("new.op", issued.temporary_password, totp_now(issued.totp_secret, clock)).must_change_password
-    kiosk.signing.create_batch("B-9", "buffer-prep@3")
+    kiosk.signing.create_batch("B-9", "buffer-prep@4")
     with pytest.raises(SigningError, match="electronic-signature statement"):
         kiosk.signing.prepare("B-9", "line-clearance", "Performed", {"area_clear": "yes"})
     kiosk.auth.accept_first_use(kiosk.auth.user("new.op"))
@@ -296,12 +296,72 @@ def test_a_signature_can_require_a_training_record(kiosk, admin, floor, clock, t
     assert kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"}).components
 
 
+SMALL_LOT = '''
+id = "small-lot"
+version = 1
+title = "Small lot"
+start_roles = ["supervisor", "qa"]
+[[steps]]
+id = "make"
+title = "Make"
+fields = [{ name = "units", type = "integer", label = "Units made" }]
+signatures = [{ meaning = "Performed", roles = ["operator"] }]
+[[steps]]
+id = "release"
+title = "QA review and release"
+fields = [{ name = "deviations", type = "choice", label = "Deviations", choices = ["none", "closed", "open"] }]
+signatures = [
+  { meaning = "Approved", roles = ["qa"] },
+  { meaning = "Released", roles = ["qa"], requires = { deviations = ["none", "closed"] } },
+]
+'''
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("P11-10f")
+def test_a_recipe_decides_who_starts_its_batches_and_that_release_waits_for_closed_deviations(
+        kiosk, admin, floor, clock, tmp_path):
+    actor, _ = admin
+    path = tmp_path / "small-lot.toml"
+    path.write_text(SMALL_LOT)
+    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    with pytest.raises(SigningError, match="batches of small-lot@1 are started by supervisor or qa, not by operator"):
+        kiosk.signing.create_batch("L-1", "small-lot@1")
+    assert kiosk.directory.get("batch", "L-1") is None
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    kiosk.signing.create_batch("L-1", "small-lot@1")
+    assert kiosk.signing.summary("L-1").status == "not_started"
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
+                       code(floor, "jane.op", clock))
+    assert kiosk.signing.summary("L-1") == type(kiosk.signing.summary("L-1"))("in_progress", 1, 2)
+
+    def qa_signs(meaning, deviations):
+        prepared = kiosk.signing.prepare("L-1", "release", meaning, {"deviations": deviations}, witness=True)
+        kiosk.signing.witness(prepared, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+
+    qa_signs("Approved", "open")  # approving the record with a deviation open is the recipe's choice
+    before = len(list(kiosk.store.iter_rows()))
+    with pytest.raises(SigningError, match="Released needs Deviations to be none or closed; it is 'open' "
+                                           r"\(a rule of the recipe\)"):
+        qa_signs("Released", "open")
+    assert len(list(kiosk.store.iter_rows())) == before  # nothing was recorded
+    kiosk.signing.correct("L-1", "release", {"deviations": "closed"}, "DEV-2026-118 closed by QA")
+    assert kiosk.signing.summary("L-1").status == "needs_resign"
+    qa_signs("Approved", "closed")
+    assert kiosk.signing.summary("L-1").status == "in_progress"
+    qa_signs("Released", "closed")
+    assert kiosk.signing.summary("L-1") == type(kiosk.signing.summary("L-1"))("released", 2, 2)
+
+
 @pytest.mark.req("P11-10k")
 @pytest.mark.req("A11-10")
 def test_recipes_are_versioned_records_and_every_signature_names_the_version(kiosk, admin, floor, clock, tmp_path):
     actor, _ = admin
     registered = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "recipe.registered"]
-    assert {r.body["key"] for r in registered} == {"buffer-prep@3", "tablet-compression@7"}
+    assert {r.body["key"] for r in registered} == {"buffer-prep@4", "tablet-compression@8"}
     changed = tmp_path / "buffer.toml"
     changed.write_text((shipped_recipes()[0]).read_text().replace('"1.480"', '"1.400"'))
     from kiosk.domain.recipes import RecipeError
@@ -309,7 +369,7 @@ def test_recipes_are_versioned_records_and_every_signature_names_the_version(kio
         kiosk.signing.register_recipe_file(changed, actor.body(), "edited limits")
     clear_line(kiosk, floor, clock)
     signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type in ("step.signed", "witness.signed")]
-    assert all(s.body["recipe_key"] == "buffer-prep@3" for s in signed)
+    assert all(s.body["recipe_key"] == "buffer-prep@4" for s in signed)
 
 
 @pytest.mark.req("A11d-13")
@@ -331,8 +391,8 @@ def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, cloc
         k.signing.register_recipe_file(path, actor.body(), "recipes")
     clock.advance(31)
     k.session.login("jane.op", PW, totp_now(op.totp_secret, clock))
-    k.signing.create_batch("B-1", "buffer-prep@3")
-    k.signing.create_batch("B-2", "buffer-prep@3")
+    k.signing.create_batch("B-1", "buffer-prep@4")
+    k.signing.create_batch("B-2", "buffer-prep@4")
     clock.advance(31)
     first = k.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"})
     k.signing.sign(first, PW, "jane.op", totp_now(op.totp_secret, clock))

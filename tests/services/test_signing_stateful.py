@@ -74,7 +74,7 @@ class SigningMachine(RuleBasedStateMachine):
             assert good_code
             self.owner, self.signed_in_session = uid, 0
             self.batches += 1  # each session works on a fresh batch
-            self.kiosk.signing.create_batch(f"B-{self.batches}", "buffer-prep@3")
+            self.kiosk.signing.create_batch(f"B-{self.batches}", "buffer-prep@4")
         else:
             assert not good_code or self.locked_out(uid, outcome.message)
 

@@ -39,7 +39,7 @@ def _weigh(kiosk):
 @pytest.mark.req("P11-10d")
 def test_an_account_deactivated_by_another_process_is_seen_by_the_signing_transaction(kiosk, floor, clock, config):
     # Warm the write connection's memory of jane's account and the batch.
-    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    kiosk.signing.create_batch("B-2", "buffer-prep@4")
     hasher = DuringArgon2(**CHEAP)
     kiosk.auth.hasher = hasher
     other = build_kiosk(config, kiosk.data_dir, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
@@ -60,7 +60,7 @@ def test_an_account_deactivated_by_another_process_is_seen_by_the_signing_transa
 def test_the_sign_in_reads_see_an_account_deactivated_by_another_process(kiosk, floor, clock, config):
     """The password check reads the account through the write connection's memory (the last signature
     left it there); a deactivation another process committed since must be what that check sees."""
-    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    kiosk.signing.create_batch("B-2", "buffer-prep@4")
     kiosk.signing.sign(_weigh(kiosk), PW, "jane.op", code(floor, "jane.op", clock))  # jane's account remembered
     prepared = kiosk.signing.prepare("B-2", "line-clearance", "Performed", {"area_clear": "yes"})
     other = build_kiosk(config, kiosk.data_dir, clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
@@ -170,7 +170,7 @@ def test_every_remembered_document_is_its_row_as_decoded(kiosk, floor, clock):
     clear_line(kiosk, floor, clock)                                  # step.signed, witness.signed
     assert _remembered_equal_rows(kiosk)
     kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "wrong box ticked")  # + invalidations
-    kiosk.signing.create_batch("B-2", "buffer-prep@3")
+    kiosk.signing.create_batch("B-2", "buffer-prep@4")
     clock.advance(31)
     kiosk.session.logout()
     for _ in range(5):  # failures, then a lockout
@@ -216,14 +216,14 @@ def test_a_batch_replaced_under_another_recipe_is_read_as_it_now_is(kiosk, floor
     kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed",
                                              {"balance_id": "BAL-7", "net_kg": "1.500"}), PW)
     before = kiosk.signing.batch("B-1")
-    assert before["recipe_key"] == "buffer-prep@3" and "weigh-salts" in before["steps"]
-    tablet = kiosk.directory.get("recipe", "tablet-compression@7")
+    assert before["recipe_key"] == "buffer-prep@4" and "weigh-salts" in before["steps"]
+    tablet = kiosk.directory.get("recipe", "tablet-compression@8")
     # Another connection (a directory pull, say) replaces the batch under another recipe.
     with contextlib.closing(sqlite3.connect(kiosk.data_dir / "kiosk.db", isolation_level=None)) as db:
         db.execute("UPDATE directory SET doc = ? WHERE kind = 'batch' AND key = 'B-1'",
                    (dump_doc({**{k: v for k, v in before.items() if k != "steps"},
-                              "recipe_key": "tablet-compression@7", "recipe_hash": tablet["content_hash"]}),))
+                              "recipe_key": "tablet-compression@8", "recipe_hash": tablet["content_hash"]}),))
     after = kiosk.signing.batch("B-1")
-    assert after["recipe_key"] == "tablet-compression@7"
+    assert after["recipe_key"] == "tablet-compression@8"
     assert set(after["steps"]) == {"line-clearance"}  # the tablet recipe's steps only: no weigh-salts
     assert [s.title for s in kiosk.signing.steps("B-1")][0] == "Line clearance of the tablet press"

@@ -26,7 +26,7 @@ def signed_batch(kiosk, clock):
     kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
     assert kiosk.session.login("ana.op", PASSWORD, None).ok
     for bid in ("B-1", "B-2"):
-        kiosk.signing.create_batch(bid, "buffer-prep@3")
+        kiosk.signing.create_batch(bid, "buffer-prep@4")
         kiosk.signing.sign(kiosk.signing.prepare(bid, "line-clearance", "Performed", {"area_clear": "yes"}),
                            PASSWORD, "ana.op")
     kiosk.signing.correct("B-2", "line-clearance", {"area_clear": "no"}, "the area was not clear")

@@ -2,9 +2,12 @@
 
 import pytest
 
+from textual.widgets import OptionList
+
 from kiosk.app import make_app
 from kiosk.domain.records import parse_raw
 from screens.batch_dialog import NewBatchDialog
+from screens.ports import RecipeChoice
 from screens.worklist import WorklistScreen
 from tests.ui.flows import login, screen_text, type_text, wait_for
 
@@ -38,15 +41,15 @@ async def test_a_supervisor_starts_a_batch_from_a_registered_recipe(demo, clock)
         assert problem(app) == "batch PB-2026-001 already exists"
         assert app.screen.query_one("#batch-id").value == "PB-2026-001"
         app.screen.query_one("#batch-id").value = "PB-2026-002"
-        app.screen.query_one("#recipe").value = "buffer-prep@3"
+        app.screen.query_one("#recipe").value = "buffer-prep@4"
         app.screen.query_one("#ok").press()
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist again")
         await pilot.pause()
         shown = screen_text(app)
         assert "Steps of batch PB-2026-002" in shown and "Line clearance" in shown
-        assert told[-1] == "Batch PB-2026-002 started from buffer-prep@3; the start is recorded."
+        assert told[-1] == "Batch PB-2026-002 started from buffer-prep@4; the start is recorded."
     created = [parse_raw(r.raw)[0].body for r in kiosk.store.iter_rows() if r.type == "batch.created"][-1]
-    assert created["batch_id"] == "PB-2026-002" and created["recipe_key"] == "buffer-prep@3"
+    assert created["batch_id"] == "PB-2026-002" and created["recipe_key"] == "buffer-prep@4"
     assert created["actor"]["user_id"] == "sam.sup" and len(created["recipe_hash"]) == 64
 
 
@@ -64,3 +67,39 @@ async def test_with_no_recipe_registered_the_dialog_says_who_registers_one():
         await pilot.pause()
         assert "an admin registers one (kiosk admin recipes register)" in str(app.screen.query_one("#message").render())
         assert isinstance(app.screen, NewBatchDialog)  # nothing to start from: it stays open
+
+
+@pytest.mark.req("P11-10g")
+async def test_an_operator_is_offered_only_the_recipes_their_role_may_start(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["ana.op"])
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
+        shown = screen_text(app)
+        assert "not started · 0/5 steps" in shown and "not started · 0/6 steps" in shown
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewBatchDialog), "the new-batch dialog")
+        # tablet-compression@8 is started by supervisors and QA only (its start_roles).
+        overlay = app.screen.query_one("#recipe").query_one(OptionList)
+        offered = [str(overlay.get_option_at_index(i).prompt) for i in range(overlay.option_count)]
+        assert offered == ["Phosphate buffer 0.1 M, pH 7.0 (buffer-prep@4)"]
+
+
+async def test_a_role_that_may_start_no_recipe_is_told_who_starts_them():
+    from textual.app import App
+
+    class OneDialog(App):
+        def on_mount(self) -> None:
+            self.push_screen(NewBatchDialog([RecipeChoice("tablet-compression@8", "Tablets", "supervisor or qa",
+                                                          False)]), self.exit)
+
+    app = OneDialog()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_text(pilot, "B-1")
+        app.screen.query_one("#ok").press()
+        await pilot.pause()
+        assert str(app.screen.query_one("#message").render()) == (
+            "Your role may not start a batch of any recipe registered here. "
+            "They are started: tablet-compression@8 by supervisor or qa.")
+        assert isinstance(app.screen, NewBatchDialog)

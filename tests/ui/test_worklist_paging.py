@@ -18,7 +18,7 @@ def busy_site(tmp_path, clock):
     for i in range(2 * BATCH_PAGE + 3):
         clock.advance(1)
         kiosk.session.activity()
-        kiosk.signing.create_batch(f"PB-X{i:04d}", "buffer-prep@3")
+        kiosk.signing.create_batch(f"PB-X{i:04d}", "buffer-prep@4")
     kiosk.session.logout()
     yield kiosk, users
     kiosk.close()

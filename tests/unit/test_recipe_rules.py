@@ -1,0 +1,94 @@
+"""Recipe-level rules: who starts a batch, what a meaning vouches for, and the batch status they lead to."""
+
+import pytest
+
+from kiosk.domain import batches as bx
+from kiosk.domain.recipes import (ROLES, RecipeError, describe_rule, describe_starters, parse_recipe_dict,
+                                  unmet_requirements)
+
+
+def release_step(**signature):
+    return {"id": "release", "title": "QA release",
+            "fields": [{"name": "deviations", "type": "choice", "label": "Deviations",
+                        "choices": ["none", "closed", "open"]},
+                       {"name": "note", "type": "text", "label": "Note", "required": False},
+                       {"name": "reviewed", "type": "bool", "label": "Record reviewed"}],
+            "signatures": [{"meaning": "Approved", "roles": ["qa"]},
+                           {"meaning": "Released", "roles": ["qa"], **signature}]}
+
+
+def recipe(*, start_roles=None, **signature):
+    data = {"id": "r", "version": 1, "title": "R",
+            "steps": [{"id": "make", "title": "Make", "signatures": [{"meaning": "Performed", "roles": ["operator"]}]},
+                      release_step(**signature)]}
+    if start_roles is not None:
+        data["start_roles"] = start_roles
+    return parse_recipe_dict(data, "r.toml")
+
+
+@pytest.mark.req("P11-10g")
+def test_a_meaning_can_require_values_of_a_choice_or_yes_no_field():
+    r = recipe(requires={"deviations": ["none", "closed"], "reviewed": "yes"})
+    step = r.step("release")
+    released, approved = step.rule(step.signatures[1].meaning), step.signatures[0]
+    assert released.requires == (("deviations", ("none", "closed")), ("reviewed", ("yes",)))
+    assert unmet_requirements(step, released, {"deviations": "closed", "reviewed": "yes"}) == []
+    assert unmet_requirements(step, released, {"deviations": "open", "reviewed": "yes"}) == [
+        "Released needs Deviations to be none or closed; it is 'open'"]
+    assert unmet_requirements(step, released, {"deviations": "none"}) == [
+        "Released needs Record reviewed to be yes; it is empty"]
+    assert unmet_requirements(step, approved, {"deviations": "open"}) == []  # Approved has no such rule
+    assert describe_rule(step, released) == ("Released by qa, only with Deviations none or closed, "
+                                             "only with Record reviewed yes")
+    # The rule is part of the signed recipe: changing it changes the content hash.
+    assert recipe(requires={"deviations": ["none"]}).content_hash != recipe().content_hash
+
+
+@pytest.mark.parametrize("requires, message", [
+    ({"colour": ["red"]}, "requires names 'colour', which is not a choice or yes/no field of this step"),
+    ({"note": ["x"]}, "requires names 'note', which is not a choice or yes/no field of this step"),
+    ({"deviations": ["closed", "withdrawn"]}, "requires.deviations must list values of Deviations: none, closed, open"),
+    ({"deviations": []}, "requires.deviations must list values of Deviations"),
+    ({"reviewed": ["true"]}, "requires.reviewed must list values of Record reviewed: yes, no"),
+    ({"deviations": [1]}, "requires.deviations must be a list"),
+    (["deviations"], "requires must be a table"),
+])
+def test_a_requirement_that_cannot_hold_is_refused_with_the_step_and_meaning(requires, message):
+    with pytest.raises(RecipeError, match="r.toml: step 'release', signature 'Released': " + message.replace(".", r"\.")):
+        recipe(requires=requires)
+
+
+@pytest.mark.req("P11-10g")
+def test_a_recipe_names_who_may_start_its_batches():
+    assert recipe().start_roles == ROLES and describe_starters(recipe()) == "any role"
+    limited = recipe(start_roles=["supervisor", "qa"])
+    assert limited.may_start("qa") and not limited.may_start("operator") and not limited.may_start("")
+    assert describe_starters(limited) == "supervisor or qa"
+    for wrong, message in ((["planner"], "start_roles: must be one or more of"), ([], "start_roles: must be one"),
+                           ("qa", "start_roles must be a list")):
+        with pytest.raises(RecipeError, match=message):
+            recipe(start_roles=wrong)
+
+
+def state(**steps):
+    """A batch record: each step's valid signature meanings (a trailing "!" marks a correction with none valid)."""
+    out = {}
+    for step_id, meanings in steps.items():
+        if meanings == "!":
+            out[step_id] = {"values": {"x": "1"}, "corrections": [{}], "signatures": [{"meaning": "Performed",
+                                                                                       "valid": False}]}
+        else:
+            out[step_id] = {"values": {"x": "1"}, "signatures": [{"meaning": m, "valid": True} for m in meanings]}
+    return {"steps": out}
+
+
+def test_the_batch_status_follows_its_steps():
+    r = recipe()
+    assert bx.batch_status(r, state()) == "not_started"
+    assert bx.batch_status(r, state(make=["Performed"])) == "in_progress"
+    assert bx.batch_status(r, state(make=["Performed"], release=["Approved"])) == "in_progress"
+    assert bx.batch_status(r, state(make="!")) == "needs_resign"
+    assert bx.batch_status(r, state(make=["Performed"], release=["Approved", "Released"])) == "released"
+    no_release = parse_recipe_dict({"id": "n", "version": 1, "title": "N", "steps": [
+        {"id": "make", "title": "Make", "signatures": [{"meaning": "Performed", "roles": ["operator"]}]}]}, "n")
+    assert bx.batch_status(no_release, state(make=["Performed"])) == "complete"
