@@ -266,6 +266,7 @@ class UiWork:
         return SignPreview(p, title, tuple(lines), p.components, signer, p.witness)
 
     def sign(self, preview, credentials):
+        from kiosk.services.signing import PasswordExposed
         from screens.ports import ActionResult
 
         p = preview.token
@@ -281,6 +282,8 @@ class UiWork:
                 rec = self.kiosk.signing.witness(p, user_text, credentials.password, credentials.totp)
             else:
                 rec = self.kiosk.signing.sign(p, credentials.password, user_text or None, credentials.totp)
+        except PasswordExposed as exc:
+            return ActionResult(False, str(exc), clear=True)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         from kiosk.domain.clock import site_time
@@ -289,10 +292,13 @@ class UiWork:
         return ActionResult(True, f"Signed: {m['meaning']} by {m['printed_name']} at {site_time(m['signed_at'], m['tz'])}")
 
     def correct(self, batch_id, step_id, values, reason):
+        from kiosk.services.signing import PasswordExposed
         from screens.ports import ActionResult
 
         try:
             self.kiosk.signing.correct(batch_id, step_id, values, reason)
+        except PasswordExposed as exc:
+            return ActionResult(False, str(exc), clear=True)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         return ActionResult(True, "Correction recorded.")
@@ -310,10 +316,11 @@ class UiWork:
             return Onboarding("first_use", f"{user.printed_name} ({user.user_id}):\n\n{FIRST_USE_STATEMENT}\n\n"
                                            "Your acceptance is recorded with the date and time.")
         if user.must_change_password or self.kiosk.auth.password_expired(user):
-            why = ("Your password was issued by an administrator" if user.must_change_password
-                   else "Your password has expired")
-            return Onboarding("change_password", f"{why}; choose your own before you continue.",
-                              ask_totp=user.totp_enrolled)
+            why = ("Your password was typed into a field of a step, where it was shown; choose a new one"
+                   if user.password_exposed
+                   else "Your password was issued by an administrator; choose your own" if user.must_change_password
+                   else "Your password has expired; choose your own")
+            return Onboarding("change_password", f"{why} before you continue.", ask_totp=user.totp_enrolled)
         return None
 
     def accept_first_use(self):

@@ -230,6 +230,7 @@ class SignPreview:
 class ActionResult:
     ok: bool
     message: str = ""
+    clear: bool = False  # what was typed must leave the screen (it held a password)
 
 
 @runtime_checkable

@@ -194,6 +194,13 @@ class StepScreen(KioskScreen):
             self.app.pop_screen()
             self.app.notify(result.message or "Signed.", markup=False)
         else:
+            self._refused(result)
+
+    def _refused(self, result: ActionResult) -> None:
+        if result.clear:  # the fields held a password: they leave the screen with it
+            self.app.pop_screen()
+            self.app.notify(result.message, severity="error", markup=False, timeout=30)
+        else:
             self.show_message(result.message)
 
     def _correct(self, reason: str | None) -> None:
@@ -204,7 +211,7 @@ class StepScreen(KioskScreen):
             self.app.pop_screen()
             self.app.notify("Correction recorded; the step must be signed again.", markup=False)
         else:
-            self.show_message(result.message)
+            self._refused(result)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -92,6 +92,7 @@ class WorklistScreen(NavScreen):
         self._offset = 0
         self._total = 0
         self._loaded = False
+        self._onboarding = False  # an onboarding dialog is open: its callback asks again, not a resume
 
     def compose(self) -> ComposeResult:
         with Vertical(id="worklist-box"):
@@ -117,11 +118,14 @@ class WorklistScreen(NavScreen):
     def on_screen_resume(self) -> None:
         if self._loaded:  # back from a step or another area: show what changed (not on the first show)
             self.action_refresh()
+            if not self._onboarding:  # e.g. back from a step whose fields held the password
+                self._onboard()
 
     def _onboard(self, _result: bool | None = True) -> None:
         """Before any work: accept the e-signature statement, change a temporary password."""
         from screens.onboarding import ChangePasswordDialog, FirstUseDialog
 
+        self._onboarding = False
         if _result is False:
             self.app.logout()  # type: ignore[attr-defined]
             return
@@ -129,6 +133,7 @@ class WorklistScreen(NavScreen):
         if step is None:
             return
         dialog = FirstUseDialog(step, self._work) if step.kind == "first_use" else ChangePasswordDialog(step, self._work)
+        self._onboarding = True
         self.app.open_dialog(dialog, self._onboard)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:

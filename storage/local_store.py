@@ -238,6 +238,17 @@ class LocalStore:
         except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
+    def truncate_wal(self) -> bool:
+        """Copy the write-ahead log into the database and empty it, so earlier versions of rewritten rows
+        (a draft saved at every keystroke) are gone from disk. False when a reader kept it from finishing."""
+        try:
+            with self._write_lock:
+                busy, _log, _done = self._writer().driver_connection.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except WRITE_ERRORS as exc:
+            raise explain_operational_error(exc, self.path) from None
+        return busy == 0
+
     def _forget(self) -> None:
         """Drop what the write connection remembers; the next transaction reads the database."""
         self._cached_state = None

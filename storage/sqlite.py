@@ -30,6 +30,9 @@ def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = FULL")
     cur.execute("PRAGMA foreign_keys = ON")
+    # Deleted and overwritten content is zeroed, so a purged draft that held a password is not left
+    # readable in the file's free space. Debian's SQLite is built with this on; others are not.
+    cur.execute("PRAGMA secure_delete = ON")
     cur.close()
 
 

@@ -140,6 +140,7 @@ def _password_changed(record: Record, get: Getter) -> list[Change]:
     user["credential"] = cred["enc"]
     user["temporary"] = bool(cred.get("temporary", False))
     user["password_changed_at"] = record.ts
+    user.pop("password_exposed", None)  # a new password is no longer the one that was shown
     keep = int(record.body.get("history_size", 5))
     user["history"] = ([cred["enc"]] + list(user.get("history", [])))[: max(keep, 1)]
     return [(USER, uid, user)]

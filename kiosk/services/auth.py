@@ -75,6 +75,7 @@ class UserView:
     last_login: str | None
     qualifications: tuple[str, ...] = ()
     password_changed_at: str | None = None
+    password_exposed: bool = False  # typed where it was shown and saved: it must be changed
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -124,10 +125,11 @@ def view(doc: Mapping[str, Any]) -> UserView:
         badge_id=doc.get("badge_id"),
         totp_enrolled=bool(doc.get("totp")),
         first_use_accepted=bool(doc.get("first_use_accepted")),
-        must_change_password=bool(doc.get("temporary")),
+        must_change_password=bool(doc.get("temporary") or doc.get("password_exposed")),
         last_login=doc.get("last_login"),
         qualifications=tuple(doc.get("qualifications", ())),
         password_changed_at=doc.get("password_changed_at"),
+        password_exposed=bool(doc.get("password_exposed")),
     )
 
 
@@ -517,6 +519,33 @@ class AuthService:
             "history_size": self.passwords.history + 1, "auth": result.auth_body(),
         })])
         return AuthResult(True, "Password changed.", self.user(user.user_id), None, result.components)
+
+    def is_own_password(self, user_id: str, texts: list[str]) -> bool:
+        """Whether one of ``texts`` is the user's password (a correction records values without a
+        password typed, so only the stored hash can tell). Counts no failure and records nothing; one
+        hash check per text long enough to be a password."""
+        doc = self.directory.get(dirx.USER, user_id)
+        candidates = [t for t in texts if len(t) >= 8]
+        if doc is None or not doc.get("credential") or not candidates:
+            return False
+        try:
+            stored = self._stored_hash(user_id, doc["credential"])
+        except SecretBoxError:  # unreadable here: signing says so at the next password check
+            return False
+        return any(self.hasher.verify(stored, t) for t in candidates)
+
+    def password_exposed(self, user: UserView, where: str) -> None:
+        """The password was typed where it is shown and saved (a value field): it must be changed before the
+        next signature, and supervisors see an alert. Neither record holds the password."""
+        self._append([
+            ("user.updated", {"actor": actor_body(user.user_id, user.printed_name, user.roles[0]),
+                              "target": target("user", user.user_id),
+                              "reason": f"password exposed: typed into {where}",
+                              "old": {"password_exposed": False}, "new": {"password_exposed": True}}),
+            self._alert_item("credential.exposed", "warning",
+                             f"{user.user_id!r} typed their password into {where} on {self.device_id}; "
+                             "it was not recorded and must be changed", target("user", user.user_id)),
+        ])
 
     def password_expired(self, user: UserView) -> bool:
         if self.passwords.max_age_days <= 0:

@@ -26,6 +26,10 @@ class DraftStore(Protocol):
 
     def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None: ...
 
+    def purge_draft(self, user_id: str, batch_id: str, step_id: str) -> None:
+        """clear_draft, and no earlier version of it left on disk (it held a secret)."""
+        ...
+
 
 class SessionError(Exception):
     """A session action was refused; the message says why."""

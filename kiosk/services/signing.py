@@ -36,6 +36,10 @@ class SigningError(Exception):
     """A signature was refused; the message says why and what to do."""
 
 
+class PasswordExposed(SigningError):
+    """The signer's password was typed into what was to be signed: what is on screen must go."""
+
+
 @dataclass(frozen=True)
 class Manifestation:
     printed_name: str
@@ -386,6 +390,8 @@ class SigningService:
         if not result.ok:
             self.session.activity()
             raise SigningError(result.message)
+        assert result.user is not None
+        self._refuse_exposed(password, prepared, result.user, owner_id)
 
         def build(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
             # Inside the append transaction: the session owner, every rule and the content hash once more,
@@ -411,6 +417,7 @@ class SigningService:
             raise SigningError(result.message)
         person = result.user
         assert person is not None
+        self._refuse_exposed(password, prepared, person, owner.user_id)
         self._ready_to_sign(person)
         if person.user_id == owner.user_id:
             raise SigningError("a witness must be a different person from the one logged in")
@@ -464,6 +471,8 @@ class SigningService:
         errors = [f.message for f in check_values(step, new) if not f.out_of_range]
         if errors:
             raise SigningError("; ".join(errors))
+        if self.auth.is_own_password(owner.user_id, [*new.values(), reason]):
+            self._exposed(owner, owner.user_id, batch_id, step_id, "Correction not recorded")
         who = actor_body(owner.user_id, owner.printed_name, role)
         items: list[tuple[str, dict[str, Any]]] = [("step.corrected", {
             "actor": who, "target": target("step", f"{batch_id}/{step_id}"), "batch_id": batch_id,
@@ -479,6 +488,20 @@ class SigningService:
         self._append(items)
 
     # -- helpers -----------------------------------------------------------
+    def _refuse_exposed(self, password: str, prepared: Prepared, person: UserView, owner_id: str) -> None:
+        """A password typed into a field by mistake would be signed into the permanent record, and the draft
+        has already kept it on disk: refuse, clear that draft, and have the password changed."""
+        typed = [value for _name, value in prepared.values] + [prepared.comment, prepared.deviation_ref]
+        if password and any(password in text for text in typed if text):
+            self._exposed(person, owner_id, prepared.batch_id, prepared.step_id, "Not signed")
+
+    def _exposed(self, person: UserView, owner_id: str, batch_id: str, step_id: str, outcome: str) -> None:
+        self.session.drafts.purge_draft(owner_id, batch_id, step_id)
+        self.auth.password_exposed(person, f"a field of step {step_id} of batch {batch_id}")
+        raise PasswordExposed(f"{outcome}: a value on this step is {person.printed_name}'s password. The values "
+                              "typed were cleared and not recorded; the password must be changed before the next "
+                              "signature. Then type the values again.")
+
     def _ready_to_sign(self, user: UserView) -> None:
         """11.100: no signature before the first-use certification, nor with an admin-issued password."""
         if not user.first_use_accepted:

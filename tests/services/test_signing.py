@@ -240,6 +240,49 @@ def test_drafts_are_per_user_and_survive(kiosk, floor, clock):
     assert kiosk.session.load_draft("B-1", "line-clearance") == {"area_clear": "ye"}
 
 
+@pytest.mark.req("P11-300b")
+def test_a_password_typed_into_a_value_is_never_signed_and_must_be_changed(kiosk, floor, clock):
+    from kiosk.services.signing import PasswordExposed
+
+    clear_line(kiosk, floor, clock)
+    rows_before = len(list(kiosk.store.iter_rows()))
+    typed = {"balance_id": PW, "net_kg": "1.500"}  # the password went into the balance field by mistake
+    kiosk.session.save_draft("B-1", "dissolve", {"water_l": "100"})  # another draft, kept, on the same page
+    kiosk.session.save_draft("B-1", "weigh-salts", typed)
+    p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", typed)
+    with pytest.raises(PasswordExposed, match="Not signed: a value on this step is Jane Operator's password"):
+        kiosk.signing.sign(p, PW)
+    assert kiosk.session.load_draft("B-1", "weigh-salts") is None
+    assert kiosk.session.load_draft("B-1", "dissolve") == {"water_l": "100"}
+    # Nor in the database's free space or its write-ahead log (secure_delete, then the log truncated).
+    files = [f for f in kiosk.data_dir.rglob("*") if f.is_file()]
+    assert files and not [f.name for f in files if PW.encode() in f.read_bytes()]
+    new_rows = list(kiosk.store.iter_rows())[rows_before:]
+    assert [r.type for r in new_rows] == ["user.updated", "alert.raised"]
+    assert not any(PW.encode() in r.raw for r in kiosk.store.iter_rows())  # in no record, ever
+    assert any(a["kind"] == "credential.exposed" for a in kiosk.auth.alerts())
+    jane = kiosk.auth.user("jane.op")
+    assert jane.must_change_password and jane.password_exposed
+    fixed = {"balance_id": "BAL-7", "net_kg": "1.500"}
+    with pytest.raises(SigningError, match="Jane Operator must change their password before signing"):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", fixed)
+    assert kiosk.auth.change_password("jane.op", PW, "a different long passphrase", code(floor, "jane.op", clock)).ok
+    assert not kiosk.auth.user("jane.op").must_change_password
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed", fixed), "a different long passphrase")
+    # A witness's password in the comment is refused the same way, and the witness must change theirs.
+    witnessed = kiosk.signing.prepare("B-1", "weigh-salts", "Verified", fixed, witness=True, comment=f"ok {PW}")
+    with pytest.raises(PasswordExposed, match="Omar Operator's password"):
+        kiosk.signing.witness(witnessed, "omar.op", PW, code(floor, "omar.op", clock))
+    assert kiosk.auth.user("omar.op").must_change_password
+    # A correction asks for no password, so the stored hash tells: a value that is the password is refused.
+    new_pw = "a different long passphrase"
+    with pytest.raises(PasswordExposed, match="Correction not recorded: a value on this step is Jane Operator's"):
+        kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": new_pw, "net_kg": "1.500"}, "wrong balance")
+    assert kiosk.auth.user("jane.op").must_change_password
+    assert "step.corrected" not in [r.type for r in kiosk.store.iter_rows()]
+    assert not any(secret.encode() in r.raw for r in kiosk.store.iter_rows() for secret in (PW, new_pw))
+
+
 @pytest.mark.req("P11-100")
 @pytest.mark.req("A11d-11")
 def test_no_signature_before_first_use_statement_or_with_a_temporary_password(kiosk, admin, clock):

@@ -151,3 +151,29 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
         await wait_for(pilot, lambda: kiosk.auth.user("ana.op").status == "active", "the unlock")
     last = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "account.unlocked"][-1]
     assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"
+
+
+@pytest.mark.req("P11-300b")
+async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_changed(demo, clock):
+    from screens.onboarding import ChangePasswordDialog
+
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    told = []
+    app.notify = lambda message, **_: told.append(message)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await open_first_step(pilot, app, clock, users["ana.op"])
+        await type_text(pilot, "yes")
+        step.query_one("#comment").focus()
+        await type_text(pilot, DEMO_PASSWORD)  # meant for the sign dialog, typed into the comment
+        step.query_one("#sign-Performed").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the sign dialog")
+        await enter_credentials(pilot, clock, "ana.op", DEMO_PASSWORD, users["ana.op"].totp_secret)
+        await wait_for(pilot, lambda: isinstance(app.screen, ChangePasswordDialog), "the password change")
+        assert told[-1].startswith("Not signed: a value on this step is Ana Ortiz's password.")
+        shown = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "Your password was typed into a field of a step, where it was shown; choose a new one" in shown
+        assert not any(DEMO_PASSWORD in str(i.value) for s in app.screen_stack for i in s.query("Input")
+                       if not i.password)
+    rows = list(kiosk.store.iter_rows())
+    assert "step.signed" not in [r.type for r in rows] and not any(DEMO_PASSWORD.encode() in r.raw for r in rows)
