@@ -36,6 +36,13 @@ def floor(kiosk, admin, clock):
     return people
 
 
+def register_recipe(kiosk, actor, folder, text):
+    """A recipe written to a file and registered by the admin, as a site does."""
+    path = folder / "recipe.toml"
+    path.write_text(text)
+    return kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+
+
 def code(floor, uid, clock):
     clock.advance(31)
     return totp_now(floor[uid].totp_secret, clock)
@@ -329,9 +336,7 @@ signatures = [{ meaning = "Performed", roles = ["operator"], qualification = "as
 @pytest.mark.req("P11-10i")
 def test_a_signature_can_require_a_training_record(kiosk, admin, floor, clock, tmp_path):
     actor, _ = admin
-    path = tmp_path / "sterile.toml"
-    path.write_text(QUALIFIED)
-    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    register_recipe(kiosk, actor, tmp_path, QUALIFIED)
     kiosk.signing.create_batch("S-1", "sterile-fill@1")
     with pytest.raises(SigningError, match="training record 'aseptic-2026'"):
         kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"})
@@ -365,9 +370,7 @@ signatures = [
 def test_a_recipe_decides_who_starts_its_batches_and_that_release_waits_for_closed_deviations(
         kiosk, admin, floor, clock, tmp_path):
     actor, _ = admin
-    path = tmp_path / "small-lot.toml"
-    path.write_text(SMALL_LOT)
-    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    register_recipe(kiosk, actor, tmp_path, SMALL_LOT)
     with pytest.raises(SigningError, match="batches of small-lot@1 are started by supervisor or qa, not by operator"):
         kiosk.signing.create_batch("L-1", "small-lot@1")
     assert kiosk.directory.get("batch", "L-1") is None
@@ -564,9 +567,7 @@ def jane_signs(kiosk, floor, clock, prepared):
 def test_a_training_record_withdrawn_while_the_password_is_checked_blocks_the_signature(
         kiosk, admin, floor, clock, tmp_path):
     actor, _ = admin
-    path = tmp_path / "sterile.toml"
-    path.write_text(QUALIFIED)
-    kiosk.signing.register_recipe_file(path, actor.body(), "new product")
+    register_recipe(kiosk, actor, tmp_path, QUALIFIED)
     kiosk.signing.create_batch("S-1", "sterile-fill@1")
     kiosk.auth.update_user(actor, "jane.op", qualifications=["aseptic-2026"], reason="course passed 2026-11-20")
     p = kiosk.signing.prepare("S-1", "fill", "Performed", {"units": "100"})
