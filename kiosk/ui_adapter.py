@@ -207,8 +207,12 @@ class UiWork:
         step = recipe.step(step_id)
         state = batch["steps"].get(step_id) or {}
         values = dict(state.get("values", {}))
+        # A draft typed before the step was last recorded (signed, corrected, here or on another terminal)
+        # is stale: the screen shows the recorded values, never old typing as if it were the record.
+        recorded_at = max([s["signed_at"] for s in state.get("signatures", [])]
+                          + [c["at"] for c in state.get("corrections", [])], default=None)
         try:
-            draft = self.kiosk.session.load_draft(batch_id, step_id)
+            draft = self.kiosk.session.load_draft(batch_id, step_id, recorded_at)
         except Exception:  # noqa: BLE001 - no session: no draft
             draft = None
         values.update(draft or {})

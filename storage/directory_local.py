@@ -31,8 +31,8 @@ _UPSERT = ("INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, 
 def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionDirectory") -> None:
     get = reader.get
     record = signed.record
-    if record.type in ("step.signed", "witness.signed"):
-        # The signed values are now in the record: the signer's draft of that step is done with.
+    if record.type in ("step.signed", "witness.signed", "step.corrected"):
+        # The values are now in the record: the signer's (or corrector's) draft of that step is done with.
         db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
                    (record.body["actor"]["user_id"], record.body["batch_id"], record.body["step_id"]))
     changes = directory.project(record, get) + batches.project(record, get)

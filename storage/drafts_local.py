@@ -23,10 +23,12 @@ class LocalDrafts:
                 (user_id, batch_id, step_id, dump_doc(dict(fields)), format_ts(self.clock.now())),
             )
 
-    def load_draft(self, user_id: str, batch_id: str, step_id: str) -> dict[str, str] | None:
+    def load_draft(self, user_id: str, batch_id: str, step_id: str,
+                   newer_than: str | None = None) -> dict[str, str] | None:
         with self.store.read_engine().connect() as conn:
-            row = conn.exec_driver_sql("SELECT fields FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
-                                       (user_id, batch_id, step_id)).first()
+            row = conn.exec_driver_sql(
+                "SELECT fields FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ? AND updated_at > ?",
+                (user_id, batch_id, step_id, newer_than or "")).first()
         return None if row is None else load_doc(row[0])
 
     def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None:

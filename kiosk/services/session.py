@@ -22,7 +22,10 @@ from kiosk.services.ports import DirectoryReader, RecordWriter
 class DraftStore(Protocol):
     def save_draft(self, user_id: str, batch_id: str, step_id: str, fields: Mapping[str, str]) -> None: ...
 
-    def load_draft(self, user_id: str, batch_id: str, step_id: str) -> dict[str, str] | None: ...
+    def load_draft(self, user_id: str, batch_id: str, step_id: str,
+                   newer_than: str | None = None) -> dict[str, str] | None:
+        """The draft, unless it was last saved at or before ``newer_than`` (a record timestamp)."""
+        ...
 
     def clear_draft(self, user_id: str, batch_id: str, step_id: str) -> None: ...
 
@@ -171,8 +174,8 @@ class SessionService:
     def save_draft(self, batch_id: str, step_id: str, fields: Mapping[str, str]) -> None:
         self.drafts.save_draft(self.owner().user_id, batch_id, step_id, fields)
 
-    def load_draft(self, batch_id: str, step_id: str) -> dict[str, str] | None:
-        return self.drafts.load_draft(self.owner().user_id, batch_id, step_id)
+    def load_draft(self, batch_id: str, step_id: str, newer_than: str | None = None) -> dict[str, str] | None:
+        return self.drafts.load_draft(self.owner().user_id, batch_id, step_id, newer_than)
 
 
 def auth_summary(result: AuthResult) -> dict[str, Any]:

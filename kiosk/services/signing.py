@@ -321,6 +321,13 @@ class SigningService:
         if signed and signed[0]["content_hash"] != chash:
             raise SigningError("the values differ from what was already signed for this step; "
                                "record a correction with a reason instead")
+        if not signed and (batch["steps"].get(step.id) or {}).get("corrections"):
+            # Signed again after a correction: over the corrected values, or a value would change with no
+            # reason recorded (only a correction changes a recorded value).
+            recorded = batch["steps"][step.id].get("values", {})
+            if recorded != clean:
+                raise SigningError("the values differ from those the last correction recorded for this step; "
+                                   "sign those, or record another correction with a reason")
         if witness:
             components: tuple[str, ...] = ("user_id", "password", "totp")
             preview = None

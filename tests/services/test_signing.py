@@ -145,6 +145,37 @@ def test_correction_invalidates_signatures_and_needs_resign(kiosk, floor, clock)
     assert types == ["step.corrected", "signature.invalidated"]
 
 
+@pytest.mark.req("P11-70")
+@pytest.mark.req("A11-8")
+def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(kiosk, floor, clock):
+    from kiosk.ui_adapter import UiWork
+
+    clear_line(kiosk, floor, clock)
+    signed = {"balance_id": "BAL-7", "net_kg": "1.500"}
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed", signed), PW)
+    clock.advance(30)
+    typed = {"balance_id": "BAL-7", "net_kg": "1.510"}
+    kiosk.session.save_draft("B-1", "weigh-salts", typed)  # Jane starts to change it, then the terminal locks
+    kiosk.session.lock(LockReason.IDLE)
+    assert kiosk.session.login("omar.op", PW, code(floor, "omar.op", clock)).ok
+    corrected = {"balance_id": "BAL-7", "net_kg": "1.501"}
+    kiosk.signing.correct("B-1", "weigh-salts", corrected, "balance re-read")
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    # Jane's step shows what is recorded now, not what she typed before Omar's correction.
+    work = UiWork(kiosk)
+    assert work.step_detail("B-1", "weigh-salts").values == corrected
+    # Signing again over other values would change a recorded value with no reason: refused.
+    for other in (typed, signed):
+        with pytest.raises(SigningError, match="differ from those the last correction recorded for this step"):
+            kiosk.signing.prepare("B-1", "weigh-salts", "Performed", other)
+    assert kiosk.signing.prepare("B-1", "weigh-salts", "Performed", corrected).content_hash
+    # What is typed after the record is a draft again, and is what the step shows.
+    clock.advance(5)
+    kiosk.session.save_draft("B-1", "weigh-salts", {"balance_id": "BAL-8", "net_kg": "1.501"})
+    assert work.step_detail("B-1", "weigh-salts").values["balance_id"] == "BAL-8"
+
+
 @pytest.mark.req("P11-10f")
 def test_out_of_range_needs_comment_and_deviation(kiosk, floor, clock):
     clear_line(kiosk, floor, clock)
