@@ -303,8 +303,10 @@ def recipes_list(data_dir: DataDir = None, config: ConfigOpt = None) -> None:
     """Every registered recipe version."""
     kiosk = _open_kiosk(data_dir, config)
     try:
+        replaced = kiosk.signing.superseded()
         for r in kiosk.signing.recipes():
-            typer.echo(f"{r['key']:<32} sha256 {r['content_hash'][:16]}…  {r['title']}")
+            status = f"  (superseded by {replaced[r['key']]})" if r["key"] in replaced else ""
+            typer.echo(f"{r['key']:<32} sha256 {r['content_hash'][:16]}…  {r['title']}{status}")
     finally:
         kiosk.close()
 

@@ -166,7 +166,11 @@ class UiWork:
 
         role = self.kiosk.session.session.role or ""
         choices = []
-        for doc in self.kiosk.signing.recipes():
+        docs = self.kiosk.signing.recipes()
+        replaced = bx.superseded(docs)
+        for doc in docs:
+            if doc["key"] in replaced:
+                continue  # new batches start from the current version only
             recipe = bx.recipe_from_doc(doc)
             choices.append(RecipeChoice(doc["key"], doc["title"], describe_starters(recipe), recipe.may_start(role)))
         return sorted(choices, key=lambda r: (r.title, r.key))

@@ -147,13 +147,16 @@ class UiAdmin:
                                   "store receives it.")
 
     # -- recipes ---------------------------------------------------------------
-    def _recipe_row(self, doc: dict) -> RecipeRow:
+    def _recipe_row(self, doc: dict, replaced: dict[str, str]) -> RecipeRow:
         recipe = bx.recipe_from_doc(doc)
         return RecipeRow(doc["key"], doc["title"], doc.get("product", ""), int(doc["version"]), len(recipe.steps),
-                         doc.get("registered_at", ""), doc["content_hash"], describe_starters(recipe))
+                         doc.get("registered_at", ""), doc["content_hash"], describe_starters(recipe),
+                         replaced.get(doc["key"], ""))
 
     def recipes(self) -> list[RecipeRow]:
-        return [self._recipe_row(d) for d in self.kiosk.signing.recipes()]
+        docs = self.kiosk.signing.recipes()
+        replaced = bx.superseded(docs)
+        return [self._recipe_row(d, replaced) for d in docs]
 
     def recipe_detail(self, key: str) -> RecipeDetail:
         doc = self.kiosk.directory.get(bx.RECIPE, key)
@@ -168,7 +171,7 @@ class UiAdmin:
             sigs = [describe_rule(step, rule) for rule in step.signatures]
             steps.append(RecipeStepView(n, step.id, step.title, tuple(step.prerequisites), fields, tuple(sigs),
                                         step.instructions))
-        return RecipeDetail(self._recipe_row(doc), tuple(steps))
+        return RecipeDetail(self._recipe_row(doc, self.kiosk.signing.superseded()), tuple(steps))
 
     # -- audit viewer ------------------------------------------------------------
     def audit_page(self, filters: AuditFilters, direction: str = "newest", token: object = None) -> AuditPageView:

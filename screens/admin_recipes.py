@@ -15,8 +15,12 @@ from textual.widgets import Button, DataTable, Static
 
 from screens.base import KioskModal
 from screens.nav import Navigator, NavScreen
-from screens.ports import RecipeDetail, RecipeServices
+from screens.ports import RecipeDetail, RecipeRow, RecipeServices
 from screens.widgets import StatusBar, safe_text
+
+
+def status_text(row: RecipeRow) -> str:
+    return f"superseded by {row.superseded_by}" if row.superseded_by else "current"
 
 
 def recipe_text(detail: RecipeDetail) -> Text:
@@ -28,7 +32,8 @@ def recipe_text(detail: RecipeDetail) -> Text:
     text.append("\n")
     text.append_text(safe_text(f"content SHA-256 {r.content_hash}"))
     text.append("\n")
-    text.append_text(safe_text(f"batches started by {r.started_by}"))
+    text.append_text(safe_text(f"batches started by {r.started_by}; {status_text(r)}"
+                               + (" (new batches start from that version)" if r.superseded_by else "")))
     text.append("\n")
     for step in detail.steps:
         text.append("\n")
@@ -86,7 +91,8 @@ class RecipesScreen(NavScreen):
         yield StatusBar(self.nav.clock, self.nav.services.status)
 
     def on_mount(self) -> None:
-        self.query_one("#recipe-table", DataTable).add_columns("Recipe", "Version", "Title", "Steps", "Registered")
+        self.query_one("#recipe-table", DataTable).add_columns("Recipe", "Version", "Title", "Steps", "Registered",
+                                                               "Status")
         self.action_refresh()
         self.query_one("#recipe-table", DataTable).focus()
 
@@ -95,7 +101,7 @@ class RecipesScreen(NavScreen):
         table.clear()
         for r in self._recipes.recipes():
             table.add_row(safe_text(r.key.split("@")[0]), str(r.version), safe_text(r.title), str(r.steps),
-                          safe_text(r.registered_at[:10]), key=r.key)
+                          safe_text(r.registered_at[:10]), safe_text(status_text(r)), key=r.key)
 
     @on(DataTable.RowSelected, "#recipe-table")
     def _selected(self, event: DataTable.RowSelected) -> None:

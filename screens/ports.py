@@ -445,6 +445,7 @@ class RecipeRow:
     registered_at: str
     content_hash: str
     started_by: str  # who may start a batch of it: "any role", "supervisor or qa"
+    superseded_by: str  # the current version's key when a higher version replaces this one
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ directory history of a 150-step batch took 6 MB against 190 KB of records.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kiosk.domain.canonical import encode
 from kiosk.domain.directory import Change, DirectoryConflict, Getter
@@ -91,6 +91,21 @@ _RECENT_HASHES: dict[tuple, str] = {}
 
 
 _PARSED: dict[tuple[str, str], Recipe] = {}
+
+
+def superseded(recipe_docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each registered recipe version that a higher version of the same recipe replaces, with that version's key.
+
+    New batches start from the current version only: a batch made to an
+    obsolete master record is what inspectors look for. Batches already
+    started keep their version to the end.
+    """
+    docs = list(recipe_docs)
+    latest: dict[str, Mapping[str, Any]] = {}
+    for doc in docs:
+        if doc["id"] not in latest or doc["version"] > latest[doc["id"]]["version"]:
+            latest[doc["id"]] = doc
+    return {doc["key"]: latest[doc["id"]]["key"] for doc in docs if latest[doc["id"]] is not doc}
 
 
 def recipe_from_doc(doc: Mapping[str, Any]) -> Recipe:

@@ -174,6 +174,10 @@ class SigningService:
     def recipes(self) -> list[dict[str, Any]]:
         return list(self.directory.all(bx.RECIPE))
 
+    def superseded(self) -> dict[str, str]:
+        """Registered recipe versions a higher version replaces: key -> the current version's key."""
+        return bx.superseded(self.recipes())
+
     def recipe(self, key: str) -> Recipe:
         return self._recipe_of(self.directory, key)
 
@@ -201,6 +205,9 @@ class SigningService:
         if not recipe.may_start(role):
             raise SigningError(f"batches of {recipe.key} are started by {describe_starters(recipe)}, "
                                f"not by {role or 'this session'}")
+        current = self.superseded().get(recipe.key)
+        if current is not None:
+            raise SigningError(f"{recipe.key} is superseded by {current}; start the batch from the current version")
         if self.directory.get(bx.BATCH, bid) is not None:
             raise SigningError(f"batch {bid} already exists")
         self._append([("batch.created", {"actor": actor_body(user.user_id, user.printed_name, role),

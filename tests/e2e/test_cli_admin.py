@@ -130,7 +130,10 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     done = register(recipe)
     assert done.returncode == 0, done.stderr
     assert "buffer-prep@5 registered (a signed record)" in done.stdout and DEMO_PASSWORD not in done.stdout
-    assert "buffer-prep@5" in kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
+    listed = kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
+    lines = {line.split()[0]: line for line in listed.splitlines()}
+    assert lines["buffer-prep@4"].endswith("(superseded by buffer-prep@5)")
+    assert "superseded" not in lines["buffer-prep@5"]
     again = register(recipe)
     assert again.returncode == 0 and "already registered with this content; nothing changed" in again.stdout
     changed = tmp_path / "changed.toml"

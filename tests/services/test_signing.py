@@ -449,6 +449,26 @@ def test_recipes_are_versioned_records_and_every_signature_names_the_version(kio
     assert all(s.body["recipe_key"] == "buffer-prep@4" for s in signed)
 
 
+@pytest.mark.req("P11-10k")
+@pytest.mark.req("A11-10")
+def test_new_batches_start_from_the_current_recipe_version_only(kiosk, admin, floor, clock, tmp_path):
+    from kiosk.ui_adapter import UiWork
+
+    actor, _ = admin
+    shipped = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
+    register_recipe(kiosk, actor, tmp_path, shipped.replace("version = 4", "version = 5").replace('"1.480"', '"1.470"'))
+    assert kiosk.signing.superseded() == {"buffer-prep@4": "buffer-prep@5"}
+    with pytest.raises(SigningError, match="buffer-prep@4 is superseded by buffer-prep@5; start the batch from the "
+                                           "current version"):
+        kiosk.signing.create_batch("B-2", "buffer-prep@4")
+    assert kiosk.directory.get("batch", "B-2") is None
+    assert [r.key for r in UiWork(kiosk).recipes()] == ["tablet-compression@8", "buffer-prep@5"]  # the choices
+    kiosk.signing.create_batch("B-2", "buffer-prep@5")
+    clear_line(kiosk, floor, clock)  # B-1, started from @4, is finished on @4
+    signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "step.signed"]
+    assert signed[-1].body["batch_id"] == "B-1" and signed[-1].body["recipe_key"] == "buffer-prep@4"
+
+
 @pytest.mark.req("A11d-13")
 def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, clock):
     from kiosk.app import build_kiosk, shipped_recipes as recipes

@@ -76,11 +76,12 @@ async def test_recipes_list_versions_and_show_steps_with_meanings(demo, clock):
         await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "the recipes")
         table = app.screen.query_one("#recipe-table")
         assert table.row_count == 2 and [str(table.get_row_at(i)[1]) for i in range(2)] == ["4", "8"]
+        assert [str(table.get_row_at(i)[5]) for i in range(2)] == ["current", "current"]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RecipeDialog), "the recipe detail")
         text = str(app.screen.query_one("#recipe-text").render())
         assert "buffer-prep@4 (version 4)" in text and "1. Line clearance" in text
-        assert "batches started by any role" in text
+        assert "batches started by any role; current" in text
         assert "signs: Verified by operator or qa, not the Performed signer" in text
         assert "signs: Approved by qa, only with Deviations none or closed" in text
         assert "field: Net weight [kg] 1.480 .. 1.520" in text
