@@ -113,7 +113,7 @@ class StepScreen(KioskScreen):
             with Horizontal(classes="dialog-buttons", id="actions"):
                 for meaning in d.open_meanings:
                     yield Button(f"Sign: {meaning}", variant="primary", id=f"sign-{meaning}")
-                if any(s.valid for s in d.signatures):
+                if d.signatures or d.corrections:  # something is recorded: only a correction changes it
                     yield Button("Correct values", id="correct")
                 yield Button("Back", id="back")
         yield StatusBar(self._clock, self._services.status)

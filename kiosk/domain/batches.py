@@ -168,8 +168,8 @@ def _own_status(state: Mapping[str, Any] | None, step: Step) -> str:
     valid = {s["meaning"] for s in state.get("signatures", ()) if s.get("valid")}
     if step.meanings <= valid:
         return "done"
-    if state.get("corrections") and not valid:
-        return "needs_resign"
+    if not valid and (state.get("corrections") or state.get("signatures")):
+        return "needs_resign"  # corrected here, or decided before a correction of an earlier step
     return "in_progress" if valid or state.get("values") else "open"
 
 

@@ -34,6 +34,11 @@ class Meaning(str, enum.Enum):
     RELEASED = "Released"
 
 
+# Meanings that decide on the work of the steps before them (a batch record approved, a batch released):
+# a later correction of any of those steps takes them back.
+DECIDING = frozenset({Meaning.APPROVED, Meaning.RELEASED})
+
+
 class RecipeError(ValueError):
     """A recipe file is not valid; the message names file, step and field."""
 
@@ -132,6 +137,16 @@ class Recipe:
 
     def step(self, step_id: str) -> Step | None:
         return self._index.get(step_id)
+
+    def dependents(self, step_id: str) -> tuple[Step, ...]:
+        """The steps that need ``step_id`` done first, directly or through others, in recipe order."""
+        needing = {step_id}
+        out = []
+        for step in self.steps:
+            if needing.intersection(step.prerequisites):
+                needing.add(step.id)
+                out.append(step)
+        return tuple(out)
 
     @cached_property
     def _index(self) -> dict[str, Step]:

@@ -22,8 +22,8 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
-from kiosk.domain.recipes import (InvalidValue, Meaning, Recipe, RecipeError, check_values, normalize_values,
-                                  describe_starters, parse_recipe_toml, unmet_requirements)
+from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_values,
+                                  describe_starters, normalize_values, parse_recipe_toml, unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView
 from kiosk.services.ports import DirectoryReader, RecordWriter
@@ -328,13 +328,12 @@ class SigningService:
         if signed and signed[0]["content_hash"] != chash:
             raise SigningError("the values differ from what was already signed for this step; "
                                "record a correction with a reason instead")
-        if not signed and (batch["steps"].get(step.id) or {}).get("corrections"):
-            # Signed again after a correction: over the corrected values, or a value would change with no
-            # reason recorded (only a correction changes a recorded value).
-            recorded = batch["steps"][step.id].get("values", {})
-            if recorded != clean:
-                raise SigningError("the values differ from those the last correction recorded for this step; "
-                                   "sign those, or record another correction with a reason")
+        recorded = (batch["steps"].get(step.id) or {}).get("values")
+        if not signed and recorded and recorded != clean:
+            # Signed again after its signatures were invalidated: over the recorded values, or a value would
+            # change with no reason recorded (only a correction changes a recorded value).
+            raise SigningError("the values differ from those recorded for this step (the last correction or "
+                               "signature); sign those, or record a correction with a reason")
         if witness:
             components: tuple[str, ...] = ("user_id", "password", "totp")
             preview = None
@@ -478,6 +477,8 @@ class SigningService:
         if len(reason) < 4:
             raise SigningError("give a reason for the correction (at least 4 characters)")
         state = batch["steps"].get(step_id) or {}
+        if not state.get("signatures") and not state.get("corrections"):
+            raise SigningError("nothing is recorded for this step yet to correct; enter the values and sign it")
         old = dict(state.get("values", {}))
         new = self._values(values)
         if old == new:
@@ -493,11 +494,14 @@ class SigningService:
             "step_id": step_id, "old": old, "new": new, "reason": reason,
             "supersedes": state.get("content_hash"),
         })]
-        for sig in bx.valid_signatures(batch, step_id):
+        taken_back = [(step_id, sig, f"content corrected: {reason}") for sig in bx.valid_signatures(batch, step_id)]
+        for later in recipe.dependents(step_id):  # an approval or release of the batch no longer stands
+            taken_back += [(later.id, sig, f"'{step.title}' corrected after this {sig['meaning']}: {reason}")
+                           for sig in bx.valid_signatures(batch, later.id) if Meaning(sig["meaning"]) in DECIDING]
+        for sig_step, sig, why in taken_back:
             items.append(("signature.invalidated", {
                 "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id,
-                "step_id": step_id, "signature_record_id": sig["record_id"],
-                "reason": f"content corrected: {reason}",
+                "step_id": sig_step, "signature_record_id": sig["record_id"], "reason": why,
             }))
         self._append(items)
 

@@ -167,7 +167,7 @@ def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(k
     assert work.step_detail("B-1", "weigh-salts").values == corrected
     # Signing again over other values would change a recorded value with no reason: refused.
     for other in (typed, signed):
-        with pytest.raises(SigningError, match="differ from those the last correction recorded for this step"):
+        with pytest.raises(SigningError, match="differ from those recorded for this step"):
             kiosk.signing.prepare("B-1", "weigh-salts", "Performed", other)
     assert kiosk.signing.prepare("B-1", "weigh-salts", "Performed", corrected).content_hash
     # What is typed after the record is a draft again, and is what the step shows.
@@ -398,7 +398,7 @@ signatures = [
 
 @pytest.mark.req("P11-10g")
 @pytest.mark.req("P11-10f")
-def test_a_recipe_decides_who_starts_its_batches_and_that_release_waits_for_closed_deviations(
+def test_a_recipe_decides_who_starts_batches_release_waits_for_closed_deviations_and_a_later_correction_undoes_it(
         kiosk, admin, floor, clock, tmp_path):
     actor, _ = admin
     register_recipe(kiosk, actor, tmp_path, SMALL_LOT)
@@ -431,6 +431,25 @@ def test_a_recipe_decides_who_starts_its_batches_and_that_release_waits_for_clos
     assert kiosk.signing.summary("L-1").status == "in_progress"
     qa_signs("Released", "closed")
     assert kiosk.signing.summary("L-1") == type(kiosk.signing.summary("L-1"))("released", 2, 2)
+    # A correction of the batch after its release takes the approval and the release back: QA decides again.
+    kiosk.signing.correct("L-1", "make", {"units": "41"}, "count re-checked")
+    rows = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows()][-4:]
+    assert [r.type for r in rows] == ["step.corrected"] + ["signature.invalidated"] * 3
+    assert [(r.body["step_id"], r.body["reason"]) for r in rows[2:]] == [
+        ("release", "'Make' corrected after this Approved: count re-checked"),
+        ("release", "'Make' corrected after this Released: count re-checked")]
+    assert {s.step_id: s.status for s in kiosk.signing.steps("L-1")} == {"make": "needs_resign",
+                                                                         "release": "locked"}
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "41"}), PW)
+    assert {s.step_id: s.status for s in kiosk.signing.steps("L-1")}["release"] == "needs_resign"
+    assert kiosk.signing.summary("L-1").status == "needs_resign"
+    with pytest.raises(SigningError, match="differ from those recorded for this step"):
+        qa_signs("Approved", "none")  # what QA recorded stands until a correction changes it
+    qa_signs("Approved", "closed")
+    qa_signs("Released", "closed")
+    assert kiosk.signing.summary("L-1").status == "released"
+    with pytest.raises(SigningError, match="nothing is recorded for this step yet to correct"):
+        kiosk.signing.correct("B-1", "weigh-salts", {"balance_id": "BAL-7", "net_kg": "1.500"}, "early")
 
 
 @pytest.mark.req("P11-10k")

@@ -177,3 +177,23 @@ async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_chan
                        if not i.password)
     rows = list(kiosk.store.iter_rows())
     assert "step.signed" not in [r.type for r in rows] and not any(DEMO_PASSWORD.encode() in r.raw for r in rows)
+
+
+@pytest.mark.req("P11-70")
+async def test_a_corrected_step_can_be_corrected_again_before_it_is_signed(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await open_first_step(pilot, app, clock, users["ana.op"])
+        assert not step.query("#correct")  # nothing recorded yet: the values are simply typed
+        await type_text(pilot, "yes")
+        step.query_one("#sign-Performed").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the sign dialog")
+        await enter_credentials(pilot, clock, "ana.op", DEMO_PASSWORD, users["ana.op"].totp_secret)
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "back to the worklist")
+        signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "step.signed"][-1]
+        kiosk.signing.correct(signed.body["batch_id"], "line-clearance", {"area_clear": "no"}, "misread the checklist")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
+        assert "CORRECTED" in str(app.screen.query_one("#step-status").render())
+        assert app.screen.query("#correct")  # no valid signature left, but a value is recorded
