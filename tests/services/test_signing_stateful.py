@@ -46,7 +46,9 @@ class SigningMachine(RuleBasedStateMachine):
         self.signed_in_session = 0
         self.performed = []        # (batch, performer) with Performed signed, Verified not yet
         self.performed_batches = set()  # batches whose step carries a Performed signature (witnessed or not)
+        self.recorded = {}         # batch -> the line-clearance value recorded (signed or corrected)
         self.checked = 0           # records already checked by the invariant
+        self.last_values = {}      # (batch, step) -> the values its records last recorded
 
     def tick(self):
         self.clock.advance(31)
@@ -90,16 +92,18 @@ class SigningMachine(RuleBasedStateMachine):
         self.owner, self.signed_in_session = None, 0
 
     @precondition(lambda self: self.batches > 0)
-    @rule(full=st.booleans(), claim=st.sampled_from(PEOPLE + [None]))
-    def sign(self, full, claim):
+    @rule(full=st.booleans(), claim=st.sampled_from(PEOPLE + [None]), value=st.sampled_from(["yes", "no"]))
+    def sign(self, full, claim, value):
         self.tick()
         batch = f"B-{self.batches}"
+        recorded = self.recorded.get(batch)
         try:
-            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": "yes"})
+            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": value})
         except Exception:
-            assert self.owner is None or batch in self.performed_batches
+            assert self.owner is None or batch in self.performed_batches or (recorded is not None and value != recorded)
             return
         assert self.owner is not None
+        assert recorded in (None, value), "a signature would change a recorded value without a correction"
         needs_full = self.signed_in_session == 0
         assert ("totp" in prepared.components) == needs_full
         code = self.code_for(self.owner) if full else None
@@ -114,6 +118,7 @@ class SigningMachine(RuleBasedStateMachine):
         self.signed_in_session += 1
         self.performed.append((batch, self.owner))
         self.performed_batches.add(batch)
+        self.recorded[batch] = value
 
     @precondition(lambda self: self.performed)
     @rule(who=st.sampled_from(PEOPLE))
@@ -121,14 +126,29 @@ class SigningMachine(RuleBasedStateMachine):
         self.tick()
         batch, performer = self.performed[-1]
         try:
-            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Verified", {"area_clear": "yes"},
-                                                  witness=True)
+            prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Verified",
+                                                  {"area_clear": self.recorded[batch]}, witness=True)
             self.kiosk.signing.witness(prepared, who, PW, self.code_for(who))
         except Exception as exc:
             assert self.owner is None or who in (performer, self.owner) or self.locked_out(who, str(exc))
             return
         assert who != performer and who != self.owner
         self.performed.pop()
+
+    @precondition(lambda self: self.batches > 0)
+    @rule(value=st.sampled_from(["yes", "no"]))
+    def correct(self, value):
+        self.tick()
+        batch = f"B-{self.batches}"
+        try:
+            self.kiosk.signing.correct(batch, "line-clearance", {"area_clear": value}, "checked again")
+        except Exception:
+            assert self.owner is None or self.recorded.get(batch) in (None, value)
+            return
+        assert self.owner is not None and self.recorded.get(batch) not in (None, value)
+        self.recorded[batch] = value
+        self.performed_batches.discard(batch)  # the correction invalidated its signatures
+        self.performed = [(b, who) for b, who in self.performed if b != batch]
 
     @invariant()
     def records_obey_the_rules(self):
@@ -143,6 +163,13 @@ class SigningMachine(RuleBasedStateMachine):
                 assert record.body["actor"]["user_id"] not in performers
             if record.type == "step.signed":
                 assert record.body["manifestation"]["user_id"] == record.body["actor"]["user_id"]
+            # Only a correction changes a recorded value: every signature signs what was last recorded.
+            where = (record.body.get("batch_id"), record.body.get("step_id"))
+            if record.type in ("step.signed", "witness.signed"):
+                assert self.last_values.get(where, record.body["values"]) == record.body["values"]
+                self.last_values[where] = record.body["values"]
+            if record.type == "step.corrected":
+                self.last_values[where] = record.body["new"]
         if rows:
             self.checked = rows[-1].seq
 
