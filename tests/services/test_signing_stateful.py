@@ -99,8 +99,9 @@ class SigningMachine(RuleBasedStateMachine):
         recorded = self.recorded.get(batch)
         try:
             prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": value})
-        except Exception:
-            assert self.owner is None or batch in self.performed_batches or (recorded is not None and value != recorded)
+        except Exception as exc:
+            assert (self.owner is None or batch in self.performed_batches or self.locked_out(self.owner, str(exc))
+                    or (recorded is not None and value != recorded))
             return
         assert self.owner is not None
         assert recorded in (None, value), "a signature would change a recorded value without a correction"
@@ -136,16 +137,21 @@ class SigningMachine(RuleBasedStateMachine):
         self.performed.pop()
 
     @precondition(lambda self: self.batches > 0)
-    @rule(value=st.sampled_from(["yes", "no"]))
-    def correct(self, value):
+    @rule()
+    def correct(self):
+        """Change the recorded value to the other one (a correction of the same value is refused)."""
         self.tick()
         batch = f"B-{self.batches}"
+        value = {"yes": "no", "no": "yes"}.get(self.recorded.get(batch), "yes")
         try:
             self.kiosk.signing.correct(batch, "line-clearance", {"area_clear": value}, "checked again")
-        except Exception:
-            assert self.owner is None or self.recorded.get(batch) in (None, value)
+        except Exception as exc:
+            assert self.owner is None or batch not in self.recorded or self.locked_out(self.owner, str(exc))
             return
-        assert self.owner is not None and self.recorded.get(batch) not in (None, value)
+        assert self.owner is not None and batch in self.recorded
+        # Signed again, the step takes the corrected value only: the old one would undo the correction unrecorded.
+        with pytest.raises(SigningError, match="differ from those recorded"):
+            self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": self.recorded[batch]})
         self.recorded[batch] = value
         self.performed_batches.discard(batch)  # the correction invalidated its signatures
         self.performed = [(b, who) for b, who in self.performed if b != batch]
@@ -174,7 +180,7 @@ class SigningMachine(RuleBasedStateMachine):
             self.checked = rows[-1].seq
 
 
-SigningMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None,
+SigningMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=20, deadline=None,
                                             suppress_health_check=[HealthCheck.too_slow])
 test_signing_rules_hold_in_any_order = pytest.mark.req("P11-200a1")(
     pytest.mark.req("P11-200a2")(pytest.mark.req("P11-200a3")(pytest.mark.req("P11-10g")(SigningMachine.TestCase))))
