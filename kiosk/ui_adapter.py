@@ -290,10 +290,8 @@ class UiWork:
                 rec = self.kiosk.signing.witness(p, user_text, credentials.password, credentials.totp)
             else:
                 rec = self.kiosk.signing.sign(p, credentials.password, user_text or None, credentials.totp)
-        except PasswordExposed as exc:
-            return ActionResult(False, str(exc), clear=True)
         except self._errors() as exc:
-            return ActionResult(False, str(exc))
+            return ActionResult(False, str(exc), clear=isinstance(exc, PasswordExposed))
         from kiosk.domain.clock import site_time
 
         m = rec["manifestation"]
@@ -305,10 +303,8 @@ class UiWork:
 
         try:
             self.kiosk.signing.correct(batch_id, step_id, values, reason)
-        except PasswordExposed as exc:
-            return ActionResult(False, str(exc), clear=True)
         except self._errors() as exc:
-            return ActionResult(False, str(exc))
+            return ActionResult(False, str(exc), clear=isinstance(exc, PasswordExposed))
         return ActionResult(True, "Correction recorded.")
 
     # -- onboarding ---------------------------------------------------------

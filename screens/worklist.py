@@ -109,7 +109,8 @@ class WorklistScreen(NavScreen):
     def on_mount(self) -> None:
         self._onboard()
         batches = self.query_one("#batches", DataTable)
-        batches.add_columns("Batch", "Status", "Product / recipe")  # status first: it is what an 80-column screen must show
+        # Status before the product: it is what an 80-column screen must still show.
+        batches.add_columns("Batch", "Status", "Product / recipe")
         steps = self.query_one("#steps", DataTable)
         steps.add_columns("#", "Step", "Status", "Signed")
         self.action_refresh()
@@ -157,9 +158,8 @@ class WorklistScreen(NavScreen):
         self._loaded = True
         table.clear()
         for row in rows:
-            table.add_row(safe_text(row.batch_id),
-                          f"{BATCH_STATUS_LABEL.get(row.status, row.status)} · {row.done_steps}/{row.total_steps} steps",
-                          safe_text(f"{row.title} ({row.recipe})"), key=row.batch_id)
+            status = f"{BATCH_STATUS_LABEL.get(row.status, row.status)} · {row.done_steps}/{row.total_steps} steps"
+            table.add_row(safe_text(row.batch_id), status, safe_text(f"{row.title} ({row.recipe})"), key=row.batch_id)
         head = self.query_one("#worklist-head", Static)
         title = Text("Worklist — ")
         title.append_text(safe_text(self._session.display_name, style="bold"))

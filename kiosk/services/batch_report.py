@@ -23,8 +23,9 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
               f"chain head {head} · verification: {verified} · printed {printed_at}")
     pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
     statuses = bx.step_statuses(recipe, batch)
+    status = bx.batch_status(recipe, batch, statuses).replace("_", " ")
     pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
-                  f"by {batch['created_by']} · batch status: {bx.batch_status(recipe, batch, statuses).replace('_', ' ')}")
+                  f"by {batch['created_by']} · batch status: {status}")
     for n, step in enumerate(recipe.steps, start=1):
         state = batch["steps"].get(step.id) or {}
         status = statuses[step.id]

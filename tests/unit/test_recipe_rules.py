@@ -54,7 +54,8 @@ def test_a_meaning_can_require_values_of_a_choice_or_yes_no_field():
     (["deviations"], "requires must be a table"),
 ])
 def test_a_requirement_that_cannot_hold_is_refused_with_the_step_and_meaning(requires, message):
-    with pytest.raises(RecipeError, match="r.toml: step 'release', signature 'Released': " + message.replace(".", r"\.")):
+    where = "r.toml: step 'release', signature 'Released': "
+    with pytest.raises(RecipeError, match=where + message.replace(".", r"\.")):
         recipe(requires=requires)
 
 
