@@ -62,7 +62,7 @@ class ChangePasswordDialog(KioskModal[bool]):
         with Vertical(classes="dialog"):
             yield Static(Text("Change your password", style="bold"), classes="dialog-title")
             yield Static(safe_text(self._step.text, multiline=True), classes="dialog-body")
-            yield Label("Current (temporary) password")
+            yield Label("Current password")
             yield SecretInput(id="current")
             yield Label("New password: at least 12 characters; a few words work well")
             yield SecretInput(id="new")
