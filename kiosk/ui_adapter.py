@@ -260,6 +260,8 @@ class UiWork:
         lines = [f"Meaning: {p.meaning}", f"Batch {batch_id}, step {step_id}", f"Values: {vals or '-'}"]
         if p.out_of_range:
             lines.append(f"Out of range: {'; '.join(p.out_of_range)} (comment: {p.comment}; deviation {p.deviation_ref})")
+        elif p.comment or p.deviation_ref:  # recorded with the signature, so shown before it is given
+            lines.append(f"Comment: {p.comment or '-'}; deviation reference: {p.deviation_ref or '-'}")
         if p.preview:
             m = p.preview
             lines[0:0] = [f"Signed by: {m.printed_name} ({m.user_id}), role {m.role}",

@@ -176,6 +176,17 @@ def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(k
     assert work.step_detail("B-1", "weigh-salts").values["balance_id"] == "BAL-8"
 
 
+@pytest.mark.req("P11-50")
+def test_the_sign_dialog_shows_a_comment_that_will_be_recorded_with_the_signature(kiosk, floor, clock):
+    from kiosk.ui_adapter import UiWork
+
+    plain = UiWork(kiosk).prepare_signature("B-1", "line-clearance", "Performed", {"area_clear": "yes"}, "", "")
+    assert not any(line.startswith("Comment") for line in plain.lines)
+    noted = UiWork(kiosk).prepare_signature("B-1", "line-clearance", "Performed", {"area_clear": "yes"},
+                                            "checked twice", "")
+    assert "Comment: checked twice; deviation reference: -" in noted.lines
+
+
 @pytest.mark.req("P11-10f")
 def test_out_of_range_needs_comment_and_deviation(kiosk, floor, clock):
     clear_line(kiosk, floor, clock)
