@@ -204,9 +204,20 @@ class StepScreen(KioskScreen):
             self.show_message(result.message)
 
     def _correct(self, reason: str | None) -> None:
-        if reason is None:
+        if reason is None or not self.is_attached:
             return
-        result = self._work.correct(self._batch_id, self._step_id, self.values(), reason)
+        self.show_message("Recording the correction…")
+        self._correct_worker(self.values(), reason)
+
+    @work(thread=True, exit_on_error=False)
+    def _correct_worker(self, values: dict, reason: str) -> None:
+        # In a thread like signing: the correction is checked against the password hash (argon2).
+        result = self._work.correct(self._batch_id, self._step_id, values, reason)
+        self.app.call_from_thread(self._correct_done, result)
+
+    def _correct_done(self, result: ActionResult) -> None:
+        if not self.is_attached or self.app.screen is not self:
+            return  # locked or left meanwhile: the worklist shows the stored state
         if result.ok:
             self.app.pop_screen()
             self.app.notify("Correction recorded; the step must be signed again.", markup=False)

@@ -180,7 +180,7 @@ async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_chan
 
 
 @pytest.mark.req("P11-70")
-async def test_a_corrected_step_can_be_corrected_again_before_it_is_signed(demo, clock):
+async def test_a_corrected_step_can_be_corrected_again_on_the_screen_before_it_is_signed(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -197,3 +197,15 @@ async def test_a_corrected_step_can_be_corrected_again_before_it_is_signed(demo,
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
         assert "CORRECTED" in str(app.screen.query_one("#step-status").render())
         assert app.screen.query("#correct")  # no valid signature left, but a value is recorded
+        # Corrected again on the screen: the new value, a reason, and the step is to be signed again.
+        told = []
+        app.notify = lambda message, **_: told.append(message)
+        app.screen.query_one("#field-area_clear").value = "yes"
+        app.screen.query_one("#correct").press()
+        await wait_for(pilot, lambda: app.screen.query("#reason"), "the reason dialog")
+        await type_text(pilot, "checklist re-read with the supervisor")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist after the correction")
+        assert told[-1] == "Correction recorded; the step must be signed again."
+    corrections = [parse_raw(r.raw)[0].body for r in kiosk.store.iter_rows() if r.type == "step.corrected"]
+    assert [(c["old"], c["new"]) for c in corrections][-1] == ({"area_clear": "no"}, {"area_clear": "yes"})
