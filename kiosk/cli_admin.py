@@ -289,6 +289,7 @@ def recipes_register(
             raise fail("give a reason (at least 4 characters); it is recorded with the recipe", code=1)
         known = {r["key"] for r in kiosk.signing.recipes()}
         recipe = kiosk.signing.register_recipe_file(path, actor.body(), reason.strip())
+        replaced = kiosk.signing.superseded()
     except (AuthError, RecipeError, SigningError) as exc:
         raise fail(str(exc), code=1)
     finally:
@@ -296,6 +297,13 @@ def recipes_register(
     _recipe_summary(recipe)
     typer.echo(f"{recipe.key} was already registered with this content; nothing changed" if recipe.key in known
                else f"{recipe.key} registered (a signed record)")
+    if recipe.key in replaced:
+        typer.echo(f"note: {replaced[recipe.key]} is registered too and is the current version: new batches start "
+                   "from it, not from this one")
+    older = sorted(key for key, current in replaced.items() if current == recipe.key)
+    if older and recipe.key not in known:
+        typer.echo(f"{', '.join(older)} superseded: new batches start from {recipe.key}; batches already started "
+                   "finish on their version")
 
 
 @recipes_app.command("list")

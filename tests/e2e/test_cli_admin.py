@@ -25,6 +25,10 @@ def test_bootstrap_prints_one_time_credentials_once(tmp_path):
 
 
 def test_bad_config_stops_admin_commands_with_a_clear_message(tmp_path):
+    older = tmp_path / "buffer-prep-3.toml"
+    older.write_text(source.replace("version = 4", "version = 3"))
+    late = register(older)
+    assert late.returncode == 0 and "note: buffer-prep@5 is registered too and is the current version" in late.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("[session]\nidle_timeout_s = 0\n")
     result = kiosk("admin", "users", "list", "--data-dir", str(tmp_path / "k"), "--config", str(bad))
@@ -130,6 +134,7 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     done = register(recipe)
     assert done.returncode == 0, done.stderr
     assert "buffer-prep@5 registered (a signed record)" in done.stdout and DEMO_PASSWORD not in done.stdout
+    assert "buffer-prep@4 superseded: new batches start from buffer-prep@5" in done.stdout
     listed = kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
     lines = {line.split()[0]: line for line in listed.splitlines()}
     assert lines["buffer-prep@4"].endswith("(superseded by buffer-prep@5)")
@@ -140,6 +145,10 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     changed.write_text(source.replace("version = 4", "version = 5").replace('"1.480"', '"1.400"'))
     refused = register(changed)
     assert refused.returncode == 1 and "registered with other content; raise the version" in refused.stderr
+    older = tmp_path / "buffer-prep-3.toml"
+    older.write_text(source.replace("version = 4", "version = 3"))
+    late = register(older)
+    assert late.returncode == 0 and "note: buffer-prep@5 is registered too and is the current version" in late.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text('id = "x"\nversion = 1\n')
     assert "missing 'title'" in kiosk("admin", "recipes", "check", str(bad)).stderr
