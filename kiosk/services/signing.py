@@ -160,6 +160,7 @@ class SigningService:
 
     # -- recipes and batches ---------------------------------------------
     def register_recipe_file(self, path: Path, actor: dict[str, str], reason: str) -> Recipe:
+        reason = self._reason(reason, "give a reason (at least 4 characters); it is recorded with the recipe")
         recipe = read_recipe_file(path)
         existing = self.directory.get(bx.RECIPE, recipe.key)
         if existing is not None:
@@ -470,12 +471,7 @@ class SigningService:
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
-        try:
-            reason = check_text("reason", reason, 500)
-        except InvalidText as exc:
-            raise SigningError(str(exc)) from None
-        if len(reason) < 4:
-            raise SigningError("give a reason for the correction (at least 4 characters)")
+        reason = self._reason(reason, "give a reason for the correction (at least 4 characters)")
         state = batch["steps"].get(step_id) or {}
         if not state.get("signatures") and not state.get("corrections"):
             raise SigningError("nothing is recorded for this step yet to correct; enter the values and sign it")
@@ -560,6 +556,16 @@ class SigningService:
             return normalize_values(values)
         except InvalidValue as exc:
             raise SigningError(str(exc)) from None
+
+    def _reason(self, text: str, too_short: str) -> str:
+        """The reason recorded with a change: plain text, at least 4 characters."""
+        try:
+            reason = check_text("reason", text, 500)
+        except InvalidText as exc:
+            raise SigningError(str(exc)) from None
+        if len(reason) < 4:
+            raise SigningError(too_short)
+        return reason
 
     def _text(self, name: str, text: str) -> str:
         try:

@@ -474,6 +474,8 @@ def test_recipes_are_versioned_records_and_every_signature_names_the_version(kio
     from kiosk.domain.recipes import RecipeError
     with pytest.raises(RecipeError, match="raise the version"):
         kiosk.signing.register_recipe_file(changed, actor.body(), "edited limits")
+    with pytest.raises(SigningError, match=r"give a reason \(at least 4 characters\); it is recorded with the recipe"):
+        kiosk.signing.register_recipe_file(changed, actor.body(), " ok ")
     clear_line(kiosk, floor, clock)
     signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type in ("step.signed", "witness.signed")]
     assert all(s.body["recipe_key"] == "buffer-prep@4" for s in signed)
