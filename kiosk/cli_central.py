@@ -55,15 +55,14 @@ def open_central(url: str, key_file: Optional[Path] = None, *, need_key: bool = 
 
 
 def _connect_once(url: str) -> None:
-    from kiosk.system_clock import SystemClock
-    from storage.central import CentralStore
+    from storage.central import central_engine
 
-    store = CentralStore(url, SystemClock(), create=True)
+    engine = central_engine(url, create=True)
     try:
-        with store.engine.connect():
+        with engine.connect():
             pass
     finally:
-        store.close()
+        engine.dispose()
 
 
 def _reported(url: str, step):

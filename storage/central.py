@@ -120,8 +120,7 @@ class CentralStore:
         where = safe_url(url)
         path = sqlite_file(url)
         if not migrate_schema and path is not None and not path.is_file():
-            raise migrate.SchemaNotCurrent(f"{where}: no store has been created here (wrong URL?); "
-                                           f"create it with {INIT_COMMAND}")
+            raise migrate.not_created(where, INIT_COMMAND)
         store = cls(url, clock, key, central_time=central_time, create=migrate_schema)
         migrated = False
         try:

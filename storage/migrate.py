@@ -43,6 +43,10 @@ def _known(script: ScriptDirectory, current: str, head: str | None, where: str) 
         ) from None
 
 
+def not_created(where: str, create_with: str) -> SchemaNotCurrent:
+    return SchemaNotCurrent(f"{where}: no store has been created here (wrong URL?); create it with {create_with}")
+
+
 def require_current(conn: Connection, kind: str, where: str, create_with: str) -> None:
     """Refuse a store this program must neither create nor migrate; ``create_with`` names the command that does."""
     script = _script(kind)
@@ -51,7 +55,7 @@ def require_current(conn: Connection, kind: str, where: str, create_with: str) -
     if current == head:
         return
     if current is None:
-        raise SchemaNotCurrent(f"{where}: no store has been created here (wrong URL?); create it with {create_with}")
+        raise not_created(where, create_with)
     _known(script, current, head, where)
     raise SchemaNotCurrent(f"{where}: the schema ({current}) is older than this software's ({head}); "
                            f"back the store up, then migrate it with {create_with}")

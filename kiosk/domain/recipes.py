@@ -71,9 +71,8 @@ def describe_rule(step: "Step", rule: SignatureRule) -> str:
         text += ", not the " + " or ".join(m.value for m in rule.distinct_from) + " signer"
     if rule.qualification:
         text += f", qualified for {rule.qualification}"
-    labels = {f.name: f.label for f in step.fields}
     for name, allowed in rule.requires:
-        text += f", only with {labels.get(name, name)} {' or '.join(allowed)}"
+        text += f", only with {step.label(name)} {' or '.join(allowed)}"
     return text
 
 
@@ -93,9 +92,8 @@ def unmet_requirements(step: "Step", rule: SignatureRule, values: Mapping[str, s
     for name, allowed in rule.requires:
         value = values.get(name, "")
         if value not in allowed:
-            label = next((f.label for f in step.fields if f.name == name), name)
             shown = f"'{value}'" if value else "empty"
-            problems.append(f"{rule.meaning.value} needs {label} to be {' or '.join(allowed)}; it is {shown}")
+            problems.append(f"{rule.meaning.value} needs {step.label(name)} to be {' or '.join(allowed)}; it is {shown}")
     return problems
 
 
@@ -110,6 +108,9 @@ class Step:
 
     def rule(self, meaning: Meaning) -> SignatureRule | None:
         return next((r for r in self.signatures if r.meaning == meaning), None)
+
+    def label(self, field_name: str) -> str:
+        return next((f.label for f in self.fields if f.name == field_name), field_name)
 
     @cached_property
     def meanings(self) -> frozenset[str]:
