@@ -8,6 +8,13 @@ from screens.worklist import WorklistScreen
 from kiosk.demo import DEMO_PASSWORD
 
 
+def notices(app) -> list[str]:
+    """The messages ``app`` shows as notifications from now on, in order (instead of showing them)."""
+    told: list[str] = []
+    app.notify = lambda message, **_: told.append(message)
+    return told
+
+
 async def type_text(pilot, text):
     for ch in text:
         await pilot.press("space" if ch == " " else ch)

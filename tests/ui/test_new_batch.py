@@ -9,7 +9,7 @@ from kiosk.domain.records import parse_raw
 from screens.batch_dialog import NewBatchDialog
 from screens.ports import RecipeChoice
 from screens.worklist import WorklistScreen
-from tests.ui.flows import login, screen_text, type_text, wait_for
+from tests.ui.flows import login, notices, screen_text, type_text, wait_for
 
 
 def problem(app):
@@ -22,8 +22,7 @@ def problem(app):
 async def test_a_supervisor_starts_a_batch_from_a_registered_recipe(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
-    told = []
-    app.notify = lambda message, **_: told.append(message)
+    told = notices(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await login(pilot, clock, users["sam.sup"])
         await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")

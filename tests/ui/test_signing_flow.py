@@ -11,7 +11,7 @@ from screens.dialogs import CredentialsDialog
 from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
-from tests.ui.flows import enter_credentials, login, open_first_step, type_text, wait_for
+from tests.ui.flows import enter_credentials, login, notices, open_first_step, type_text, wait_for
 
 
 @pytest.fixture
@@ -28,8 +28,7 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     kiosk, users = demo
     kiosk.auth.accept_first_use(kiosk.auth.user("ben.op"))  # Ben accepted at his own first login, earlier
     app = make_app(kiosk, idle_check_s=3600)
-    told = []
-    app.notify = lambda message, **_: told.append(message)
+    told = notices(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_first_step(pilot, app, clock, users["ana.op"])
         assert kiosk.auth.user("ana.op").first_use_accepted
@@ -159,8 +158,7 @@ async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_chan
 
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
-    told = []
-    app.notify = lambda message, **_: told.append(message)
+    told = notices(app)
     async with app.run_test(size=(120, 40)) as pilot:
         step = await open_first_step(pilot, app, clock, users["ana.op"])
         await type_text(pilot, "yes")
@@ -198,8 +196,7 @@ async def test_a_corrected_step_can_be_corrected_again_on_the_screen_before_it_i
         assert "CORRECTED" in str(app.screen.query_one("#step-status").render())
         assert app.screen.query("#correct")  # no valid signature left, but a value is recorded
         # Corrected again on the screen: the new value, a reason, and the step is to be signed again.
-        told = []
-        app.notify = lambda message, **_: told.append(message)
+        told = notices(app)
         app.screen.query_one("#field-area_clear").value = "yes"
         app.screen.query_one("#correct").press()
         await wait_for(pilot, lambda: app.screen.query("#reason"), "the reason dialog")
