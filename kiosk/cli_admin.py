@@ -175,8 +175,8 @@ def unlock_user(
     typer.echo(f"{view.user_id} is {view.status}; the unlock is recorded and supervisors are alerted.")
 
 
-site_key_app = typer.Typer(help="The site key that seals passwords and TOTP secrets: create, install, check.",
-                           no_args_is_help=True)
+site_key_app = typer.Typer(help="The site key that seals passwords and TOTP secrets: create, install, check; "
+                                "the fingerprint of an unknown id.", no_args_is_help=True)
 app.add_typer(site_key_app, name="site-key")
 
 
@@ -218,23 +218,55 @@ def site_key_install(
     typer.echo(f"site key {done} in {directory}\ncheck value: {site_key_check(key)}")
 
 
-@site_key_app.command("check")
-def site_key_show_check(
-    data_dir: DataDir = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="A key file instead of a data directory.")] = None,
-) -> None:
-    """Print the check value of a terminal's (or a file's) site key, to compare with the admin's copy."""
+def _site_key(data_dir: Path | None, file: Path | None) -> tuple[Path, bytes]:
     from kiosk.cli import fail
     from kiosk.paths import resolve_data_dir
     from storage.keyfile import KeyFileError
-    from storage.sitekey import SITE_KEY_FILE, load_site_key, site_key_check
+    from storage.sitekey import SITE_KEY_FILE, load_site_key
 
     path = file if file is not None else resolve_data_dir(data_dir) / SITE_KEY_FILE
     try:
-        key = load_site_key(path.parent, path.name)
+        return path, load_site_key(path.parent, path.name)
     except KeyFileError as exc:
         raise fail(str(exc))
+
+
+KeyFile = Annotated[Optional[Path], typer.Option("--file", help="A key file instead of a data directory.")]
+
+
+@site_key_app.command("check")
+def site_key_show_check(data_dir: DataDir = None, file: KeyFile = None) -> None:
+    """Print the check value of a terminal's (or a file's) site key, to compare with the admin's copy."""
+    from storage.sitekey import site_key_check
+
+    path, key = _site_key(data_dir, file)
     typer.echo(f"{path}: check value {site_key_check(key)}")
+
+
+@site_key_app.command("fingerprint")
+def site_key_fingerprint(
+    identity: Annotated[str, typer.Argument(help="A user id (or, with --badge, a badge id) to look for.")],
+    badge: Annotated[bool, typer.Option("--badge", help="IDENTITY is a badge id.")] = False,
+    data_dir: DataDir = None,
+    file: KeyFile = None,
+) -> None:
+    """Print the fingerprint under which failed sign-ins with this id are recorded when no account has it.
+
+    The audit trail never holds the text typed as an unknown user id or badge
+    (it may be a password typed in the wrong field), only this keyed
+    fingerprint. Search the audit trail or the alerts for the printed value.
+    """
+    from kiosk.cli import fail
+    from kiosk.domain.totp import SecretBox
+    from kiosk.services.auth import INVALID_ID, unknown_identity
+
+    if not identity.strip():
+        raise fail("enter the user id or badge id to look for")
+    fingerprint = unknown_identity(SecretBox(_site_key(data_dir, file)[1]), identity, badge=badge)
+    if fingerprint == INVALID_ID:
+        raise fail(f"{identity!r} is not a valid user id; failed sign-ins with such text are recorded only as "
+                   f"{INVALID_ID!r}")
+    typer.echo(fingerprint)
 
 
 recipes_app = typer.Typer(help="Recipes (master batch records): check a file, register it, list them.",

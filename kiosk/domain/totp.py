@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hmac
 import os
 from typing import Callable
 
 import pyotp
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 STEP_S = 30
 WINDOW = 1
@@ -46,13 +49,16 @@ def verify_totp(secret: str, code: str, now: dt.datetime, last_step: int) -> int
 
 
 class SecretBox:
-    """AES-256-GCM with the owner as associated data: a sealed secret cannot be moved to another user."""
+    """The site key's two uses: secrets sealed with AES-256-GCM, the owner as associated data (a sealed
+    secret cannot be moved to another user); and fingerprints of identities that match no account."""
 
     def __init__(self, key: bytes, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         if len(key) != 32:
             raise ValueError("a SecretBox key is 32 bytes")
         self._aead = AESGCM(key)
         self._random = random_bytes
+        # A key of its own for fingerprints, so that no output of one use of the site key helps with the other.
+        self._mac_key = HKDF(SHA256(), 32, salt=None, info=b"kiosk unknown-identity fingerprint v1").derive(key)
 
     def encrypt(self, owner: str, secret: str) -> str:
         nonce = self._random(12)
@@ -67,6 +73,20 @@ class SecretBox:
             return self._aead.decrypt(raw[:12], raw[12:], owner.encode("utf-8")).decode("utf-8")
         except (InvalidTag, ValueError):
             raise SecretBoxError("the sealed secret does not open with this site key for this user") from None
+
+    def fingerprint(self, kind: str, text: str) -> str:
+        """What the audit trail says about an identity that matches no account: a keyed hash, never the text.
+
+        People type their password into the user ID field, and the trail is
+        permanent and synced: a failed sign-in with an unknown id must not
+        write the text down. The same text gives the same fingerprint on every
+        terminal of the site (they share the site key), so repeated attempts
+        can be linked, and an investigator with the site key can test a
+        candidate id (``kiosk admin site-key fingerprint``); without the key,
+        the fingerprint cannot be tested against a list of guesses.
+        """
+        mac = hmac.digest(self._mac_key, f"{kind}\x00{text}".encode("utf-8"), "sha256")
+        return f"unknown-{kind}:{mac[:8].hex()}"
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"

@@ -133,6 +133,20 @@ def view(doc: Mapping[str, Any]) -> UserView:
     )
 
 
+INVALID_ID = "<invalid id>"
+
+
+def unknown_identity(box: SecretBox, text: str, *, badge: bool = False) -> str:
+    """How records name a user id (or badge) that matches no account: its fingerprint, never the text,
+    which may be a password typed in the wrong field. Text that is no valid id at all is only INVALID_ID."""
+    if badge:
+        return box.fingerprint("badge", text.strip())
+    try:
+        return box.fingerprint("id", normalize_user_id(text))
+    except InvalidUserId:
+        return INVALID_ID
+
+
 def _failures(doc: Mapping[str, Any] | None) -> FailureState:
     doc = doc or dirx.empty_failures()
     return FailureState(
@@ -368,12 +382,14 @@ class AuthService:
             uid = normalize_user_id(user_text)
         except InvalidUserId:
             uid = None
-        key = uid or "<invalid id>"
         # One read for the terminal's status, both failure counters and the account.
         device, user_failures, device_failures, doc = self.directory.get_many([
-            (dirx.DEVICE, self.store.chain), (dirx.FAILURES_ID, key), (dirx.FAILURES_DEVICE, self.device_id),
+            (dirx.DEVICE, self.store.chain), (dirx.FAILURES_ID, uid or ""), (dirx.FAILURES_DEVICE, self.device_id),
             (dirx.USER, uid or ""),
         ])
+        key = uid if doc is not None else self.unknown_identity(user_text)
+        if doc is None:  # an unknown id's attempts are counted under its fingerprint
+            user_failures = self.directory.get(dirx.FAILURES_ID, key)
         # An admin may still exit the kiosk program on a revoked terminal (nothing is signed by exiting).
         status = device.get("status") if device else None
         if status in ("revoked", "rejected") and purpose != "admin_exit":
@@ -388,8 +404,6 @@ class AuthService:
         wait = max(self._wait(user_state, now), self._wait(device_state, now))
         if wait > 0:
             return AuthResult(False, f"Too many failed attempts. Wait {wait} s, then try again.", retry_after_s=wait)
-        if not uid:
-            doc = None
         if doc is None:
             self.hasher.verify_dummy(password)
             return self._fail(key, None, "unknown_user", user_state, device_state, now)
@@ -439,12 +453,15 @@ class AuthService:
         if holder is not None:
             return holder.user_id
         now = self.clock.now()
-        key = "badge:" + "".join(ch for ch in badge.strip()[:64] if ch.isprintable())
+        key = unknown_identity(self.box, badge, badge=True)
         user_state = _failures(self.directory.get(dirx.FAILURES_ID, key))
         device_state = _failures(self.directory.get(dirx.FAILURES_DEVICE, self.device_id))
         self.hasher.verify_dummy(password)
         self._record_failure(key, None, "unknown_badge", user_state, device_state, now, count=True)
         return None
+
+    def unknown_identity(self, user_text: str) -> str:
+        return unknown_identity(self.box, user_text)
 
     def _wait(self, state: FailureState, now: dt.datetime) -> int:
         delay, _ = decide(state, now, self.lockout)
@@ -473,7 +490,8 @@ class AuthService:
         items: list[tuple[str, dict[str, Any]]] = [
             ("auth.failed", body),
             self._alert_item(f"auth.{cause}", severity,
-                             f"failed sign-in ({cause.replace('_', ' ')}) for user id {key!r} "
+                             f"failed sign-in ({cause.replace('_', ' ')}) for "
+                             f"{'user id ' + repr(key) if doc is not None else key} "
                              f"on {self.device_id}; failures: {user_state.count}", target("user", key)),
         ]
         if count and suspend and doc is not None and doc["status"] == "active":

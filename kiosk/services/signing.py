@@ -393,10 +393,12 @@ class SigningService:
             try:
                 claimed = normalize_user_id(user_text)
             except InvalidUserId:
-                claimed = user_text
+                claimed = None
             if claimed != owner_id:
+                # Another account is named; what matches no account may be a password typed in the wrong field.
+                other = repr(claimed) if claimed and self.auth.user(claimed) else self.auth.unknown_identity(user_text)
                 self.auth.raise_alert("sign.other_identity", "critical",
-                                      f"attempt to sign as {claimed!r} in the session of {owner_id!r}",
+                                      f"attempt to sign as {other} in the session of {owner_id!r}",
                                       target("user", owner_id))
                 raise SigningError("you can only sign as yourself; the other person must sign with the witness dialog")
         needs_totp = "totp" in prepared.components
