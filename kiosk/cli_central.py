@@ -207,7 +207,7 @@ def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Opt
                 actor = gate.key_holder()
             else:
                 password = typer.prompt(f"password for {admin}", hide_input=True)
-                actor = gate.authenticate(admin, password)
+                actor = gate.authenticate(admin, password, recorded=[reason])
             store.decide_device(chain, status, actor, reason)
         except (CentralAdminError, CentralError) as exc:
             raise fail(str(exc), code=EXIT_FAILED)

@@ -50,6 +50,15 @@ class InvalidInput(AuthError):
     pass
 
 
+class PasswordTyped(AuthError):
+    """The person's own password is in a text that would have been recorded (typed in the wrong field)."""
+
+
+def typed_in(password: str, texts: Iterable[str | None]) -> bool:
+    """Whether the password was typed into one of these texts, which are shown, saved and recorded."""
+    return bool(password) and any(password in text for text in texts if text)
+
+
 @dataclass(frozen=True)
 class Actor:
     """A person acting now, in one of their roles (the caller authenticated them)."""
@@ -565,6 +574,13 @@ class AuthService:
                              "it was not recorded and must be changed", target("user", user.user_id)),
         ])
 
+    def refuse_typed(self, user: UserView, password: str, texts: Iterable[str | None], where: str) -> None:
+        """Refuse an action whose recorded text holds the password just verified; have the password changed."""
+        if typed_in(password, texts):
+            self.password_exposed(user, where)
+            raise PasswordTyped(f"Not done: {where} holds {user.printed_name}'s password. It was not recorded; "
+                                f"{user.printed_name} must choose a new password at the next login.")
+
     def password_expired(self, user: UserView) -> bool:
         if self.passwords.max_age_days <= 0:
             return False
@@ -598,6 +614,7 @@ class AuthService:
             raise AuthError(result.message)
         sup = result.user
         assert sup is not None
+        self.refuse_typed(sup, password, [reason], "the reason for the unlock")
         needed = ("admin",) if break_glass else ("supervisor", "admin")
         if not sup.has_role(*needed):
             if sup.status == "suspended":

@@ -12,10 +12,11 @@ that instead of naming a person.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from kiosk.domain.passwords import PasswordHasher
 from kiosk.domain.totp import SecretBox, SecretBoxError
+from kiosk.services.auth import typed_in
 
 CENTRAL_KEY_HOLDER = {"user_id": "central-key-holder", "name": "Holder of the central store key",
                       "role": "central-key-holder"}
@@ -34,8 +35,12 @@ class CentralAdmin:
         self.hasher = hasher
         self.box = box  # the site key: password hashes are sealed with it at rest
 
-    def authenticate(self, user_id: str, password: str) -> dict[str, str]:
-        """The actor of a decision, after a password check with constant work for unknown ids."""
+    def authenticate(self, user_id: str, password: str, recorded: Iterable[str] = ()) -> dict[str, str]:
+        """The actor of a decision, after a password check with constant work for unknown ids.
+
+        ``recorded`` is what the decision will record (its reason, typed at a
+        prompt that shows it): holding the password, it is refused.
+        """
         user = self.user_doc(user_id.strip().lower()) if user_id.strip() else None
         if user is None or not user.get("credential"):
             self.hasher.verify_dummy(password)
@@ -50,6 +55,9 @@ class CentralAdmin:
         ok = self.hasher.verify(stored, password)
         if not ok or user.get("status") != "active" or "admin" not in (user.get("roles") or []):
             raise CentralAdminError(REFUSED)
+        if typed_in(password, recorded):
+            raise CentralAdminError("not recorded: the reason holds your password, and it was shown as you typed it. "
+                                    "Change your password at a terminal, then decide again.")
         return {"user_id": user["user_id"], "name": user["printed_name"], "role": "admin"}
 
     def key_holder(self) -> dict[str, str]:

@@ -103,6 +103,7 @@ class DeviceAdmin:
             raise AuthError(result.message)
         admin = result.user
         assert admin is not None
+        self.auth.refuse_typed(admin, password, [reason], "the reason for the decision")
         if not admin.has_role("admin"):
             raise NotPermitted("only a site admin can approve, reject or revoke terminals")
         row = next((d for d in self.devices() if d.chain == chain), None)

@@ -25,7 +25,7 @@ from kiosk.domain.identity import InvalidText, check_text
 from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_values,
                                   describe_starters, normalize_values, parse_recipe_toml, unmet_requirements)
 from kiosk.domain.session import components_required
-from kiosk.services.auth import AuthService, UserView
+from kiosk.services.auth import AuthService, UserView, typed_in
 from kiosk.services.ports import DirectoryReader, RecordWriter
 from kiosk.services.session import SessionService
 
@@ -507,8 +507,7 @@ class SigningService:
     def _refuse_exposed(self, password: str, prepared: Prepared, person: UserView, owner_id: str) -> None:
         """A password typed into a field by mistake would be signed into the permanent record, and the draft
         has already kept it on disk: refuse, clear that draft, and have the password changed."""
-        typed = [value for _name, value in prepared.values] + [prepared.comment, prepared.deviation_ref]
-        if password and any(password in text for text in typed if text):
+        if typed_in(password, [value for _name, value in prepared.values] + [prepared.comment, prepared.deviation_ref]):
             self._exposed(person, owner_id, prepared.batch_id, prepared.step_id, "Not signed")
 
     def _exposed(self, person: UserView, owner_id: str, batch_id: str, step_id: str, outcome: str) -> None:

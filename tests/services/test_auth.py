@@ -1,7 +1,7 @@
 import pytest
 
 from kiosk.domain.totp import SecretBoxError
-from kiosk.services.auth import DEACTIVATED, INVALID, SUSPENDED, Actor, InvalidInput, NotPermitted
+from kiosk.services.auth import DEACTIVATED, INVALID, SUSPENDED, Actor, InvalidInput, NotPermitted, PasswordTyped
 from tests.services.conftest import totp_now
 
 
@@ -294,3 +294,27 @@ def test_a_credential_copied_to_another_account_does_not_open_even_after_it_was_
     db.close()
     with pytest.raises(AuthError, match="cannot read the stored credentials"):
         login(kiosk, clock, "omar.op", jane.temporary_password, omar)
+
+
+@pytest.mark.req("P11-300b")
+@pytest.mark.req("P11-300d")
+def test_a_password_typed_into_the_unlock_reason_is_refused_and_must_be_changed(kiosk, admin, clock):
+    make_user(kiosk, admin)
+    sup = make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    own = "lantern orchard seventeen"
+    clock.advance(31)
+    assert kiosk.auth.change_password("sam.sup", sup.temporary_password, own, totp_now(sup.totp_secret, clock)).ok
+    assert not kiosk.auth.user("sam.sup").must_change_password
+    for _ in range(5):
+        kiosk.auth.authenticate("jane.op", "wrong password!", None)
+        clock.advance(60)
+    rows_before = len(list(kiosk.store.iter_rows()))
+    clock.advance(31)
+    with pytest.raises(PasswordTyped, match="the reason for the unlock holds Sam Supervisor's password"):
+        kiosk.auth.unlock("sam.sup", own, totp_now(sup.totp_secret, clock), "jane.op", f"phoned her {own}")
+    assert kiosk.auth.user("jane.op").status == "suspended"
+    new_rows = list(kiosk.store.iter_rows())[rows_before:]
+    assert [r.type for r in new_rows if r.type != "checkpoint"] == ["user.updated", "alert.raised"]
+    assert not any(own.encode() in r.raw for r in kiosk.store.iter_rows())
+    assert kiosk.auth.user("sam.sup").must_change_password
+    assert any(a["kind"] == "credential.exposed" for a in kiosk.auth.alerts())

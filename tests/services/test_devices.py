@@ -4,7 +4,7 @@ import pytest
 
 from kiosk.app import CentralDevices
 from kiosk.domain.records import parse_raw
-from kiosk.services.auth import AuthError, InvalidInput, NotPermitted
+from kiosk.services.auth import AuthError, InvalidInput, NotPermitted, PasswordTyped
 from kiosk.services.devices import SELF_DECISION, DeviceAdmin, DeviceDecisionError
 from kiosk.services.sync import SyncService
 from storage.central import CentralStore
@@ -126,3 +126,17 @@ def test_revocation_is_final_and_a_pending_request_is_answered_once(site, kiosk,
 def test_without_a_central_store_there_is_nothing_to_list(kiosk):
     devices = DeviceAdmin(kiosk.store, kiosk.auth, None)
     assert not devices.configured and devices.devices() == []
+
+
+@pytest.mark.req("P11-300b")
+@pytest.mark.req("P11-10h")
+def test_a_password_typed_into_the_reason_is_refused_and_never_recorded(site, kiosk, clock):
+    devices, other, issued = site
+    rows_before = len(list(kiosk.store.iter_rows()))
+    with pytest.raises(PasswordTyped, match="the reason for the decision holds Ada Admin's password"):
+        decide(kiosk, clock, devices, issued, other.chain, "approve", reason=f"checked {PW}")
+    assert {d.chain: d.status for d in devices.devices()}[other.chain] == "pending"
+    assert [r.type for r in list(kiosk.store.iter_rows())[rows_before:] if r.type != "checkpoint"] == [
+        "user.updated", "alert.raised"]
+    assert not any(PW.encode() in r.raw for r in kiosk.store.iter_rows())
+    assert kiosk.auth.user("site.admin").must_change_password

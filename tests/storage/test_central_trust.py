@@ -231,6 +231,10 @@ def test_cli_decisions_need_an_authenticated_central_admin(tmp_path, clock):
     assert r.returncode == 1 and "Invalid admin id or password" in r.stdout + r.stderr
     r = cli("approve", b.store.chain, "--admin", "nobody", "--reason", "compared", stdin="wrong password\n")
     assert r.returncode == 1 and "Invalid admin id or password" in r.stdout + r.stderr
+    # The reason is typed at a prompt that shows it: holding the password, it is refused, not recorded.
+    r = cli("approve", b.store.chain, "--admin", "site.admin", stdin=f"compared, {PASSWORD}\n{PASSWORD}\n")
+    assert r.returncode == 1 and "the reason holds your password" in r.stdout + r.stderr
+    assert central.head(b.store.chain)["status"] != "approved"
     r = cli("approve", b.store.chain, "--admin", "site.admin", "--reason", "fingerprint compared",
             stdin=PASSWORD + "\n")
     assert r.returncode == 0, r.stdout + r.stderr
