@@ -184,6 +184,16 @@ class UiWork:
             return ActionResult(False, str(exc))
         return ActionResult(True, f"Batch {batch['batch_id']} started from {batch['recipe_key']}; the start is recorded.")
 
+    def cancel_batch(self, batch_id, reason, credentials):
+        from screens.ports import ActionResult
+
+        try:
+            self.kiosk.signing.cancel_batch(batch_id, reason, credentials.user_id, credentials.password,
+                                            credentials.totp)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, f"Batch {batch_id} is cancelled; the cancellation is recorded.")
+
     def _sig_views(self, signatures):
         from kiosk.domain.clock import site_time
         from screens.ports import SignatureView
@@ -225,11 +235,14 @@ class UiWork:
                                  f.choices if f.type == "choice" else (("yes", "no") if f.type == "bool" else ()))
                        for f in step.fields)
         signed = {s["meaning"] for s in bx.valid_signatures(batch, step_id)}
-        open_meanings = tuple(r.meaning.value for r in step.signatures if r.meaning.value not in signed)
+        cancelled = bx.cancelled_note(batch)
+        open_meanings = () if cancelled else tuple(r.meaning.value for r in step.signatures
+                                                   if r.meaning.value not in signed)
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
                             for c in state.get("corrections", []))
         return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
-                          fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections)
+                          fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections,
+                          cancelled)
 
     def save_draft(self, batch_id: str, step_id: str, values: dict) -> None:
         """A draft that cannot be stored (disk full, read-only) stays on screen; signing then says why."""

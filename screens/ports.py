@@ -152,7 +152,7 @@ class BatchRow:
     batch_id: str
     title: str
     recipe: str
-    status: str  # not_started | in_progress | needs_resign | complete | released
+    status: str  # not_started | in_progress | needs_resign | complete | released | cancelled
     done_steps: int
     total_steps: int
 
@@ -207,6 +207,7 @@ class StepDetail:
     open_meanings: tuple[str, ...]
     signatures: tuple[SignatureView, ...]
     corrections: tuple[str, ...] = ()
+    cancelled: str = ""  # why nothing more is recorded on this batch ('' while it is open)
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,10 @@ class WorkServices(Protocol):
 
     def start_batch(self, batch_id: str, recipe_key: str) -> ActionResult:
         """Start a batch as an instance of a recipe version (a signed record); refused with a reason."""
+        ...
+
+    def cancel_batch(self, batch_id: str, reason: str, credentials: Credentials) -> ActionResult:
+        """A supervisor or QA cancels a batch started in error. Slow (argon2): call it in a worker."""
         ...
 
     def step_detail(self, batch_id: str, step_id: str) -> StepDetail: ...

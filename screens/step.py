@@ -97,23 +97,26 @@ class StepScreen(KioskScreen):
                          classes="dialog-title")
             if d.instructions:
                 yield Static(safe_text(d.instructions))
-            yield Static(Text(f"Status: {STATUS_LABEL.get(d.status, d.status)}"), id="step-status")
+            yield Static(Text(f"CANCELLED: {d.cancelled}" if d.cancelled else
+                              f"Status: {STATUS_LABEL.get(d.status, d.status)}"), id="step-status")
             for f in d.fields:
                 label = f"{f.label}" + (f" [{f.unit}]" if f.unit else "") + (f"  ({f.limits})" if f.limits else "")
                 if f.choices:
                     label += "  one of: " + ", ".join(f.choices)
                 yield Label(Text(label))
-                yield Input(value=str(d.values.get(f.name, "")), id=f"field-{f.name}", max_length=200)
-            yield Label(Text("Comment (needed when a value is out of range)"))
-            yield Input(id="comment", max_length=200)
-            yield Label(Text("Deviation reference (needed when a value is out of range)"))
-            yield Input(id="deviation", max_length=60)
+                yield Input(value=str(d.values.get(f.name, "")), id=f"field-{f.name}", max_length=200,
+                            disabled=bool(d.cancelled))
+            if not d.cancelled:
+                yield Label(Text("Comment (needed when a value is out of range)"))
+                yield Input(id="comment", max_length=200)
+                yield Label(Text("Deviation reference (needed when a value is out of range)"))
+                yield Input(id="deviation", max_length=60)
             yield Static(self._signatures_text(), id="signatures")
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons", id="actions"):
                 for meaning in d.open_meanings:
                     yield Button(f"Sign: {meaning}", variant="primary", id=f"sign-{meaning}")
-                if d.signatures or d.corrections:  # something is recorded: only a correction changes it
+                if (d.signatures or d.corrections) and not d.cancelled:  # only a correction changes a record
                     yield Button("Correct values", id="correct")
                 yield Button("Back", id="back")
         yield StatusBar(self._clock, self._services.status)
@@ -133,7 +136,7 @@ class StepScreen(KioskScreen):
         return text
 
     def on_mount(self) -> None:
-        first = self.query(Input).first()
+        first = self.query(Input).first() if not self._detail.cancelled else self.query_one("#back")
         if first is not None:
             first.focus()
         self._loading = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -28,7 +28,8 @@ BATCH_PAGE = 50
 STATUS_LABEL = {"locked": "waiting for earlier step", "open": "to do", "in_progress": "in progress",
                 "needs_resign": "CORRECTED: sign again", "done": "done"}
 BATCH_STATUS_LABEL = {"not_started": "not started", "in_progress": "in progress",
-                      "needs_resign": "CORRECTED: re-sign", "complete": "complete", "released": "RELEASED"}
+                      "needs_resign": "CORRECTED: re-sign", "complete": "complete", "released": "RELEASED",
+                      "cancelled": "CANCELLED"}
 
 
 def signatures_text(step) -> Text:
@@ -77,6 +78,7 @@ class WorklistScreen(NavScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         *NavScreen.BINDINGS,
         Binding("n", "new_batch", "New batch"),
+        Binding("x", "cancel_batch", "Cancel batch"),
     ]
 
     def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock,
@@ -214,6 +216,38 @@ class WorklistScreen(NavScreen):
             return
         self.app.notify(result.message, markup=False)
         self._load_page(0, keep=chosen[0].strip())  # newest first: the new batch is on the first page
+
+    # -- cancel a batch (a supervisor or QA, their own credentials) ----------------
+    def action_cancel_batch(self) -> None:
+        from screens.step import ReasonDialog
+
+        batch_id = self._batch
+        if batch_id is None:
+            return
+        dialog = ReasonDialog(f"Cancel batch {batch_id}",
+                              "A supervisor or QA cancels a batch started in error or abandoned. What is recorded "
+                              "on it stays; nothing more can be. Why is it cancelled? (recorded)", "Next")
+        self.app.open_dialog(dialog, lambda reason: self._cancel_reason(batch_id, reason))  # type: ignore[attr-defined]
+
+    def _cancel_reason(self, batch_id: str, reason: str | None) -> None:
+        from screens.dialogs import CredentialsDialog
+
+        if reason is None or not self.is_attached:
+            return
+        dialog = CredentialsDialog("Supervisor or QA credentials",
+                                   f"Cancel batch {batch_id}: the supervisor or QA types their own user id, password "
+                                   "and code.", ask_totp=True, ok_label="Cancel batch")
+        self.app.open_dialog(dialog, lambda creds: creds and self._cancel_worker(batch_id, reason, creds))  # type: ignore[attr-defined]
+
+    @work(thread=True, exit_on_error=False)
+    def _cancel_worker(self, batch_id: str, reason: str, credentials) -> None:
+        result = self._work.cancel_batch(batch_id, reason, credentials)
+        self.app.call_from_thread(self._cancel_done, result)
+
+    def _cancel_done(self, result) -> None:
+        self.app.notify(result.message, markup=False, severity="information" if result.ok else "error")
+        if self.is_attached:
+            self.action_refresh()
 
     def action_supervisor(self) -> None:
         self.action_nav("supervisor")

@@ -6,7 +6,7 @@ record with the old and new values and a reason, and it invalidates the
 step's earlier signatures so the step must be signed again.
 
 A batch is stored as directory documents: one for the batch (``BATCH``: its
-recipe, title and start, never changed after) and one per step that has
+recipe, title and start; changed only by a cancellation) and one per step that has
 anything recorded (``STEP``, keyed by ``step_key``). A record changes only its
 step's document, so a signature's cost, and what the central store keeps per
 signature, does not grow with the batch: with the whole batch in one
@@ -136,7 +136,17 @@ def step_statuses(recipe: Recipe, batch: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-BATCH_STATUSES = ("not_started", "in_progress", "needs_resign", "complete", "released")
+BATCH_STATUSES = ("not_started", "in_progress", "needs_resign", "complete", "released", "cancelled")
+CANCEL_ROLES = ("supervisor", "qa")
+
+
+def cancelled_note(batch: Mapping[str, Any]) -> str:
+    """Why nothing more is recorded on a cancelled batch ('' for a batch that is not cancelled)."""
+    c = batch.get("cancelled")
+    if not c:
+        return ""
+    return (f"batch {batch['batch_id']} was cancelled by {c['name']} ({c['role']}) at {c['at'][:16].replace('T', ' ')} "
+            f"UTC: {c['reason']}. Nothing more is recorded on it.")
 
 
 def batch_status(recipe: Recipe, batch: Mapping[str, Any], statuses: Mapping[str, str] | None = None) -> str:
@@ -145,7 +155,10 @@ def batch_status(recipe: Recipe, batch: Mapping[str, Any], statuses: Mapping[str
     Released needs every step done and a valid Released signature; a
     recipe without that meaning ends at complete. A correction that
     invalidated signatures shows as needs_resign until they are given again.
+    A cancelled batch is cancelled, whatever its steps say.
     """
+    if batch.get("cancelled"):
+        return "cancelled"
     statuses = statuses if statuses is not None else step_statuses(recipe, batch)
     if all(statuses[step.id] == "done" for step in recipe.steps):
         released = any(s["meaning"] == Meaning.RELEASED.value
@@ -209,6 +222,19 @@ def _batch_created(record: Record, get: Getter) -> list[Change]:
                           "created_by": body["actor"]["user_id"]})]
 
 
+def _batch_cancelled(record: Record, get: Getter) -> list[Change]:
+    body = record.body
+    batch = get(BATCH, body["batch_id"])
+    if batch is None:
+        raise DirectoryConflict(f"no batch {body['batch_id']}")
+    if batch.get("cancelled"):
+        raise DirectoryConflict(cancelled_note(batch))
+    actor = body["actor"]
+    return [(BATCH, batch["batch_id"], {**batch, "cancelled": {
+        "by": actor["user_id"], "name": actor["name"], "role": actor["role"], "at": record.ts,
+        "reason": body["reason"], "record_id": record.id}})]
+
+
 def _signed(record: Record, get: Getter) -> list[Change]:
     body = record.body
     batch, key, step = _step_copy(body, get, create=True)
@@ -265,6 +291,8 @@ def _step_copy(body: Mapping[str, Any], get: Getter, *,
     batch = get(BATCH, body["batch_id"])
     if batch is None:
         raise DirectoryConflict(f"no batch {body['batch_id']}")
+    if batch.get("cancelled"):  # signed or corrected offline, before this terminal heard of the cancellation
+        raise DirectoryConflict(cancelled_note(batch))
     key = step_key(batch["batch_id"], body["step_id"])
     found = get(STEP, key)
     if found is not None:
@@ -284,6 +312,7 @@ def _copy(value: Any) -> Any:
 _HANDLERS = {
     "recipe.registered": _recipe_registered,
     "batch.created": _batch_created,
+    "batch.cancelled": _batch_cancelled,
     "step.signed": _signed,
     "witness.signed": _signed,
     "step.corrected": _corrected,

@@ -26,6 +26,11 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
     status = bx.batch_status(recipe, batch, statuses).replace("_", " ")
     pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
                   f"by {batch['created_by']} · batch status: {status}")
+    cancelled = batch.get("cancelled")
+    if cancelled:
+        pdf.paragraph(f"CANCELLED by {cancelled['name']} ({cancelled['by']}), role {cancelled['role']}, "
+                      f"{cancelled['at']} UTC; reason: {cancelled['reason']}. Nothing was recorded on the batch "
+                      "after its cancellation.")
     for n, step in enumerate(recipe.steps, start=1):
         state = batch["steps"].get(step.id) or {}
         status = statuses[step.id]

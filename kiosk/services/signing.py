@@ -217,6 +217,49 @@ class SigningService:
                                           "new": {"recipe": recipe.key}})])
         return self.batch(bid)
 
+    def cancel_batch(self, batch_id: str, reason: str, user_text: str, password: str,
+                     totp_code: str | None) -> dict[str, Any]:
+        """Withdraw a batch started in error or abandoned: a supervisor or QA, full credentials now, a reason.
+
+        Batch ids are never reused, so without this a batch started by mistake
+        would wait on the worklist for ever. Its records stay; nothing more is
+        recorded on it. A released batch is not cancelled: its disposition is
+        made. Returns the record's body.
+        """
+        reason = self._reason(reason, "give a reason for cancelling the batch (at least 4 characters)")
+        self._cancellable(self.directory, batch_id)  # before any credential is checked
+        result = self.auth.authenticate(user_text, password, totp_code, require_totp=True, purpose="cancel_batch")
+        if not result.ok:
+            raise SigningError(result.message)
+        person = result.user
+        assert person is not None
+        self.auth.refuse_typed(person, password, [reason], "the reason for cancelling the batch")
+        self._ready_to_sign(person)
+        role = next((r for r in bx.CANCEL_ROLES if r in person.roles), None)
+        if role is None:
+            raise SigningError(f"a batch is cancelled by a supervisor or QA; {person.printed_name} is neither")
+        auth = result.auth_body()
+
+        def build(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
+            status = self._cancellable(reader, batch_id)  # again, against the state it is written onto
+            return [("batch.cancelled", {
+                "actor": actor_body(person.user_id, person.printed_name, role), "target": target("batch", batch_id),
+                "batch_id": batch_id, "reason": reason, "auth": auth,
+                "old": {"status": status}, "new": {"status": "cancelled"}})]
+
+        [(_type, body)] = self._append_checked(build)
+        return body
+
+    def _cancellable(self, reader: DirectoryReader, batch_id: str) -> str:
+        """The batch's status, if it may be cancelled."""
+        recipe, batch = self._batch_of(reader, batch_id)
+        status = bx.batch_status(recipe, batch)
+        if status == "cancelled":
+            raise SigningError(bx.cancelled_note(batch))
+        if status == "released":
+            raise SigningError(f"batch {batch_id} is released; a released batch is not cancelled")
+        return status
+
     def batches(self) -> list[dict[str, Any]]:
         """Every batch's own document (recipe, title, start); ``batch`` and ``steps`` give its steps."""
         return list(self.directory.all(bx.BATCH))
@@ -289,6 +332,8 @@ class SigningService:
         self._ready_to_sign(owner)
         recipe, pairs, docs = self._batch_documents(reader, batch_id)
         batch = bx.view(recipe, docs)
+        if batch.get("cancelled"):
+            raise SigningError(bx.cancelled_note(batch))
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
@@ -470,6 +515,8 @@ class SigningService:
         owner = self.session.owner()
         role = self.session.session.role or owner.roles[0]
         recipe, batch = self._batch_of(self.directory, batch_id)
+        if batch.get("cancelled"):
+            raise SigningError(bx.cancelled_note(batch))
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")

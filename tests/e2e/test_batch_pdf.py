@@ -31,6 +31,24 @@ def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, f
     assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500
 
 
+@pytest.mark.req("A11-8")
+def test_the_pdf_of_a_cancelled_batch_says_who_cancelled_it_and_why(kiosk, floor, clock, tmp_path):  # noqa: F811
+    pdfium = pytest.importorskip("pypdfium2")
+    clear_line(kiosk, floor, clock)
+    kiosk.signing.cancel_batch("B-1", "started against the wrong order", "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    out = tmp_path / "B-1.pdf"
+    kiosk.close()
+    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "export", "batch", "B-1", "--out", str(out),
+                             "--data-dir", str(kiosk.data_dir)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = pdfium.PdfDocument(str(out))
+    text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc))).replace("\r\n", " ")
+    text = " ".join(text.split())
+    for expected in ("batch status: cancelled", "CANCELLED by Quinn QA (quinn.qa), role qa",
+                     "reason: started against the wrong order", "Jane Operator (jane.op)"):
+        assert expected in text, expected
+
+
 @pytest.mark.req("P11-10b")
 def test_an_export_that_cannot_be_written_says_so_and_leaves_no_file(kiosk, floor, clock, tmp_path):  # noqa: F811
     kiosk.close()

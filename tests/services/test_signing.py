@@ -708,3 +708,71 @@ def test_the_signature_time_is_the_moment_of_signing_not_of_the_dialog(kiosk, fl
     record = jane_signs(kiosk, floor, clock, p)
     assert record["manifestation"]["signed_at"] > p.preview.signed_at
     assert record["manifestation"]["signed_at"] == format_ts(clock.now())
+
+
+CANCELLED = "batch B-1 was cancelled by Quinn QA \\(qa\\) at .* UTC: started against the wrong order. Nothing more"
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("DI-ALCOA")
+def test_a_batch_started_in_error_is_cancelled_by_qa_with_a_reason_and_nothing_more_is_recorded_on_it(
+        kiosk, floor, clock, central):
+    from kiosk.domain import batches
+    from kiosk.domain.directory import DirectoryConflict
+    from kiosk.services.sync import SyncService
+    from tests.storage.conftest import enroll
+
+    clear_line(kiosk, floor, clock)
+    rows = len(list(kiosk.store.iter_rows()))
+    why = "started against the wrong order"
+    with pytest.raises(SigningError, match="give a reason for cancelling the batch"):
+        kiosk.signing.cancel_batch("B-1", "no", "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    with pytest.raises(SigningError, match="no batch B-9"):
+        kiosk.signing.cancel_batch("B-9", why, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    with pytest.raises(SigningError, match="Invalid"):
+        kiosk.signing.cancel_batch("B-1", why, "quinn.qa", "not the password", code(floor, "quinn.qa", clock))
+    with pytest.raises(SigningError, match="cancelled by a supervisor or QA; Jane Operator is neither"):
+        kiosk.signing.cancel_batch("B-1", why, "jane.op", PW, code(floor, "jane.op", clock))
+    assert "batch.cancelled" not in {r.type for r in list(kiosk.store.iter_rows())[rows:]}
+    assert kiosk.signing.summary("B-1").status == "in_progress"
+    body = kiosk.signing.cancel_batch("B-1", why, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    assert body["actor"] == {"user_id": "quinn.qa", "name": "Quinn QA", "role": "qa"}
+    assert body["old"] == {"status": "in_progress"} and body["new"] == {"status": "cancelled"}
+    assert body["auth"]["components"] == ["user_id", "password", "totp"] and body["reason"] == why
+    assert kiosk.signing.summary("B-1").status == "cancelled"
+    with pytest.raises(SigningError, match=CANCELLED):
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
+    with pytest.raises(SigningError, match=CANCELLED):
+        kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "area was not clear")
+    with pytest.raises(SigningError, match=CANCELLED):
+        kiosk.signing.cancel_batch("B-1", why, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    # What was recorded stays: line clearance is still performed and verified.
+    assert [s["valid"] for s in kiosk.signing.batch("B-1")["steps"]["line-clearance"]["signatures"]] == [True, True]
+    # A signature made offline on another terminal before the cancellation reached it is not applied.
+    signed = next(parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "step.signed")
+    cancelled = kiosk.directory.get("batch", "B-1")
+    with pytest.raises(DirectoryConflict, match=CANCELLED):
+        batches.project(signed, lambda kind, key: cancelled if (kind, key) == ("batch", "B-1") else None)
+    # The central store derives the same cancelled batch.
+    SyncService(kiosk.store, lambda: central, clock, batch_size=1000).sync_once()
+    enroll(central, kiosk.store)
+    assert central.directory_doc("batch", "B-1") == cancelled and cancelled["cancelled"]["by"] == "quinn.qa"
+
+
+@pytest.mark.req("P11-10g")
+def test_a_released_batch_is_not_cancelled(kiosk, admin, floor, clock, tmp_path):
+    actor, _ = admin
+    register_recipe(kiosk, actor, tmp_path, SMALL_LOT)
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    kiosk.signing.create_batch("L-1", "small-lot@1")
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
+                       code(floor, "jane.op", clock))
+    for meaning in ("Approved", "Released"):
+        prepared = kiosk.signing.prepare("L-1", "release", meaning, {"deviations": "none"}, witness=True)
+        kiosk.signing.witness(prepared, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    assert kiosk.signing.summary("L-1").status == "released"
+    with pytest.raises(SigningError, match="batch L-1 is released; a released batch is not cancelled"):
+        kiosk.signing.cancel_batch("L-1", "no longer needed", "quinn.qa", PW, code(floor, "quinn.qa", clock))

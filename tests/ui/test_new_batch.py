@@ -102,3 +102,46 @@ async def test_a_role_that_may_start_no_recipe_is_told_who_starts_them():
             "Your role may not start a batch of any recipe registered here. "
             "They are started: tablet-compression@8 by supervisor or qa.")
         assert isinstance(app.screen, NewBatchDialog)
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("DI-ALCOA")
+async def test_qa_cancels_a_batch_started_in_error_at_an_operators_terminal(demo, clock):
+    from screens.dialogs import CredentialsDialog
+    from screens.step import ReasonDialog, StepScreen
+    from tests.ui.flows import enter_credentials
+    from kiosk.demo import DEMO_PASSWORD
+
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    told = notices(app)
+
+    async def cancel(who):
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the reason dialog")
+        await type_text(pilot, "started against the wrong order")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the credentials dialog")
+        await enter_credentials(pilot, clock, who.user_id, DEMO_PASSWORD, who.totp_secret)
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen) and told, "the outcome")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["ana.op"])
+        assert "Steps of batch PB-2026-001" in screen_text(app)  # the newest batch, highlighted
+        await cancel(users["ana.op"])  # the operator noticed, but may not cancel
+        assert told.pop() == "a batch is cancelled by a supervisor or QA; Ana Ortiz is neither"
+        await cancel(users["quinn.qa"])
+        assert told.pop() == "Batch PB-2026-001 is cancelled; the cancellation is recorded."
+        await pilot.pause()
+        assert "CANCELLED · 0/5 steps" in screen_text(app)
+        await pilot.press("enter")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        shown = screen_text(app)
+        assert "CANCELLED: batch PB-2026-001 was cancelled by Quinn QA (qa)" in shown
+        assert not app.screen.query("Button#correct") and not [b for b in app.screen.query("Button")
+                                                                 if (b.id or "").startswith("sign-")]
+        assert all(field.disabled for field in app.screen.query("Input"))
+    cancelled = [parse_raw(r.raw)[0].body for r in kiosk.store.iter_rows() if r.type == "batch.cancelled"]
+    assert [(c["batch_id"], c["actor"]["user_id"], c["reason"]) for c in cancelled] == [
+        ("PB-2026-001", "quinn.qa", "started against the wrong order")]
