@@ -1,5 +1,5 @@
-"""Stateful property test: whatever order people log in, lock, time out, sign and witness,
-the signing rules hold (21 CFR 11.200(a), 11.10(g))."""
+"""Stateful property test: whatever order people log in, lock, time out, sign, witness, correct and
+cancel batches, the signing rules hold (21 CFR 11.200(a), 11.10(g))."""
 
 import tempfile
 from pathlib import Path
@@ -20,6 +20,7 @@ from tests.services.conftest import totp_now
 
 PW = "lantern orchard seventeen"
 PEOPLE = ["jane.op", "omar.op", "sam.op"]
+SUPERVISOR = "sue.sup"  # never logs in here: cancels batches at the operators' terminal
 
 
 class SigningMachine(RuleBasedStateMachine):
@@ -32,9 +33,10 @@ class SigningMachine(RuleBasedStateMachine):
         self.kiosk.auth.bootstrap("site.admin", "Ada Admin")
         actor = Actor("site.admin", "Ada Admin", "admin")
         self.secrets = {}
-        for uid in PEOPLE:
-            issued = self.kiosk.auth.create_user(actor, uid, uid.title(), ["operator"], reason="starter",
-                                                 identity_verified=True)
+        for uid in PEOPLE + [SUPERVISOR]:
+            issued = self.kiosk.auth.create_user(actor, uid, uid.title(), ["supervisor" if uid == SUPERVISOR
+                                                                           else "operator"],
+                                                 reason="starter", identity_verified=True)
             self.tick()
             self.kiosk.auth.change_password(uid, issued.temporary_password, PW, self.code_for(uid, issued.totp_secret))
             self.kiosk.auth.accept_first_use(self.kiosk.auth.user(uid))
@@ -49,6 +51,8 @@ class SigningMachine(RuleBasedStateMachine):
         self.recorded = {}         # batch -> the line-clearance value recorded (signed or corrected)
         self.checked = 0           # records already checked by the invariant
         self.last_values = {}      # (batch, step) -> the values its records last recorded
+        self.cancelled = set()     # batches a supervisor cancelled
+        self.closed = set()        # the same, as the invariant has seen it in the records
 
     def tick(self):
         self.clock.advance(31)
@@ -101,9 +105,9 @@ class SigningMachine(RuleBasedStateMachine):
             prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": value})
         except Exception as exc:
             assert (self.owner is None or batch in self.performed_batches or self.locked_out(self.owner, str(exc))
-                    or (recorded is not None and value != recorded))
+                    or (recorded is not None and value != recorded) or batch in self.cancelled)
             return
-        assert self.owner is not None
+        assert self.owner is not None and batch not in self.cancelled
         assert recorded in (None, value), "a signature would change a recorded value without a correction"
         needs_full = self.signed_in_session == 0
         assert ("totp" in prepared.components) == needs_full
@@ -131,9 +135,10 @@ class SigningMachine(RuleBasedStateMachine):
                                                   {"area_clear": self.recorded[batch]}, witness=True)
             self.kiosk.signing.witness(prepared, who, PW, self.code_for(who))
         except Exception as exc:
-            assert self.owner is None or who in (performer, self.owner) or self.locked_out(who, str(exc))
+            assert (self.owner is None or who in (performer, self.owner) or self.locked_out(who, str(exc))
+                    or batch in self.cancelled)
             return
-        assert who != performer and who != self.owner
+        assert who != performer and who != self.owner and batch not in self.cancelled
         self.performed.pop()
 
     @precondition(lambda self: self.batches > 0)
@@ -146,15 +151,29 @@ class SigningMachine(RuleBasedStateMachine):
         try:
             self.kiosk.signing.correct(batch, "line-clearance", {"area_clear": value}, "checked again")
         except Exception as exc:
-            assert self.owner is None or batch not in self.recorded or self.locked_out(self.owner, str(exc))
+            assert (self.owner is None or batch not in self.recorded or self.locked_out(self.owner, str(exc))
+                    or batch in self.cancelled)
             return
-        assert self.owner is not None and batch in self.recorded
+        assert self.owner is not None and batch in self.recorded and batch not in self.cancelled
         # Signed again, the step takes the corrected value only: the old one would undo the correction unrecorded.
         with pytest.raises(SigningError, match="differ from those recorded"):
             self.kiosk.signing.prepare(batch, "line-clearance", "Performed", {"area_clear": self.recorded[batch]})
         self.recorded[batch] = value
         self.performed_batches.discard(batch)  # the correction invalidated its signatures
         self.performed = [(b, who) for b, who in self.performed if b != batch]
+
+    @precondition(lambda self: self.batches > 0)
+    @rule()
+    def cancel(self):
+        self.tick()
+        batch = f"B-{self.batches}"
+        try:
+            self.kiosk.signing.cancel_batch(batch, "started in error", SUPERVISOR, PW, self.code_for(SUPERVISOR))
+        except SigningError as exc:
+            assert batch in self.cancelled and "was cancelled" in str(exc)
+            return
+        assert batch not in self.cancelled
+        self.cancelled.add(batch)
 
     @invariant()
     def records_obey_the_rules(self):
@@ -169,6 +188,11 @@ class SigningMachine(RuleBasedStateMachine):
                 assert record.body["actor"]["user_id"] not in performers
             if record.type == "step.signed":
                 assert record.body["manifestation"]["user_id"] == record.body["actor"]["user_id"]
+            # Nothing is recorded on a batch after its cancellation.
+            if record.type == "batch.cancelled":
+                self.closed.add(record.body["batch_id"])
+            elif record.body.get("batch_id") in self.closed:
+                raise AssertionError(f"{record.type} recorded on cancelled batch {record.body['batch_id']}")
             # Only a correction changes a recorded value: every signature signs what was last recorded.
             where = (record.body.get("batch_id"), record.body.get("step_id"))
             if record.type in ("step.signed", "witness.signed"):
