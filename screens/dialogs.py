@@ -317,6 +317,7 @@ class CredentialsDialog(_CredentialsModal[Credentials | None]):
         allow_badge: bool = True,
         user_id: str | None = None,
         ok_label: str = "OK",
+        back_label: str = "Cancel",
     ) -> None:
         super().__init__(classes="dialog-screen")
         self._title = title
@@ -325,6 +326,7 @@ class CredentialsDialog(_CredentialsModal[Credentials | None]):
         self._allow_badge = allow_badge
         self._user_id = user_id
         self._ok_label = ok_label
+        self._back_label = back_label  # where the action itself is a cancellation, "Cancel" would be ambiguous
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="credentials"):
@@ -337,7 +339,7 @@ class CredentialsDialog(_CredentialsModal[Credentials | None]):
             yield Static("", id="message", classes="message")
             with _Buttons(classes="dialog-buttons"):
                 yield Button(self._ok_label, variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+                yield Button(self._back_label, id="cancel")
 
     def on_credentials(self, credentials: Credentials) -> None:
         self.dismiss(credentials)

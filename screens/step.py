@@ -31,9 +31,10 @@ class ReasonDialog(KioskModal[str | None]):
     def __init__(self, title: str = "Reason for the correction",
                  body: str = "Signed values change only with a reason; the earlier signatures become invalid "
                              "and the step must be signed again.",
-                 ok_label: str = "Record correction", min_len: int = 4) -> None:
+                 ok_label: str = "Record correction", min_len: int = 4, back_label: str = "Cancel") -> None:
         super().__init__(classes="dialog-screen")
         self._title, self._body, self._ok_label, self._min = title, body, ok_label, min_len
+        self._back_label = back_label
 
     def compose(self) -> ComposeResult:
         from textual.containers import Vertical
@@ -45,7 +46,7 @@ class ReasonDialog(KioskModal[str | None]):
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self._ok_label, variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+                yield Button(self._back_label, id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#reason", Input).focus()

@@ -226,7 +226,8 @@ class WorklistScreen(NavScreen):
             return
         dialog = ReasonDialog(f"Cancel batch {batch_id}",
                               "A supervisor or QA cancels a batch started in error or abandoned. What is recorded "
-                              "on it stays; nothing more can be. Why is it cancelled? (recorded)", "Next")
+                              "on it stays; nothing more can be. Why is it cancelled? (recorded)", "Next",
+                              back_label="Keep the batch")
         self.app.open_dialog(dialog, lambda reason: self._cancel_reason(batch_id, reason))  # type: ignore[attr-defined]
 
     def _cancel_reason(self, batch_id: str, reason: str | None) -> None:
@@ -236,7 +237,8 @@ class WorklistScreen(NavScreen):
             return
         dialog = CredentialsDialog("Supervisor or QA credentials",
                                    f"Cancel batch {batch_id}: the supervisor or QA types their own user id, password "
-                                   "and code.", ask_totp=True, ok_label="Cancel batch")
+                                   "and code.", ask_totp=True, ok_label="Cancel the batch",
+                                   back_label="Keep the batch")
         self.app.open_dialog(dialog, lambda creds: creds and self._cancel_worker(batch_id, reason, creds))  # type: ignore[attr-defined]
 
     @work(thread=True, exit_on_error=False)
