@@ -213,6 +213,7 @@ class UiWork:
 
     def step_detail(self, batch_id: str, step_id: str):
         from kiosk.domain import batches as bx
+        from kiosk.domain.recipes import DECIDING
         from screens.ports import FieldView, StepDetail
 
         signing = self.kiosk.signing
@@ -240,9 +241,11 @@ class UiWork:
                                                    if r.meaning.value not in signed)
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
                             for c in state.get("corrections", []))
+        deciding = {m.value for m in DECIDING} & set(open_meanings)
+        review = tuple(bx.exceptions(recipe, batch)) if deciding else None
         return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
                           fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections,
-                          cancelled)
+                          cancelled, review)
 
     def save_draft(self, batch_id: str, step_id: str, values: dict) -> None:
         """A draft that cannot be stored (disk full, read-only) stays on screen; signing then says why."""

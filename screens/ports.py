@@ -208,6 +208,7 @@ class StepDetail:
     signatures: tuple[SignatureView, ...]
     corrections: tuple[str, ...] = ()
     cancelled: str = ""  # why nothing more is recorded on this batch ('' while it is open)
+    review: tuple[str, ...] | None = None  # the batch's exceptions, where an approval or release is open
 
 
 @dataclass(frozen=True)

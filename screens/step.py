@@ -65,6 +65,17 @@ class ReasonDialog(KioskModal[str | None]):
         self.dismiss(None)
 
 
+def review_text(review: tuple[str, ...]) -> Text:
+    """One or two lines before an approval or release: how many exceptions the batch has, and the first."""
+    if not review:
+        return Text("Review by exception: none in this batch.")
+    text = Text(f"Review by exception: {len(review)} in this batch. ", style="bold")
+    text.append_text(safe_text(review[0]))
+    if len(review) > 1:
+        text.append(f" (and {len(review) - 1} more: the batch PDF lists them all)")
+    return text
+
+
 def manifestation_text(preview: SignPreview) -> Text:
     text = Text()
     for line in preview.lines:
@@ -100,6 +111,8 @@ class StepScreen(KioskScreen):
                 yield Static(safe_text(d.instructions))
             yield Static(Text(f"CANCELLED: {d.cancelled}" if d.cancelled else
                               f"Status: {STATUS_LABEL.get(d.status, d.status)}"), id="step-status")
+            if d.review is not None:
+                yield Static(review_text(d.review), id="review")
             for f in d.fields:
                 label = f"{f.label}" + (f" [{f.unit}]" if f.unit else "") + (f"  ({f.limits})" if f.limits else "")
                 if f.choices:

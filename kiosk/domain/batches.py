@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from kiosk.domain.canonical import encode
 from kiosk.domain.directory import Change, DirectoryConflict, Getter
 from kiosk.domain.records import Record
-from kiosk.domain.recipes import Meaning, Recipe, Step, parse_recipe_dict
+from kiosk.domain.recipes import Meaning, Recipe, Step, check_values, parse_recipe_dict
 
 BATCH = "batch"
 STEP = "batch_step"
@@ -169,6 +169,31 @@ def batch_status(recipe: Recipe, batch: Mapping[str, Any], statuses: Mapping[str
     if any(statuses[step.id] != "open" and statuses[step.id] != "locked" for step in recipe.steps):
         return "in_progress"
     return "not_started"
+
+
+def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
+    """What a reviewer looks at before approving or releasing the batch, in recipe order.
+
+    Review by exception: every recorded value outside its limits, every
+    comment or deviation reference given with a signature, every correction
+    and every signature taken back. A batch with none of these can be
+    reviewed from its summary; each one needs a look at its step.
+    """
+    out: list[str] = []
+    for step in recipe.steps:
+        state = batch["steps"].get(step.id) or {}
+        out += [f"{step.title}: {f.message}" for f in check_values(step, state.get("values") or {}) if f.out_of_range]
+        for sig in state.get("signatures", ()):
+            if sig.get("comment") or sig.get("deviation_ref"):
+                out.append(f"{step.title}: {sig['meaning']} by {sig['name']} with comment "
+                           f"'{sig.get('comment', '')}', deviation '{sig.get('deviation_ref', '')}'")
+        out += [f"{step.title}: corrected by {c['by']} ({c['at'][:16].replace('T', ' ')} UTC): {c['reason']}"
+                for c in state.get("corrections", ())]
+        taken_back = [s for s in state.get("signatures", ()) if not s.get("valid")]
+        if taken_back:
+            out.append(f"{step.title}: {len(taken_back)} signature{'s' if len(taken_back) > 1 else ''} "
+                       "taken back by a correction")
+    return out
 
 
 def step_status(recipe: Recipe, batch: Mapping[str, Any], step: Step) -> str:

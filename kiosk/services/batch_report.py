@@ -31,6 +31,13 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
         pdf.paragraph(f"CANCELLED by {cancelled['name']} ({cancelled['by']}), role {cancelled['role']}, "
                       f"{cancelled['at']} UTC; reason: {cancelled['reason']}. Nothing was recorded on the batch "
                       "after its cancellation.")
+    review = bx.exceptions(recipe, batch)
+    pdf.heading(f"Review by exception: {len(review) or 'none'}")
+    if review:
+        for line in review:
+            pdf.paragraph(f"- {line}")
+    else:
+        pdf.paragraph("No value outside its limits, no comment or deviation, no correction, no signature taken back.")
     for n, step in enumerate(recipe.steps, start=1):
         state = batch["steps"].get(step.id) or {}
         status = statuses[step.id]

@@ -25,7 +25,8 @@ def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, f
     text = "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
     for expected in ("Executed batch record B-1", "Jane Operator (jane.op)", "Omar Operator (omar.op)",
                      "Performed", "Verified", "INVALIDATED", "transcription error", "1.501", "Europe/Dublin",
-                     "verification: OK", "batch status: needs resign"):
+                     "verification: OK", "batch status: needs resign", "Review by exception: 2",
+                     "Weigh sodium phosphate: 1 signature taken back by a correction"):
         assert expected in text.replace("\r\n", "\n").replace("\n", " ") or expected in text, expected
     bitmap = doc[0].render(scale=0.5)
     assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500
@@ -44,7 +45,7 @@ def test_the_pdf_of_a_cancelled_batch_says_who_cancelled_it_and_why(kiosk, floor
     doc = pdfium.PdfDocument(str(out))
     text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc))).replace("\r\n", " ")
     text = " ".join(text.split())
-    for expected in ("batch status: cancelled", "CANCELLED by Quinn QA (quinn.qa), role qa",
+    for expected in ("batch status: cancelled", "CANCELLED by Quinn QA (quinn.qa), role qa", "Review by exception: none",
                      "reason: started against the wrong order", "Jane Operator (jane.op)"):
         assert expected in text, expected
 

@@ -776,3 +776,27 @@ def test_a_released_batch_is_not_cancelled(kiosk, admin, floor, clock, tmp_path)
     assert kiosk.signing.summary("L-1").status == "released"
     with pytest.raises(SigningError, match="batch L-1 is released; a released batch is not cancelled"):
         kiosk.signing.cancel_batch("L-1", "no longer needed", "quinn.qa", PW, code(floor, "quinn.qa", clock))
+
+
+@pytest.mark.req("A11-8")
+@pytest.mark.req("P11-10e")
+def test_review_by_exception_lists_what_a_reviewer_must_look_at_in_recipe_order(kiosk, floor, clock):
+    from kiosk.domain import batches as bx
+
+    recipe = kiosk.signing.recipe("buffer-prep@4")
+    assert bx.exceptions(recipe, kiosk.signing.batch("B-1")) == []
+    clear_line(kiosk, floor, clock)
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "weigh-salts", "Performed",
+                                             {"balance_id": "BAL-7", "net_kg": "1.600"},
+                                             comment="balance re-checked", deviation_ref="DEV-2026-118"), PW)
+    assert bx.exceptions(recipe, kiosk.signing.batch("B-1")) == [
+        "Weigh sodium phosphate: Net weight: 1.600 kg is outside 1.480 .. 1.520 kg",
+        "Weigh sodium phosphate: Performed by Jane Operator with comment 'balance re-checked', "
+        "deviation 'DEV-2026-118'"]
+    clock.advance(60)
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "a pallet was left behind")
+    review = bx.exceptions(recipe, kiosk.signing.batch("B-1"))
+    assert review[0].startswith("Line clearance: corrected by jane.op (") and review[0].endswith(
+        " UTC): a pallet was left behind")
+    assert review[1] == "Line clearance: 2 signatures taken back by a correction"
+    assert len(review) == 4  # the weighing's two stay

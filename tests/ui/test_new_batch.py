@@ -145,3 +145,24 @@ async def test_qa_cancels_a_batch_started_in_error_at_an_operators_terminal(demo
     cancelled = [parse_raw(r.raw)[0].body for r in kiosk.store.iter_rows() if r.type == "batch.cancelled"]
     assert [(c["batch_id"], c["actor"]["user_id"], c["reason"]) for c in cancelled] == [
         ("PB-2026-001", "quinn.qa", "started against the wrong order")]
+
+
+@pytest.mark.req("A11-8")
+async def test_qa_sees_the_batchs_exceptions_on_the_approval_step(demo, clock):
+    from screens.step import StepScreen
+
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["quinn.qa"])
+        await pilot.press("enter")  # PB-2026-001, then its last step: QA approval
+        for _ in range(4):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the approval step")
+        assert "Review by exception: none in this batch" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
+        await pilot.press("up", "up", "up", "up", "enter")  # the first step takes no approval: no review line
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the first step")
+        assert "Review by exception" not in screen_text(app)
