@@ -574,12 +574,22 @@ class AuthService:
                              "it was not recorded and must be changed", target("user", user.user_id)),
         ])
 
-    def refuse_typed(self, user: UserView, password: str, texts: Iterable[str | None], where: str) -> None:
-        """Refuse an action whose recorded text holds the password just verified; have the password changed."""
-        if typed_in(password, texts):
+    def authorise(self, user_text: str, password: str, totp_code: str | None, reason: str, *, purpose: str,
+                  where: str, allow_suspended: bool = False) -> AuthResult:
+        """Full credentials typed now for a decision recorded with a reason (an unlock, a device decision, a
+        batch cancellation). Raises AuthError when they fail, and PasswordTyped when the reason holds the
+        password just verified (it is not recorded; the exposure is, and the password must be changed)."""
+        result = self.authenticate(user_text, password, totp_code, require_totp=True, purpose=purpose,
+                                   allow_suspended=allow_suspended)
+        if not result.ok:
+            raise AuthError(result.message)
+        user = result.user
+        assert user is not None
+        if typed_in(password, [reason]):
             self.password_exposed(user, where)
             raise PasswordTyped(f"Not done: {where} holds {user.printed_name}'s password. It was not recorded; "
                                 f"{user.printed_name} must choose a new password at the next login.")
+        return result
 
     def password_expired(self, user: UserView) -> bool:
         if self.passwords.max_age_days <= 0:
@@ -608,13 +618,10 @@ class AuthService:
         """
         reason = self._reason(reason)
         uid = self._uid(user_id)
-        result = self.authenticate(supervisor_id, password, totp_code, require_totp=True, purpose="unlock",
-                                   allow_suspended=break_glass)
-        if not result.ok:
-            raise AuthError(result.message)
+        result = self.authorise(supervisor_id, password, totp_code, reason, purpose="unlock",
+                                where="the reason for the unlock", allow_suspended=break_glass)
         sup = result.user
         assert sup is not None
-        self.refuse_typed(sup, password, [reason], "the reason for the unlock")
         needed = ("admin",) if break_glass else ("supervisor", "admin")
         if not sup.has_role(*needed):
             if sup.status == "suspended":

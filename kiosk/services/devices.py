@@ -98,12 +98,10 @@ class DeviceAdmin:
             raise InvalidInput("give a reason of at least 4 characters")
         if chain == self.store.chain:
             raise DeviceDecisionError(SELF_DECISION)
-        result = self.auth.authenticate(admin_id, password, totp_code, require_totp=True, purpose="device_decision")
-        if not result.ok:
-            raise AuthError(result.message)
+        result = self.auth.authorise(admin_id, password, totp_code, reason, purpose="device_decision",
+                                     where="the reason for the decision")
         admin = result.user
         assert admin is not None
-        self.auth.refuse_typed(admin, password, [reason], "the reason for the decision")
         if not admin.has_role("admin"):
             raise NotPermitted("only a site admin can approve, reject or revoke terminals")
         row = next((d for d in self.devices() if d.chain == chain), None)

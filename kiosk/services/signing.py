@@ -224,16 +224,14 @@ class SigningService:
         Batch ids are never reused, so without this a batch started by mistake
         would wait on the worklist for ever. Its records stay; nothing more is
         recorded on it. A released batch is not cancelled: its disposition is
-        made. Returns the record's body.
+        made. Returns the record's body; credentials that fail raise AuthError (AuthService.authorise).
         """
         reason = self._reason(reason, "give a reason for cancelling the batch (at least 4 characters)")
         self._cancellable(self.directory, batch_id)  # before any credential is checked
-        result = self.auth.authenticate(user_text, password, totp_code, require_totp=True, purpose="cancel_batch")
-        if not result.ok:
-            raise SigningError(result.message)
+        result = self.auth.authorise(user_text, password, totp_code, reason, purpose="cancel_batch",
+                                     where="the reason for cancelling the batch")
         person = result.user
         assert person is not None
-        self.auth.refuse_typed(person, password, [reason], "the reason for cancelling the batch")
         self._ready_to_sign(person)
         role = next((r for r in bx.CANCEL_ROLES if r in person.roles), None)
         if role is None:

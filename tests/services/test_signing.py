@@ -7,7 +7,7 @@ from kiosk.app import shipped_recipes
 from kiosk.domain.clock import format_ts
 from kiosk.domain.records import parse_raw
 from kiosk.domain.session import LockReason
-from kiosk.services.auth import Actor
+from kiosk.services.auth import Actor, AuthError
 from kiosk.services.signing import SigningError
 from storage.verify_local import verify_local_store
 from tests.services.conftest import totp_now
@@ -729,7 +729,7 @@ def test_a_batch_started_in_error_is_cancelled_by_qa_with_a_reason_and_nothing_m
         kiosk.signing.cancel_batch("B-1", "no", "quinn.qa", PW, code(floor, "quinn.qa", clock))
     with pytest.raises(SigningError, match="no batch B-9"):
         kiosk.signing.cancel_batch("B-9", why, "quinn.qa", PW, code(floor, "quinn.qa", clock))
-    with pytest.raises(SigningError, match="Invalid"):
+    with pytest.raises(AuthError, match="Invalid"):
         kiosk.signing.cancel_batch("B-1", why, "quinn.qa", "not the password", code(floor, "quinn.qa", clock))
     with pytest.raises(SigningError, match="cancelled by a supervisor or QA; Jane Operator is neither"):
         kiosk.signing.cancel_batch("B-1", why, "jane.op", PW, code(floor, "jane.op", clock))
