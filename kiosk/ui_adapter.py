@@ -227,7 +227,7 @@ class UiWork:
         recorded_at = max([s["signed_at"] for s in state.get("signatures", [])]
                           + [c["at"] for c in state.get("corrections", [])], default=None)
         try:
-            draft = self.kiosk.session.load_draft(batch_id, step_id, recorded_at)
+            draft = None if batch.get("cancelled") else self.kiosk.session.load_draft(batch_id, step_id, recorded_at)
         except Exception:  # noqa: BLE001 - no session: no draft
             draft = None
         values.update(draft or {})

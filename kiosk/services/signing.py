@@ -246,6 +246,7 @@ class SigningService:
                 "old": {"status": status}, "new": {"status": "cancelled"}})]
 
         [(_type, body)] = self._append_checked(build)
+        self.session.drafts.clear_batch(batch_id)  # typing for it would never be signed
         return body
 
     def _cancellable(self, reader: DirectoryReader, batch_id: str) -> str:

@@ -723,6 +723,7 @@ def test_a_batch_started_in_error_is_cancelled_by_qa_with_a_reason_and_nothing_m
     from tests.storage.conftest import enroll
 
     clear_line(kiosk, floor, clock)
+    kiosk.session.save_draft("B-1", "weigh-salts", {"balance_id": "BAL-7"})  # typing in progress
     rows = len(list(kiosk.store.iter_rows()))
     why = "started against the wrong order"
     with pytest.raises(SigningError, match="give a reason for cancelling the batch"):
@@ -740,6 +741,7 @@ def test_a_batch_started_in_error_is_cancelled_by_qa_with_a_reason_and_nothing_m
     assert body["old"] == {"status": "in_progress"} and body["new"] == {"status": "cancelled"}
     assert body["auth"]["components"] == ["user_id", "password", "totp"] and body["reason"] == why
     assert kiosk.signing.summary("B-1").status == "cancelled"
+    assert kiosk.session.load_draft("B-1", "weigh-salts") is None  # it would never be signed
     with pytest.raises(SigningError, match=CANCELLED):
         kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.500"})
     with pytest.raises(SigningError, match=CANCELLED):
