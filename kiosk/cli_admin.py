@@ -319,7 +319,7 @@ def recipes_register(
         actor, _ = _authenticated_admin(kiosk, admin)
         known = {r["key"] for r in kiosk.signing.recipes()}
         recipe = kiosk.signing.register_recipe_file(path, actor.body(), reason)
-        replaced = kiosk.signing.superseded()
+        replaced, waiting = kiosk.signing.superseded(), kiosk.signing.pending()
     except (AuthError, RecipeError, SigningError) as exc:
         raise fail(str(exc), code=1)
     finally:
@@ -327,6 +327,9 @@ def recipes_register(
     _recipe_summary(recipe)
     typer.echo(f"{recipe.key} was already registered with this content; nothing changed" if recipe.key in known
                else f"{recipe.key} registered (a signed record)")
+    if recipe.key in waiting:
+        typer.echo(f"{recipe.key} takes effect on {waiting[recipe.key]} (site time); until then new batches start "
+                   "from the version in effect")
     if recipe.key in replaced:
         typer.echo(f"note: {replaced[recipe.key]} is registered too and is the current version: new batches start "
                    "from it, not from this one")
@@ -341,9 +344,10 @@ def recipes_list(data_dir: DataDir = None, config: ConfigOpt = None) -> None:
     """Every registered recipe version."""
     kiosk = _open_kiosk(data_dir, config)
     try:
-        replaced = kiosk.signing.superseded()
+        replaced, waiting = kiosk.signing.superseded(), kiosk.signing.pending()
         for r in kiosk.signing.recipes():
-            status = f"  (superseded by {replaced[r['key']]})" if r["key"] in replaced else ""
+            status = (f"  (takes effect {waiting[r['key']]})" if r["key"] in waiting else
+                      f"  (superseded by {replaced[r['key']]})" if r["key"] in replaced else "")
             typer.echo(f"{r['key']:<32} sha256 {r['content_hash'][:16]}…  {r['title']}{status}")
     finally:
         kiosk.close()

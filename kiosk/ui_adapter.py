@@ -166,11 +166,11 @@ class UiWork:
 
         role = self.kiosk.session.session.role or ""
         choices = []
-        docs = self.kiosk.signing.recipes()
-        replaced = bx.superseded(docs)
-        for doc in docs:
-            if doc["key"] in replaced:
-                continue  # new batches start from the current version only
+        signing = self.kiosk.signing
+        closed = {**signing.superseded(), **signing.pending()}
+        for doc in signing.recipes():
+            if doc["key"] in closed:
+                continue  # new batches start from the version in effect only
             recipe = bx.recipe_from_doc(doc)
             choices.append(RecipeChoice(doc["key"], doc["title"], describe_starters(recipe), recipe.may_start(role)))
         return sorted(choices, key=lambda r: (r.title, r.key))

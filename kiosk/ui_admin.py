@@ -147,16 +147,16 @@ class UiAdmin:
                                   "store receives it.")
 
     # -- recipes ---------------------------------------------------------------
-    def _recipe_row(self, doc: dict, replaced: dict[str, str]) -> RecipeRow:
+    def _recipe_row(self, doc: dict, replaced: dict[str, str], waiting: dict[str, str]) -> RecipeRow:
         recipe = bx.recipe_from_doc(doc)
         return RecipeRow(doc["key"], doc["title"], doc.get("product", ""), int(doc["version"]), len(recipe.steps),
                          doc.get("registered_at", ""), doc["content_hash"], describe_starters(recipe),
-                         replaced.get(doc["key"], ""))
+                         replaced.get(doc["key"], ""), waiting.get(doc["key"], ""))
 
     def recipes(self) -> list[RecipeRow]:
-        docs = self.kiosk.signing.recipes()
-        replaced = bx.superseded(docs)
-        return [self._recipe_row(d, replaced) for d in docs]
+        signing = self.kiosk.signing
+        replaced, waiting = signing.superseded(), signing.pending()
+        return [self._recipe_row(d, replaced, waiting) for d in signing.recipes()]
 
     def recipe_detail(self, key: str) -> RecipeDetail:
         doc = self.kiosk.directory.get(bx.RECIPE, key)
@@ -171,7 +171,8 @@ class UiAdmin:
             sigs = [describe_rule(step, rule) for rule in step.signatures]
             steps.append(RecipeStepView(n, step.id, step.title, tuple(step.prerequisites), fields, tuple(sigs),
                                         step.instructions))
-        return RecipeDetail(self._recipe_row(doc, self.kiosk.signing.superseded()), tuple(steps))
+        return RecipeDetail(self._recipe_row(doc, self.kiosk.signing.superseded(), self.kiosk.signing.pending()),
+                            tuple(steps))
 
     # -- audit viewer ------------------------------------------------------------
     def audit_page(self, filters: AuditFilters, direction: str = "newest", token: object = None) -> AuditPageView:

@@ -20,6 +20,8 @@ from screens.widgets import StatusBar, safe_text
 
 
 def status_text(row: RecipeRow) -> str:
+    if row.takes_effect:
+        return f"takes effect {row.takes_effect}"
     return f"superseded by {row.superseded_by}" if row.superseded_by else "current"
 
 
@@ -33,7 +35,8 @@ def recipe_text(detail: RecipeDetail) -> Text:
     text.append_text(safe_text(f"content SHA-256 {r.content_hash}"))
     text.append("\n")
     text.append_text(safe_text(f"batches started by {r.started_by}; {status_text(r)}"
-                               + (" (new batches start from that version)" if r.superseded_by else "")))
+                               + (" (until then, new batches start from the version in effect)" if r.takes_effect
+                                  else " (new batches start from that version)" if r.superseded_by else "")))
     text.append("\n")
     for step in detail.steps:
         text.append("\n")

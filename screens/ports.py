@@ -452,6 +452,7 @@ class RecipeRow:
     content_hash: str
     started_by: str  # who may start a batch of it: "any role", "supervisor or qa"
     superseded_by: str  # the current version's key when a higher version replaces this one
+    takes_effect: str = ""  # the site-local date a version registered ahead takes effect ('' once it has)
 
 
 @dataclass(frozen=True)

@@ -93,19 +93,31 @@ _RECENT_HASHES: dict[tuple, str] = {}
 _PARSED: dict[tuple[str, str], Recipe] = {}
 
 
-def superseded(recipe_docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Each registered recipe version that a higher version of the same recipe replaces, with that version's key.
+def pending(recipe_docs: Iterable[Mapping[str, Any]], today: str) -> dict[str, str]:
+    """Each registered recipe version that does not take effect yet, with the (site-local) date it does.
+
+    QA registers an approved master record ahead of the day it applies
+    (``effective_from`` in the recipe); until then it is on every terminal
+    but no batch starts from it, and the version before it stays current.
+    """
+    return {doc["key"]: eff for doc in recipe_docs if (eff := doc["source"].get("effective_from")) and eff > today}
+
+
+def superseded(recipe_docs: Iterable[Mapping[str, Any]], today: str) -> dict[str, str]:
+    """Each registered recipe version that a higher version in effect replaces, with that version's key.
 
     New batches start from the current version only: a batch made to an
     obsolete master record is what inspectors look for. Batches already
     started keep their version to the end.
     """
     docs = list(recipe_docs)
+    waiting = pending(docs, today)
     latest: dict[str, Mapping[str, Any]] = {}
     for doc in docs:
-        if doc["id"] not in latest or doc["version"] > latest[doc["id"]]["version"]:
+        if doc["key"] not in waiting and (doc["id"] not in latest or doc["version"] > latest[doc["id"]]["version"]):
             latest[doc["id"]] = doc
-    return {doc["key"]: latest[doc["id"]]["key"] for doc in docs if latest[doc["id"]] is not doc}
+    return {doc["key"]: latest[doc["id"]]["key"] for doc in docs
+            if doc["key"] not in waiting and latest[doc["id"]] is not doc}
 
 
 def recipe_from_doc(doc: Mapping[str, Any]) -> Recipe:

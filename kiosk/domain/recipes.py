@@ -128,6 +128,7 @@ class Recipe:
     start_roles: tuple[str, ...] = ROLES  # who may start a batch of it
     content_hash: str = field(default="", compare=False)
     source: dict = field(default_factory=dict, compare=False, repr=False)
+    effective_from: str | None = None  # the site-local date new batches may start from it (None: at once)
 
     @property
     def key(self) -> str:
@@ -175,7 +176,7 @@ def _decimal(value: Any, source: str, where: str) -> Decimal:
 
 
 def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
-    _known(data, {"id", "version", "title", "product", "start_roles", "steps"}, source, "recipe")
+    _known(data, {"id", "version", "title", "product", "start_roles", "effective_from", "steps"}, source, "recipe")
     for key in ("id", "version", "title", "steps"):
         if key not in data:
             raise _err(source, "recipe", f"missing {key!r}")
@@ -188,6 +189,10 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
     start_roles = tuple(_list_of(data.get("start_roles", list(ROLES)), str, source, "recipe", "start_roles"))
     if not start_roles or any(r not in ROLES for r in start_roles):
         raise _err(source, "start_roles", f"must be one or more of {', '.join(ROLES)}")
+    effective_from = data.get("effective_from")
+    if effective_from is not None and not _is_date(effective_from):
+        raise _err(source, "effective_from", 'must be a date in quotes, e.g. effective_from = "2026-12-15": the day '
+                                             "(site time) from which new batches start from this version")
     steps_raw = data["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise _err(source, "steps", "a recipe needs at least one [[steps]] table")
@@ -237,7 +242,17 @@ def parse_recipe_dict(data: Mapping[str, Any], source: str) -> Recipe:
     except CanonicalError as exc:  # e.g. a decomposed accent, a 2**60 integer: it could not be signed
         raise _err(source, "recipe", f"cannot be stored as a signed record: {exc}") from None
     return Recipe(rid, version, str(data["title"]).strip(), str(data.get("product", "")).strip(), tuple(steps),
-                  start_roles, digest, source_doc)
+                  start_roles, digest, source_doc, effective_from)
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _jsonable(value: Any, source: str) -> Any:

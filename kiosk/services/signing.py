@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from kiosk.domain import batches as bx
 from kiosk.domain.audit import actor as actor_body, target
-from kiosk.domain.clock import Clock, format_ts, site_time
+from kiosk.domain.clock import Clock, format_ts, local_time, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
 from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_values,
@@ -176,8 +176,16 @@ class SigningService:
         return list(self.directory.all(bx.RECIPE))
 
     def superseded(self) -> dict[str, str]:
-        """Registered recipe versions a higher version replaces: key -> the current version's key."""
-        return bx.superseded(self.recipes())
+        """Registered recipe versions a higher version in effect replaces: key -> the current version's key."""
+        return bx.superseded(self.recipes(), self.today())
+
+    def pending(self) -> dict[str, str]:
+        """Registered recipe versions not in effect yet: key -> the site-local date they take effect."""
+        return bx.pending(self.recipes(), self.today())
+
+    def today(self) -> str:
+        """The site's date now (a recipe takes effect at the start of a day, site time)."""
+        return local_time(self.clock.now(), self.clock.zone).date().isoformat()
 
     def recipe(self, key: str) -> Recipe:
         return self._recipe_of(self.directory, key)
@@ -209,6 +217,10 @@ class SigningService:
         current = self.superseded().get(recipe.key)
         if current is not None:
             raise SigningError(f"{recipe.key} is superseded by {current}; start the batch from the current version")
+        waiting = self.pending().get(recipe.key)
+        if waiting is not None:
+            raise SigningError(f"{recipe.key} takes effect on {waiting} (site time); until then, start the batch "
+                               "from the version in effect")
         if self.directory.get(bx.BATCH, bid) is not None:
             raise SigningError(f"batch {bid} already exists")
         self._append([("batch.created", {"actor": actor_body(user.user_id, user.printed_name, role),

@@ -137,6 +137,15 @@ def test_an_admin_checks_and_registers_a_recipe_version_from_the_command_line(tm
     assert "superseded" not in lines["buffer-prep@5"]
     again = register(recipe)
     assert again.returncode == 0 and "already registered with this content; nothing changed" in again.stdout
+    ahead = tmp_path / "buffer-prep-6.toml"  # registered ahead of the day it applies
+    ahead.write_text(source.replace("version = 4", 'version = 6\neffective_from = "2099-01-01"'))
+    done = register(ahead)
+    assert done.returncode == 0, done.stderr
+    assert ("buffer-prep@6 takes effect on 2099-01-01 (site time); until then new batches start from the version "
+            "in effect") in done.stdout and "superseded" not in done.stdout
+    lines = {line.split()[0]: line for line in kiosk("admin", "recipes", "list", "--data-dir", str(data)).stdout
+             .splitlines()}
+    assert lines["buffer-prep@6"].endswith("(takes effect 2099-01-01)") and "(" not in lines["buffer-prep@5"]
     changed = tmp_path / "changed.toml"
     changed.write_text(source.replace("version = 4", "version = 5").replace('"1.480"', '"1.400"'))
     refused = register(changed)

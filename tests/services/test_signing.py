@@ -501,6 +501,37 @@ def test_new_batches_start_from_the_current_recipe_version_only(kiosk, admin, fl
     assert signed[-1].body["batch_id"] == "B-1" and signed[-1].body["recipe_key"] == "buffer-prep@4"
 
 
+@pytest.mark.req("P11-10k")
+@pytest.mark.req("A11-10")
+def test_a_version_registered_ahead_takes_effect_at_the_start_of_its_day_in_site_time(
+        kiosk, admin, floor, clock, tmp_path):
+    import datetime as dt
+
+    from kiosk.domain.clock import UTC
+    from kiosk.ui_adapter import UiWork
+
+    actor, _ = admin
+    shipped = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
+    ahead = shipped.replace("version = 4", 'version = 5\neffective_from = "2026-11-25"')
+    register_recipe(kiosk, actor, tmp_path, ahead)
+    assert kiosk.signing.pending() == {"buffer-prep@5": "2026-11-25"} and kiosk.signing.superseded() == {}
+    with pytest.raises(SigningError, match=r"buffer-prep@5 takes effect on 2026-11-25 \(site time\); until then, "
+                                           "start the batch from the version in effect"):
+        kiosk.signing.create_batch("B-2", "buffer-prep@5")
+    assert [r.key for r in UiWork(kiosk).recipes()] == ["tablet-compression@8", "buffer-prep@4"]
+    kiosk.signing.create_batch("B-2", "buffer-prep@4")
+    # Dublin is on UTC in November: the last second of the 24th, then the first of the 25th.
+    clock.advance((dt.datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC) - clock.now()).total_seconds())
+    assert kiosk.signing.today() == "2026-11-24" and kiosk.signing.pending()
+    clock.advance(1)
+    assert kiosk.signing.pending() == {} and kiosk.signing.superseded() == {"buffer-prep@4": "buffer-prep@5"}
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.create_batch("B-3", "buffer-prep@5")
+    with pytest.raises(SigningError, match="buffer-prep@4 is superseded by buffer-prep@5"):
+        kiosk.signing.create_batch("B-4", "buffer-prep@4")
+
+
 @pytest.mark.req("A11d-13")
 def test_policy_can_demand_full_authentication_at_every_signature(tmp_path, clock):
     from kiosk.app import build_kiosk, shipped_recipes as recipes

@@ -93,3 +93,27 @@ def test_the_batch_status_follows_its_steps():
     no_release = parse_recipe_dict({"id": "n", "version": 1, "title": "N", "steps": [
         {"id": "make", "title": "Make", "signatures": [{"meaning": "Performed", "roles": ["operator"]}]}]}, "n")
     assert bx.batch_status(no_release, state(make=["Performed"])) == "complete"
+
+
+@pytest.mark.req("P11-10k")
+@pytest.mark.parametrize("value", ["2026-13-01", "15.12.2026", "2026-12-1", 20261215, "", "2026-12-15T06:00"])
+def test_an_effective_date_is_a_quoted_calendar_date(value):
+    data = {"id": "r", "version": 2, "title": "R", "effective_from": value,
+            "steps": [{"id": "make", "title": "Make", "signatures": [{"meaning": "Performed", "roles": ["operator"]}]}]}
+    with pytest.raises(RecipeError, match='effective_from: must be a date in quotes, e.g. effective_from = "2026-12-15"'):
+        parse_recipe_dict(data, "r.toml")
+    data["effective_from"] = "2026-12-15"
+    assert parse_recipe_dict(data, "r.toml").effective_from == "2026-12-15"
+
+
+def test_a_version_in_effect_supersedes_the_lower_ones_and_one_registered_ahead_waits():
+    def doc(version, effective=None):
+        source = {"effective_from": effective} if effective else {}
+        return {"key": f"r@{version}", "id": "r", "version": version, "source": source}
+
+    docs = [doc(1), doc(2, "2026-12-01"), doc(3, "2026-12-15")]
+    assert bx.pending(docs, "2026-11-30") == {"r@2": "2026-12-01", "r@3": "2026-12-15"}
+    assert bx.superseded(docs, "2026-11-30") == {}
+    assert bx.superseded(docs, "2026-12-01") == {"r@1": "r@2"} and bx.pending(docs, "2026-12-01") == {
+        "r@3": "2026-12-15"}
+    assert bx.superseded(docs, "2026-12-15") == {"r@1": "r@3", "r@2": "r@3"} and bx.pending(docs, "2026-12-15") == {}
