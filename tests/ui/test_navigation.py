@@ -87,3 +87,25 @@ async def test_recipes_list_versions_and_show_steps_with_meanings(demo, clock):
         assert "field: Net weight [kg] 1.480 .. 1.520" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "back to the recipes")
+
+
+@pytest.mark.req("P11-10k")
+async def test_a_version_registered_ahead_shows_when_it_takes_effect(demo, clock, tmp_path):
+    from kiosk.app import shipped_recipes
+
+    kiosk, users = demo
+    shipped = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
+    path = tmp_path / "buffer-prep-5.toml"
+    path.write_text(shipped.replace("version = 4", 'version = 5\neffective_from = "2026-12-15"'))
+    kiosk.signing.register_recipe_file(path, {"user_id": "admin", "name": "Ada Admin", "role": "admin"},
+                                       "CC-2026-031 approved, effective 15 December")
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["admin"])
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "the recipes")
+        table = app.screen.query_one("#recipe-table")
+        status = {f"{table.get_row_at(i)[0]}@{table.get_row_at(i)[1]}": str(table.get_row_at(i)[5])
+                  for i in range(table.row_count)}
+        assert status == {"buffer-prep@4": "current", "buffer-prep@5": "takes effect 2026-12-15",
+                          "tablet-compression@8": "current"}
