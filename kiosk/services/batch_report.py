@@ -29,8 +29,8 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
     cancelled = batch.get("cancelled")
     if cancelled:
         pdf.paragraph(f"CANCELLED by {cancelled['name']} ({cancelled['by']}), role {cancelled['role']}, "
-                      f"{cancelled['at']} UTC; reason: {cancelled['reason']}. Nothing was recorded on the batch "
-                      "after its cancellation.")
+                      f"{cancelled['at']} UTC; reason: {cancelled['reason']}. No signature or correction is applied "
+                      "to it after its cancellation.")
     review = bx.exceptions(recipe, batch)
     pdf.heading(f"Review by exception: {len(review) or 'none'}")
     if review:
