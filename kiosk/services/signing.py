@@ -355,6 +355,11 @@ class SigningService:
         rule = step.rule(wanted)
         if rule is None:
             raise SigningError(f"step '{step.title}' does not take a {wanted.value} signature")
+        if not witness and not set(rule.roles) & set(owner.roles):  # said first: typing values would be in vain
+            raise SigningError(f"{wanted.value} on this step is signed by {' or '.join(rule.roles)}; "
+                               f"{owner.printed_name} has the {' and '.join(owner.roles)} "
+                               f"role{'s' if len(owner.roles) > 1 else ''}. Lock the terminal (F12) so that "
+                               "someone with that role logs in and signs it.")
         statuses = bx.step_statuses(recipe, batch)
         status = statuses[step.id]
         if status == "locked":

@@ -698,7 +698,8 @@ def test_a_role_withdrawn_while_the_password_is_checked_blocks_the_signature(kio
     p = clearance(kiosk)
     kiosk.auth.hasher = DuringPasswordCheck(kiosk.auth.hasher, lambda: kiosk.auth.update_user(
         actor, "jane.op", roles=["qa"], reason="moved to QA"))
-    with pytest.raises(SigningError, match="needs the operator role"):
+    with pytest.raises(SigningError, match=r"Performed on this step is signed by operator; Jane Operator has the qa "
+                                           r"role. Lock the terminal \(F12\) so that someone with that role logs in"):
         jane_signs(kiosk, floor, clock, p)
     assert _signed_count(kiosk) == 0
 
@@ -833,3 +834,13 @@ def test_review_by_exception_lists_what_a_reviewer_must_look_at_in_recipe_order(
         " UTC): a pallet was left behind")
     assert review[1] == "Line clearance: 2 signatures taken back by a correction"
     assert len(review) == 4  # the weighing's two stay
+
+
+@pytest.mark.req("P11-10g")
+def test_a_meaning_the_session_owner_cannot_sign_is_refused_before_any_value_is_checked(kiosk, floor, clock):
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    with pytest.raises(SigningError, match=r"^Performed on this step is signed by operator; Quinn QA has the qa role\. "
+                                           r"Lock the terminal \(F12\) so that someone with that role logs in and "
+                                           r"signs it\.$"):
+        kiosk.signing.prepare("B-1", "line-clearance", "Performed", {})  # nothing typed yet: the role decides
