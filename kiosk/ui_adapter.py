@@ -226,8 +226,9 @@ class UiWork:
         # is stale: the screen shows the recorded values, never old typing as if it were the record.
         recorded_at = max([s["signed_at"] for s in state.get("signatures", [])]
                           + [c["at"] for c in state.get("corrections", [])], default=None)
+        cancelled = bx.cancelled_note(batch)
         try:
-            draft = None if batch.get("cancelled") else self.kiosk.session.load_draft(batch_id, step_id, recorded_at)
+            draft = None if cancelled else self.kiosk.session.load_draft(batch_id, step_id, recorded_at)
         except Exception:  # noqa: BLE001 - no session: no draft
             draft = None
         values.update(draft or {})
@@ -236,7 +237,6 @@ class UiWork:
                                  f.choices if f.type == "choice" else (("yes", "no") if f.type == "bool" else ()))
                        for f in step.fields)
         signed = {s["meaning"] for s in bx.valid_signatures(batch, step_id)}
-        cancelled = bx.cancelled_note(batch)
         open_meanings = () if cancelled else tuple(r.meaning.value for r in step.signatures
                                                    if r.meaning.value not in signed)
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"

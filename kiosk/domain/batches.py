@@ -100,7 +100,7 @@ def pending(recipe_docs: Iterable[Mapping[str, Any]], today: str) -> dict[str, s
     (``effective_from`` in the recipe); until then it is on every terminal
     but no batch starts from it, and the version before it stays current.
     """
-    return {doc["key"]: eff for doc in recipe_docs if (eff := doc["source"].get("effective_from")) and eff > today}
+    return {doc["key"]: eff for doc in recipe_docs if (eff := recipe_from_doc(doc).effective_from) and eff > today}
 
 
 def superseded(recipe_docs: Iterable[Mapping[str, Any]], today: str) -> dict[str, str]:

@@ -264,9 +264,8 @@ class SigningService:
     def _cancellable(self, reader: DirectoryReader, batch_id: str) -> str:
         """The batch's status, if it may be cancelled."""
         recipe, batch = self._batch_of(reader, batch_id)
+        self._refuse_cancelled(batch)
         status = bx.batch_status(recipe, batch)
-        if status == "cancelled":
-            raise SigningError(bx.cancelled_note(batch))
         if status == "released":
             raise SigningError(f"batch {batch_id} is released; a released batch is not cancelled")
         return status
@@ -343,8 +342,7 @@ class SigningService:
         self._ready_to_sign(owner)
         recipe, pairs, docs = self._batch_documents(reader, batch_id)
         batch = bx.view(recipe, docs)
-        if batch.get("cancelled"):
-            raise SigningError(bx.cancelled_note(batch))
+        self._refuse_cancelled(batch)
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
@@ -355,11 +353,8 @@ class SigningService:
         rule = step.rule(wanted)
         if rule is None:
             raise SigningError(f"step '{step.title}' does not take a {wanted.value} signature")
-        if not witness and not set(rule.roles) & set(owner.roles):  # said first: typing values would be in vain
-            raise SigningError(f"{wanted.value} on this step is signed by {' or '.join(rule.roles)}; "
-                               f"{owner.printed_name} has the {' and '.join(owner.roles)} "
-                               f"role{'s' if len(owner.roles) > 1 else ''}. Lock the terminal (F12) so that "
-                               "someone with that role logs in and signs it.")
+        # The owner's role is decided first: values typed for a meaning they cannot sign would be typed in vain.
+        role = "" if witness else self._role_for(owner, rule.roles, wanted.value)
         statuses = bx.step_statuses(recipe, batch)
         status = statuses[step.id]
         if status == "locked":
@@ -400,7 +395,6 @@ class SigningService:
             components: tuple[str, ...] = ("user_id", "password", "totp")
             preview = None
         else:
-            role = self._role_for(owner, rule.roles)
             self._check_distinct(signed, rule, owner)
             components = components_required(self.session.session, owner.user_id, self.session.policy,
                                               owner.totp_enrolled)
@@ -431,7 +425,7 @@ class SigningService:
             self._check_clock(reader)
             components = components_required(self.session.session, owner.user_id, self.session.policy,
                                               owner.totp_enrolled)
-            role = self._role_for(owner, basis.roles)
+            role = self._role_for(owner, basis.roles, prepared.meaning)
             return prepared, components, self._manifestation(owner, role, prepared.meaning), basis.docs[0]
         again, batch = self._evaluate(reader, owner, prepared.batch_id, prepared.step_id, prepared.meaning,
                                       dict(prepared.values), witness=False, comment=prepared.comment,
@@ -513,7 +507,7 @@ class SigningService:
             rule = step.rule(Meaning(prepared.meaning)) if step else None
             if rule is None:
                 raise SigningError("that signature is not part of this step")
-            role = self._role_for(witness_now, rule.roles)
+            role = self._role_for(witness_now, rule.roles, prepared.meaning)
             self._check_distinct(bx.valid_signatures(batch, prepared.step_id), rule, witness_now)
             again, batch = self._evaluate(reader, current, prepared.batch_id, prepared.step_id, prepared.meaning,
                                           dict(prepared.values), witness=True, comment=prepared.comment,
@@ -531,8 +525,7 @@ class SigningService:
         owner = self.session.owner()
         role = self.session.session.role or owner.roles[0]
         recipe, batch = self._batch_of(self.directory, batch_id)
-        if batch.get("cancelled"):
-            raise SigningError(bx.cancelled_note(batch))
+        self._refuse_cancelled(batch)
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
@@ -580,6 +573,13 @@ class SigningService:
                               "typed were cleared and not recorded; the password must be changed before the next "
                               "signature. Then type the values again.")
 
+    @staticmethod
+    def _refuse_cancelled(batch: Mapping[str, Any]) -> None:
+        """Nothing more is recorded on a cancelled batch (the projector refuses it too, for records from elsewhere)."""
+        note = bx.cancelled_note(batch)
+        if note:
+            raise SigningError(note)
+
     def _ready_to_sign(self, user: UserView) -> None:
         """11.100: no signature before the first-use certification, nor with an admin-issued password."""
         if not user.first_use_accepted:
@@ -597,15 +597,18 @@ class SigningService:
         return Manifestation(user.printed_name, user.user_id, role, meaning, format_ts(self.clock.now()),
                              self.clock.zone, self.store.chain.rpartition(":")[0])
 
-    def _role_for(self, user: UserView, allowed: Iterable[str]) -> str:
+    def _role_for(self, user: UserView, allowed: Iterable[str], meaning: str) -> str:
         allowed = tuple(allowed)
-        session_role = self.session.session.role if self.session.session.owner == user.user_id else None
+        in_session = self.session.session.owner == user.user_id
+        session_role = self.session.session.role if in_session else None
         if session_role in allowed and session_role in user.roles:
             return session_role  # type: ignore[return-value]
         for role in allowed:
             if role in user.roles:
                 return role
-        raise SigningError(f"this signature needs the {' or '.join(allowed)} role")
+        advice = " Lock the terminal (F12) so that someone with that role logs in and signs it." if in_session else ""
+        raise SigningError(f"{meaning} on this step is signed by {' or '.join(allowed)}; {user.printed_name} has the "
+                           f"{' and '.join(user.roles)} role{'s' if len(user.roles) > 1 else ''}.{advice}")
 
     def _check_distinct(self, signed: list[dict], rule, user: UserView) -> None:
         """``user`` is as read with the rest of the state being checked (in the transaction, when signing)."""

@@ -31,9 +31,9 @@ PASSWORD = "Lantern.Orchard-1917"
 
 @pytest.fixture
 def terminal(tmp_path, clock):
-    """A terminal where jane.op has her own password and is logged in; the admin exists too."""
+    """A terminal where jane.op has her own password (and badge 1001); nobody is logged in yet."""
     kiosk = build_kiosk(KioskConfig(), tmp_path / "data", clock, device_id="line-1", hasher=PasswordHasher(**CHEAP))
-    admin = kiosk.auth.bootstrap("site.admin", "Ada Admin")
+    kiosk.auth.bootstrap("site.admin", "Ada Admin")
     issued = kiosk.auth.create_user(Actor("site.admin", "Ada Admin", "admin"), "jane.op", "Jane Operator",
                                     ["operator"], reason="new starter", identity_verified=True, badge_id="1001")
     clock.advance(31)
@@ -41,7 +41,6 @@ def terminal(tmp_path, clock):
                                       pyotp.TOTP(issued.totp_secret).at(clock.now())).ok
     kiosk.auth.accept_first_use(kiosk.auth.user("jane.op"))
     kiosk.secret = issued.totp_secret
-    kiosk.admin_issued = admin
     yield kiosk
     kiosk.close()
 

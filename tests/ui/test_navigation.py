@@ -66,15 +66,20 @@ async def test_admin_moves_between_areas_directly_and_f2_goes_home(demo, clock):
         assert app.screen is app.lock_screen and app.session is None
 
 
+async def recipes_table(pilot, clock, admin):
+    """The admin logged in and on the Recipes screen (F8): its table."""
+    await login(pilot, clock, admin)
+    await pilot.press("f8")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecipesScreen), "the recipes")
+    return pilot.app.screen.query_one("#recipe-table")
+
+
 @pytest.mark.req("P11-10k")
 async def test_recipes_list_versions_and_show_steps_with_meanings(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(80, 24)) as pilot:
-        await login(pilot, clock, users["admin"])
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "the recipes")
-        table = app.screen.query_one("#recipe-table")
+        table = await recipes_table(pilot, clock, users["admin"])
         assert table.row_count == 2 and [str(table.get_row_at(i)[1]) for i in range(2)] == ["4", "8"]
         assert [str(table.get_row_at(i)[5]) for i in range(2)] == ["current", "current"]
         await pilot.press("enter")
@@ -92,19 +97,16 @@ async def test_recipes_list_versions_and_show_steps_with_meanings(demo, clock):
 @pytest.mark.req("P11-10k")
 async def test_a_version_registered_ahead_shows_when_it_takes_effect(demo, clock, tmp_path):
     from kiosk.app import shipped_recipes
+    from kiosk.services.auth import Actor
+    from tests.services.test_signing import register_recipe
 
     kiosk, users = demo
     shipped = next(p for p in shipped_recipes() if p.name == "buffer-preparation.toml").read_text()
-    path = tmp_path / "buffer-prep-5.toml"
-    path.write_text(shipped.replace("version = 4", 'version = 5\neffective_from = "2026-12-15"'))
-    kiosk.signing.register_recipe_file(path, {"user_id": "admin", "name": "Ada Admin", "role": "admin"},
-                                       "CC-2026-031 approved, effective 15 December")
+    register_recipe(kiosk, Actor("admin", "Ada Admin", "admin"), tmp_path,
+                    shipped.replace("version = 4", 'version = 5\neffective_from = "2026-12-15"'))
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["admin"])
-        await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, RecipesScreen), "the recipes")
-        table = app.screen.query_one("#recipe-table")
+        table = await recipes_table(pilot, clock, users["admin"])
         status = {f"{table.get_row_at(i)[0]}@{table.get_row_at(i)[1]}": str(table.get_row_at(i)[5])
                   for i in range(table.row_count)}
         assert status == {"buffer-prep@4": "current", "buffer-prep@5": "takes effect 2026-12-15",

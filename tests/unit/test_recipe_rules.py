@@ -108,8 +108,10 @@ def test_an_effective_date_is_a_quoted_calendar_date(value):
 
 def test_a_version_in_effect_supersedes_the_lower_ones_and_one_registered_ahead_waits():
     def doc(version, effective=None):
-        source = {"effective_from": effective} if effective else {}
-        return {"key": f"r@{version}", "id": "r", "version": version, "source": source}
+        data = {"id": "r", "version": version, "title": "R", "steps": [
+            {"id": "make", "title": "Make", "signatures": [{"meaning": "Performed", "roles": ["operator"]}]}]}
+        r = parse_recipe_dict({**data, "effective_from": effective} if effective else data, "r.toml")
+        return {"key": r.key, "id": r.id, "version": r.version, "source": r.source, "content_hash": r.content_hash}
 
     docs = [doc(1), doc(2, "2026-12-01"), doc(3, "2026-12-15")]
     assert bx.pending(docs, "2026-11-30") == {"r@2": "2026-12-01", "r@3": "2026-12-15"}
