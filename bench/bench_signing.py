@@ -139,7 +139,7 @@ class StatementFloor:
         sig = self.key.sign(b"kiosk-record-v1\x00" + digest)
         db.execute("INSERT INTO records (chain, seq, hash, raw, sig, id, type, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (self.chain, self.seq, digest, self.payload, sig, f"id-{self.seq}", "step.signed", "2026"))
-        db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?", ("u", "b", "s"))
+        db.execute("DELETE FROM drafts WHERE batch_id = ? AND step_id = ?", ("b", "s"))
         db.executemany("INSERT INTO directory (kind, key, doc, chain, seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
                        "(kind, key) DO UPDATE SET doc = excluded.doc, chain = excluded.chain, seq = excluded.seq",
                        [("batch_step", "b/s", self.step_doc, self.chain, self.seq)])

@@ -239,13 +239,28 @@ class UiWork:
         signed = {s["meaning"] for s in bx.valid_signatures(batch, step_id)}
         open_meanings = () if cancelled else tuple(r.meaning.value for r in step.signatures
                                                    if r.meaning.value not in signed)
+        try:
+            following = signing.next_signature(batch_id, step_id)
+        except self._errors():  # no session: nothing to sign
+            following = None
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
                             for c in state.get("corrections", []))
         deciding = {m.value for m in DECIDING} & set(open_meanings)
         review = tuple(bx.exceptions(recipe, batch)) if deciding else None
         return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
-                          fields, values, open_meanings, self._sig_views(state.get("signatures", [])), corrections,
-                          cancelled, review)
+                          fields, values, self._sig_views(state.get("signatures", [])), corrections,
+                          cancelled, review, following and self._next_view(following))
+
+    @staticmethod
+    def _next_view(following):
+        from screens.ports import NextSignatureView
+
+        if following.refusal:
+            return NextSignatureView(following.meaning, following.refusal, False)
+        note = f"Next signature: {following.rule}."
+        if following.second_person:
+            note += " A second person signs it, with their own user id, password and code."
+        return NextSignatureView(following.meaning, note, True)
 
     def save_draft(self, batch_id: str, step_id: str, values: dict) -> None:
         """A draft that cannot be stored (disk full, read-only) stays on screen; signing then says why."""
@@ -257,17 +272,13 @@ class UiWork:
             pass
 
     def prepare_signature(self, batch_id, step_id, meaning, values, comment, deviation_ref):
-        from kiosk.domain import batches as bx
-        from kiosk.domain.recipes import Meaning
         from screens.ports import ActionResult, SignPreview
 
         signing = self.kiosk.signing
         try:
             owner = self.kiosk.session.owner()
-            batch = signing.batch(batch_id)
-            rule = signing.recipe(batch["recipe_key"]).step(step_id).rule(Meaning(meaning))
-            mine = {s["meaning"] for s in bx.valid_signatures(batch, step_id) if s["user_id"] == owner.user_id}
-            witness = bool(rule and any(m.value in mine for m in rule.distinct_from))
+            following = signing.next_signature(batch_id, step_id)
+            witness = bool(following and following.meaning == meaning and following.second_person)
             p = signing.prepare(batch_id, step_id, meaning, values, witness=witness, comment=comment,
                                 deviation_ref=deviation_ref)
         except self._errors() as exc:

@@ -204,11 +204,21 @@ class StepDetail:
     status: str
     fields: tuple[FieldView, ...]
     values: dict
-    open_meanings: tuple[str, ...]
     signatures: tuple[SignatureView, ...]
     corrections: tuple[str, ...] = ()
     cancelled: str = ""  # why nothing more is recorded on this batch ('' while it is open)
     review: tuple[str, ...] | None = None  # the batch's exceptions, where an approval or release is open
+    next: "NextSignatureView | None" = None  # the signature the step takes next (None: none, or no session)
+
+
+@dataclass(frozen=True)
+class NextSignatureView:
+    """The step's next signature: a signature is offered only when the person logged in can give it
+    (or have a second person give it); otherwise ``note`` says who signs it."""
+
+    meaning: str
+    note: str
+    offered: bool
 
 
 @dataclass(frozen=True)

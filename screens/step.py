@@ -126,10 +126,12 @@ class StepScreen(KioskScreen):
                 yield Label(Text("Deviation reference (needed when a value is out of range)"))
                 yield Input(id="deviation", max_length=60)
             yield Static(self._signatures_text(), id="signatures")
+            if d.next is not None:
+                yield Static(safe_text(d.next.note), id="next")
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons", id="actions"):
-                for meaning in d.open_meanings:
-                    yield Button(f"Sign: {meaning}", variant="primary", id=f"sign-{meaning}")
+                if d.next is not None and d.next.offered:
+                    yield Button(f"Sign: {d.next.meaning}", variant="primary", id=f"sign-{d.next.meaning}")
                 if (d.signatures or d.corrections) and not d.cancelled:  # only a correction changes a record
                     yield Button("Correct values", id="correct")
                 yield Button("Back", id="back")

@@ -32,9 +32,11 @@ def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionD
     get = reader.get
     record = signed.record
     if record.type in ("step.signed", "witness.signed", "step.corrected"):
-        # The values are now in the record: the signer's (or corrector's) draft of that step is done with.
-        db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
-                   (record.body["actor"]["user_id"], record.body["batch_id"], record.body["step_id"]))
+        # The values are now in the record: every draft of that step is done with. Another person's typing
+        # from before it would only be hidden (the step shows what is recorded), so it is not kept on disk.
+        # No index on (batch_id, step_id): the table holds only unsigned work in progress, a few rows.
+        db.execute("DELETE FROM drafts WHERE batch_id = ? AND step_id = ?",
+                   (record.body["batch_id"], record.body["step_id"]))
     changes = directory.project(record, get) + batches.project(record, get)
     if changes:
         rows = [(kind, key, dump_doc(doc), record.chain, record.seq) for kind, key, doc in changes]

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from kiosk.domain.canonical import CanonicalError, encode
 
@@ -111,6 +111,28 @@ class Step:
 
     def label(self, field_name: str) -> str:
         return next((f.label for f in self.fields if f.name == field_name), field_name)
+
+    def unsigned_before(self, meaning: Meaning, signed: Iterable[str]) -> list[str]:
+        """The meanings listed before ``meaning`` that are not signed yet.
+
+        A step's signatures are given in the order its recipe lists them
+        (11.10(f) covers the events within a step as well as the steps): a
+        verification recorded before the work it verifies is what an inspector
+        reads as a record written after the fact.
+        """
+        done = set(signed)
+        earlier = []
+        for rule in self.signatures:
+            if rule.meaning == meaning:
+                return earlier
+            if rule.meaning.value not in done:
+                earlier.append(rule.meaning.value)
+        return earlier
+
+    def next_rule(self, signed: Iterable[str]) -> SignatureRule | None:
+        """The signature this step takes next (None when every one is signed)."""
+        done = set(signed)
+        return next((r for r in self.signatures if r.meaning.value not in done), None)
 
     @cached_property
     def meanings(self) -> frozenset[str]:
@@ -340,6 +362,25 @@ def _requires(raw: Any, fields: tuple[Field, ...], source: str, where: str) -> t
             raise _err(source, where, f"requires.{name} must list values of {f.label}: {', '.join(possible)}")
         out.append((name, allowed))
     return tuple(out)
+
+
+def check_listing_order(recipe: Recipe, source: str) -> None:
+    """A recipe about to be registered lists a second person's check after what it checks.
+
+    Signatures are given in the order a step lists them, so ``Verified``
+    (distinct from Performed) listed before ``Performed`` would be signed
+    first. Only new files are held to it: a recipe already registered stays
+    readable, as every record naming it must.
+    """
+    for step in recipe.steps:
+        listed: set[Meaning] = set()
+        for rule in step.signatures:
+            for other in rule.distinct_from:
+                if other not in listed:
+                    raise _err(source, f"step '{step.id}'",
+                               f"{rule.meaning.value} must differ from {other.value}, so list {other.value} before "
+                               f"it (a step's signatures are given in the order they are listed)")
+            listed.add(rule.meaning)
 
 
 def parse_recipe_toml(text: str, source: str) -> Recipe:

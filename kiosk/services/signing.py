@@ -22,8 +22,9 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, local_time, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
-from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_values,
-                                  describe_starters, normalize_values, parse_recipe_toml, unmet_requirements)
+from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_listing_order,
+                                  check_values, describe_rule, describe_starters, normalize_values, parse_recipe_toml,
+                                  unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView, typed_in
 from kiosk.services.ports import DirectoryReader, RecordWriter
@@ -118,7 +119,9 @@ def read_recipe_file(path: Path) -> Recipe:
         raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
-    return parse_recipe_toml(text, str(path))
+    recipe = parse_recipe_toml(text, str(path))
+    check_listing_order(recipe, str(path))
+    return recipe
 
 
 def _made_from(batch: Mapping[str, Any], recipe: Recipe) -> bool:
@@ -132,6 +135,16 @@ class StepView:
     status: str
     signatures: tuple[dict, ...]
     values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NextSignature:
+    """The signature a step takes next, as the person logged in can give it (or not)."""
+
+    meaning: str
+    rule: str            # who signs it, in the recipe's words
+    second_person: bool  # given by someone other than the session owner, in their own name (the witness dialog)
+    refusal: str = ""    # why the session owner cannot give it ('' when they can)
 
 
 @dataclass(frozen=True)
@@ -328,6 +341,29 @@ class SigningService:
                             sum(1 for s in statuses.values() if s == "done"), len(statuses))
 
     # -- signing ---------------------------------------------------------
+    def next_signature(self, batch_id: str, step_id: str) -> NextSignature | None:
+        """What the step takes next (None: nothing, all signed or the batch cancelled), so a screen offers only
+        a signature that can be given: its signatures follow the order its recipe lists them."""
+        owner = self.session.owner()
+        recipe, batch = self._batch_of(self.directory, batch_id)
+        step = recipe.step(step_id)
+        if step is None or bx.cancelled_note(batch):
+            return None
+        signed = bx.valid_signatures(batch, step.id)
+        rule = step.next_rule(s["meaning"] for s in signed)
+        if rule is None:
+            return None
+        # Someone who signed what this one must differ from has a second person sign it.
+        mine = {s["meaning"] for s in signed if s["user_id"] == owner.user_id}
+        second = any(m.value in mine for m in rule.distinct_from)
+        refusal = ""
+        if not second:
+            try:
+                self._role_for(owner, rule.roles, rule.meaning.value)
+            except SigningError as exc:
+                refusal = str(exc)
+        return NextSignature(rule.meaning.value, describe_rule(step, rule), second, refusal)
+
     def prepare(self, batch_id: str, step_id: str, meaning: str, values: Mapping[str, str], *,
                 witness: bool = False, comment: str = "", deviation_ref: str = "") -> Prepared:
         """Check everything that can be checked before credentials; returns what the dialog shows."""
@@ -364,6 +400,10 @@ class SigningService:
         signed = bx.valid_signatures(batch, step.id)
         if any(s["meaning"] == wanted.value for s in signed):
             raise SigningError(f"{wanted.value} is already signed for this step")
+        earlier = step.unsigned_before(wanted, (s["meaning"] for s in signed))
+        if earlier:
+            raise SigningError(f"{wanted.value} follows {earlier[0]} on this step, and {earlier[0]} is not signed yet: "
+                               "a step's signatures are given in the order its recipe lists them (21 CFR 11.10(f))")
         self._check_clock(reader)
         clean = self._values(values)
         findings = check_values(step, clean)

@@ -5,10 +5,12 @@ import pytest
 
 from kiosk.app import shipped_recipes
 from kiosk.domain.clock import format_ts
+from kiosk.domain.recipes import RecipeError
 from kiosk.domain.records import parse_raw
 from kiosk.domain.session import LockReason
 from kiosk.services.auth import Actor, AuthError
 from kiosk.services.signing import SigningError
+from storage.drafts_local import LocalDrafts
 from storage.verify_local import verify_local_store
 from tests.services.conftest import totp_now
 from tests.storage.conftest import central  # noqa: F401 - the fixture (PostgreSQL and SQLite)
@@ -160,6 +162,8 @@ def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(k
     assert kiosk.session.login("omar.op", PW, code(floor, "omar.op", clock)).ok
     corrected = {"balance_id": "BAL-7", "net_kg": "1.501"}
     kiosk.signing.correct("B-1", "weigh-salts", corrected, "balance re-read")
+    # Jane's typing from before the correction is not kept on disk, only to be hidden.
+    assert LocalDrafts(kiosk.store, clock).load_draft("jane.op", "B-1", "weigh-salts") is None
     kiosk.session.logout()
     assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
     # Jane's step shows what is recorded now, not what she typed before Omar's correction.
@@ -471,7 +475,6 @@ def test_recipes_are_versioned_records_and_every_signature_names_the_version(kio
     assert {r.body["key"] for r in registered} == {"buffer-prep@4", "tablet-compression@8"}
     changed = tmp_path / "buffer.toml"
     changed.write_text((shipped_recipes()[0]).read_text().replace('"1.480"', '"1.400"'))
-    from kiosk.domain.recipes import RecipeError
     with pytest.raises(RecipeError, match="raise the version"):
         kiosk.signing.register_recipe_file(changed, actor.body(), "edited limits")
     with pytest.raises(SigningError, match=r"give a reason \(at least 4 characters\); it is recorded with the recipe"):
@@ -844,3 +847,39 @@ def test_a_meaning_the_session_owner_cannot_sign_is_refused_before_any_value_is_
                                            r"Lock the terminal \(F12\) so that someone with that role logs in and "
                                            r"signs it\.$"):
         kiosk.signing.prepare("B-1", "line-clearance", "Performed", {})  # nothing typed yet: the role decides
+
+
+@pytest.mark.req("P11-10f")
+def test_a_steps_signatures_are_given_in_the_order_its_recipe_lists_them(kiosk, floor, clock):
+    """A verification recorded before the work it verifies reads as a record written after the fact."""
+    values = {"area_clear": "yes"}
+    first = "Verified follows Performed on this step, and Performed is not signed yet"
+    for witness in (False, True):  # neither the session owner nor a second person
+        with pytest.raises(SigningError, match=first):
+            kiosk.signing.prepare("B-1", "line-clearance", "Verified", values, witness=witness)
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", values), PW, "jane.op",
+                       code(floor, "jane.op", clock))
+    second = kiosk.signing.prepare("B-1", "line-clearance", "Verified", values, witness=True)
+    # The Performed signature is taken back while the second person's dialog is open: checked again on signing.
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "area was not clear after all")
+    with pytest.raises(SigningError, match=first):
+        kiosk.signing.witness(second, "omar.op", PW, code(floor, "omar.op", clock))
+    assert not any(s["meaning"] == "Verified" for s in kiosk.signing.batch("B-1")["steps"]["line-clearance"]["signatures"])
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "no"}), PW)
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "no"}, witness=True),
+                          "omar.op", PW, code(floor, "omar.op", clock))
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "done"
+
+
+@pytest.mark.req("P11-10f")
+def test_a_new_recipe_lists_a_second_persons_check_after_what_it_checks(kiosk, admin, floor, tmp_path):
+    actor, _ = admin
+    backwards = SMALL_LOT.replace('version = 1', 'version = 2').replace(
+        'signatures = [{ meaning = "Performed", roles = ["operator"] }]',
+        'signatures = [{ meaning = "Verified", roles = ["operator"], distinct_from = ["Performed"] },\n'
+        '              { meaning = "Performed", roles = ["operator"] }]')
+    assert backwards != SMALL_LOT
+    with pytest.raises(RecipeError, match="step 'make': Verified must differ from Performed, so list Performed "
+                                          "before it"):
+        register_recipe(kiosk, actor, tmp_path, backwards)
+    assert kiosk.directory.get("recipe", "small-lot@2") is None

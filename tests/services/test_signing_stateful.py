@@ -53,6 +53,7 @@ class SigningMachine(RuleBasedStateMachine):
         self.last_values = {}      # (batch, step) -> the values its records last recorded
         self.cancelled = set()     # batches a supervisor cancelled
         self.closed = set()        # the same, as the invariant has seen it in the records
+        self.performed_at = set()  # (batch, step) whose Performed signature stands, as the records say
 
     def tick(self):
         self.clock.advance(31)
@@ -125,21 +126,25 @@ class SigningMachine(RuleBasedStateMachine):
         self.performed_batches.add(batch)
         self.recorded[batch] = value
 
-    @precondition(lambda self: self.performed)
-    @rule(who=st.sampled_from(PEOPLE))
-    def witness(self, who):
+    @precondition(lambda self: self.batches > 0)
+    @rule(who=st.sampled_from(PEOPLE), latest=st.booleans())
+    def witness(self, who, latest):
+        """Verify the last performance, or the newest batch's step whether or not it is performed yet."""
         self.tick()
-        batch, performer = self.performed[-1]
+        batch = self.performed[-1][0] if self.performed and not latest else f"B-{self.batches}"
+        awaiting = [p for p in self.performed if p[0] == batch]  # performed, not verified yet
+        performer = awaiting[-1][1] if awaiting else None
         try:
             prepared = self.kiosk.signing.prepare(batch, "line-clearance", "Verified",
-                                                  {"area_clear": self.recorded[batch]}, witness=True)
+                                                  {"area_clear": self.recorded.get(batch, "yes")}, witness=True)
             self.kiosk.signing.witness(prepared, who, PW, self.code_for(who))
         except Exception as exc:
-            assert (self.owner is None or who in (performer, self.owner) or self.locked_out(who, str(exc))
-                    or batch in self.cancelled)
+            assert (self.owner is None or not awaiting or who in (performer, self.owner)
+                    or self.locked_out(who, str(exc)) or batch in self.cancelled)
             return
+        assert awaiting, "verified before it was performed, or verified twice"
         assert who != performer and who != self.owner and batch not in self.cancelled
-        self.performed.pop()
+        self.performed.remove(awaiting[-1])
 
     @precondition(lambda self: self.batches > 0)
     @rule()
@@ -180,7 +185,14 @@ class SigningMachine(RuleBasedStateMachine):
         rows = list(self.kiosk.store.iter_rows(after_seq=self.checked))
         for row in rows:
             record = parse_raw(row.raw)[0]
+            where = (record.body.get("batch_id"), record.body.get("step_id"))
+            if record.type == "step.signed" and record.body["meaning"] == "Performed":
+                self.performed_at.add(where)
+            if record.type == "step.corrected":
+                self.performed_at.discard(where)  # a correction takes the step's signatures back
             if record.type == "witness.signed":
+                # A check is recorded only after the work it checks, and only while that work's signature stands.
+                assert where in self.performed_at, "Verified recorded without a valid Performed before it"
                 assert "totp" in record.body["auth"]["components"]
                 batch = self.kiosk.signing.batch(record.body["batch_id"])
                 performers = {s["user_id"] for s in batch["steps"]["line-clearance"]["signatures"]
@@ -194,7 +206,6 @@ class SigningMachine(RuleBasedStateMachine):
             elif record.body.get("batch_id") in self.closed:
                 raise AssertionError(f"{record.type} recorded on cancelled batch {record.body['batch_id']}")
             # Only a correction changes a recorded value: every signature signs what was last recorded.
-            where = (record.body.get("batch_id"), record.body.get("step_id"))
             if record.type in ("step.signed", "witness.signed"):
                 assert self.last_values.get(where, record.body["values"]) == record.body["values"]
                 self.last_values[where] = record.body["values"]

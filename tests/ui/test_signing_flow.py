@@ -2,6 +2,7 @@
 
 import pyotp
 import pytest
+from textual.widgets import Static
 
 from kiosk.app import make_app
 from kiosk.demo import DEMO_PASSWORD, banner_text, create_demo
@@ -32,6 +33,9 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     async with app.run_test(size=(120, 40)) as pilot:
         await open_first_step(pilot, app, clock, users["ana.op"])
         assert kiosk.auth.user("ana.op").first_use_accepted
+        # Only the signature the step takes next is offered: Verified follows Performed.
+        assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Performed", "back"]
+        assert str(app.screen.query_one("#next", Static).render()) == "Next signature: Performed by operator."
         await type_text(pilot, "yes")
         assert kiosk.session.load_draft("PB-2026-001", "line-clearance") == {"area_clear": "yes"}
         app.screen.query_one("#sign-Performed").press()
@@ -45,6 +49,10 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         assert told[-1] == f"Signed: Performed by Ana Ortiz at {clock.now():%Y-%m-%d %H:%M:%S} GMT", told
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
+        assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Verified", "correct", "back"]
+        assert str(app.screen.query_one("#next", Static).render()) == (
+            "Next signature: Verified by operator or qa, not the Performed signer. A second person signs it, "
+            "with their own user id, password and code.")
         app.screen.query_one("#sign-Verified").press()
         await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the witness dialog")
         await enter_credentials(pilot, clock, "ben.op", DEMO_PASSWORD, users["ben.op"].totp_secret)
@@ -54,6 +62,20 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
     last = parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0]
     assert last.body["manifestation"]["user_id"] == "ben.op" and last.body["meaning"] == "Verified"
     assert kiosk.session.session.owner is None or kiosk.session.session.owner == "ana.op"
+
+
+@pytest.mark.req("P11-10f")
+async def test_a_signature_the_person_logged_in_cannot_give_is_not_offered(demo, clock):
+    """QA on a step an operator performs reads who signs it, instead of a button that can only refuse."""
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await open_first_step(pilot, app, clock, users["quinn.qa"])
+        assert [b.id for b in step.query("#actions Button")] == ["back"]
+        assert str(step.query_one("#next", Static).render()) == (
+            "Performed on this step is signed by operator; Quinn QA has the qa role. Lock the terminal (F12) so "
+            "that someone with that role logs in and signs it.")
+    assert not [r for r in kiosk.store.iter_rows() if r.type == "step.signed"]
 
 
 @pytest.mark.req("P11-200a1")
