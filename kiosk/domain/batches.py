@@ -187,8 +187,8 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
     """What a reviewer looks at before approving or releasing the batch, in recipe order.
 
     Review by exception: every recorded value outside its limits, every
-    comment or deviation reference given with a signature, every correction
-    and every signature taken back. A batch with none of these can be
+    comment or deviation reference given with a signature, every correction,
+    every signature given out of the recipe's order and every signature taken back. A batch with none of these can be
     reviewed from its summary; each one needs a look at its step.
     """
     out: list[str] = []
@@ -201,10 +201,31 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
                            f"'{sig.get('comment', '')}', deviation '{sig.get('deviation_ref', '')}'")
         out += [f"{step.title}: corrected by {c['by']} ({c['at'][:16].replace('T', ' ')} UTC): {c['reason']}"
                 for c in state.get("corrections", ())]
+        out += _out_of_order(step, state)
         taken_back = [s for s in state.get("signatures", ()) if not s.get("valid")]
         if taken_back:
             out.append(f"{step.title}: {len(taken_back)} signature{'s' if len(taken_back) > 1 else ''} "
                        "taken back by a correction")
+    return out
+
+
+def _out_of_order(step: Step, state: Mapping[str, Any]) -> list[str]:
+    """Standing signatures not preceded by those the recipe lists before them.
+
+    This terminal refuses them; a terminal older than 0.4.0 did not check it,
+    and its records join the batch record all the same.
+    """
+    valid = {s["meaning"]: s for s in state.get("signatures", ()) if s.get("valid")}
+    out = []
+    for i, rule in enumerate(step.signatures):
+        sig = valid.get(rule.meaning.value)
+        if sig is None:
+            continue
+        earlier = [r.meaning.value for r in step.signatures[:i]
+                   if r.meaning.value not in valid or valid[r.meaning.value]["signed_at"] > sig["signed_at"]]
+        if earlier:
+            out.append(f"{step.title}: {sig['meaning']} by {sig['name']} is not preceded by {earlier[0]}, "
+                       "which the recipe lists before it")
     return out
 
 

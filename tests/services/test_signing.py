@@ -839,6 +839,29 @@ def test_review_by_exception_lists_what_a_reviewer_must_look_at_in_recipe_order(
     assert len(review) == 4  # the weighing's two stay
 
 
+@pytest.mark.req("P11-10f")
+def test_review_by_exception_shows_a_verification_an_older_terminal_recorded_before_the_performance(
+        kiosk, floor, clock):
+    """Terminals before 0.4.0 did not keep a step's signatures in the recipe's order; QA sees where it happened."""
+    from kiosk.domain import batches as bx
+    from kiosk.services.signing import Manifestation
+
+    values = {"area_clear": "yes"}
+    performed = kiosk.signing.prepare("B-1", "line-clearance", "Performed", values)
+    verified = dataclasses.replace(performed, meaning="Verified", witness=True)  # as an older terminal wrote it
+    when = format_ts(clock.now())
+    manifestation = Manifestation("Omar Operator", "omar.op", "operator", "Verified", when, clock.zone,
+                                  kiosk.store.chain.rpartition(":")[0])
+    body = kiosk.signing._signature_body(verified, kiosk.signing.batch("B-1"), manifestation,
+                                         {"components": ["user_id", "password", "totp"]})
+    kiosk.store.append_many([("witness.signed", body)])
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", values), PW, "jane.op",
+                       code(floor, "jane.op", clock))
+    recipe = kiosk.signing.recipe("buffer-prep@4")
+    assert bx.exceptions(recipe, kiosk.signing.batch("B-1")) == [
+        "Line clearance: Verified by Omar Operator is not preceded by Performed, which the recipe lists before it"]
+
+
 @pytest.mark.req("P11-10g")
 def test_a_meaning_the_session_owner_cannot_sign_is_refused_before_any_value_is_checked(kiosk, floor, clock):
     kiosk.session.logout()
