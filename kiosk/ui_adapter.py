@@ -146,12 +146,25 @@ class UiWork:
     def batches(self):
         return self.batch_page(0, 1 << 30)[0]
 
+    def _newest_first(self) -> list[dict]:
+        batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
+        batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
+        return batches
+
+    def find_batch(self, text: str):
+        from screens.ports import ActionResult
+
+        try:
+            batch_id = self.kiosk.signing.find_batch(text)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return batch_id, [b["batch_id"] for b in self._newest_first()].index(batch_id)
+
     def batch_page(self, offset: int, limit: int):
         """One page of batches, newest first; steps are counted for that page only."""
         from screens.ports import BatchRow
 
-        batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
-        batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
+        batches = self._newest_first()
         rows = []
         for b in batches[max(0, offset):max(0, offset) + limit]:
             summary = self.kiosk.signing.summary(b["batch_id"])

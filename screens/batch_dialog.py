@@ -1,6 +1,6 @@
-"""Start a batch: its id and the recipe version it is an instance of.
+"""Batch dialogs: start a batch; go to a batch by its id.
 
-Returns ``(batch_id, recipe_key)``, or None when cancelled or locked away.
+NewBatchDialog returns ``(batch_id, recipe_key)``, or None when cancelled or locked away.
 It offers the recipes the signed-in role may start (a recipe's
 ``start_roles``). The services refuse an id already used, an id that cannot be recorded, or a
 role that may not start batches; the worklist then opens this dialog again
@@ -75,6 +75,45 @@ class NewBatchDialog(KioskModal["tuple[str, str] | None"]):
             return "No recipe is registered on this terminal; an admin registers one (kiosk admin recipes register)."
         who = "; ".join(f"{r.key} by {r.started_by}" for r in self._recipes)
         return f"Your role may not start a batch of any recipe registered here. They are started: {who}."
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class FindBatchDialog(KioskModal["str | None"]):
+    """Go to a batch by scanning its barcode or typing its id (or part of it): what is typed, or None.
+
+    A scanner types the id and Enter, so a scan opens the batch at once. A
+    refusal (no such batch, several) opens the dialog again as typed, with
+    the reason at its top, like the start dialog.
+    """
+
+    def __init__(self, typed: str = "", problem: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self._typed = typed
+        self._problem = problem
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="find-batch-box"):
+            yield Static(safe_text("Go to a batch", style="bold"), classes="dialog-title")
+            if self._problem:
+                yield Static(safe_text(self._problem), classes="message", id="problem")
+            field = Input(value=self._typed, placeholder="scan the batch barcode, or type its id or part of it",
+                          id="find", max_length=40, select_on_focus=False)  # "type more": added to it
+            field.border_title = "Batch ID"
+            yield field
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Go to batch", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#find").focus()
+
+    @on(Input.Submitted, "#find")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.dismiss(self.query_one("#find", Input).value)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

@@ -255,6 +255,11 @@ class WorkServices(Protocol):
         """Batches ``offset`` .. ``offset + limit`` (newest first) and how many there are in all."""
         ...
 
+    def find_batch(self, text: str) -> "tuple[str, int] | ActionResult":
+        """The batch a scanned or typed id (or part of one) names, and its place in ``batch_page``'s order;
+        a refusal that says why (none, or several: which)."""
+        ...
+
     def steps(self, batch_id: str) -> list[StepRow]: ...
 
     def recipes(self) -> list[RecipeChoice]:

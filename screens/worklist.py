@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static
 
 from kiosk.domain.clock import Clock
 from screens.nav import Navigator, NavScreen
-from screens.ports import KioskServices, SessionInfo, WorkServices
+from screens.ports import ActionResult, KioskServices, SessionInfo, WorkServices
 from screens.widgets import StatusBar, safe_text
 
 BATCH_PAGE = 50
@@ -79,6 +79,7 @@ class WorklistScreen(NavScreen):
         *NavScreen.BINDINGS,
         Binding("n", "new_batch", "New batch"),
         Binding("x", "cancel_batch", "Cancel batch"),
+        Binding("g", "find_batch", "Go to batch"),
     ]
 
     def __init__(self, session: SessionInfo, services: KioskServices, work: WorkServices, clock: Clock,
@@ -180,9 +181,12 @@ class WorklistScreen(NavScreen):
         self.query_one("#batch-title", Static).update(Text.assemble("Steps of batch ", safe_text(batch_id, style="bold")))
         table = self.query_one("#steps", DataTable)
         table.clear()
-        for n, step in enumerate(self._work.steps(batch_id), start=1):
+        rows = self._work.steps(batch_id)
+        for n, step in enumerate(rows, start=1):
             table.add_row(str(n), safe_text(step.title), STATUS_LABEL.get(step.status, step.status),
                           signatures_text(step), key=step.step_id)
+        # The cursor rests on the step to work on next, so that Enter opens it.
+        table.move_cursor(row=next((i for i, s in enumerate(rows) if s.status not in ("done", "locked")), 0))
 
     @on(DataTable.RowHighlighted, "#batches")
     def _batch_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -216,6 +220,23 @@ class WorklistScreen(NavScreen):
             return
         self.app.notify(result.message, markup=False)
         self._load_page(0, keep=chosen[0].strip())  # newest first: the new batch is on the first page
+
+    # -- go to a batch (a scanned barcode or a typed id) ---------------------------
+    def action_find_batch(self, typed: str = "", problem: str = "") -> None:
+        from screens.batch_dialog import FindBatchDialog
+
+        self.app.open_dialog(FindBatchDialog(typed, problem), self._found)  # type: ignore[attr-defined]
+
+    def _found(self, typed: str | None) -> None:
+        if typed is None or not self.is_attached:
+            return
+        found = self._work.find_batch(typed)
+        if isinstance(found, ActionResult):
+            self.action_find_batch(typed, found.message)
+            return
+        batch_id, index = found
+        self._load_page(index // BATCH_PAGE * BATCH_PAGE, keep=batch_id)
+        self.query_one("#steps", DataTable).focus()  # on the step to work on next: Enter opens it
 
     # -- cancel a batch (a supervisor or QA, their own credentials) ----------------
     def action_cancel_batch(self) -> None:

@@ -234,8 +234,11 @@ class SigningService:
         if waiting is not None:
             raise SigningError(f"{recipe.key} takes effect on {waiting} (site time); until then, start the batch "
                                "from the version in effect")
-        if self.directory.get(bx.BATCH, bid) is not None:
-            raise SigningError(f"batch {bid} already exists")
+        # Compared without case: PB-2026-001 and pb-2026-001 on one floor are one batch to the people on it.
+        same = next((d["batch_id"] for d in self.batches() if d["batch_id"].casefold() == bid.casefold()), None)
+        if same is not None:
+            raise SigningError(f"batch {same} already exists" + ("" if same == bid else
+                                                                   " (batch ids are compared without case)"))
         self._append([("batch.created", {"actor": actor_body(user.user_id, user.printed_name, role),
                                           "target": target("batch", bid), "batch_id": bid,
                                           "recipe_key": recipe.key, "recipe_hash": recipe.content_hash,
@@ -286,6 +289,27 @@ class SigningService:
     def batches(self) -> list[dict[str, Any]]:
         """Every batch's own document (recipe, title, start); ``batch`` and ``steps`` give its steps."""
         return list(self.directory.all(bx.BATCH))
+
+    def find_batch(self, text: str) -> str:
+        """The batch a scanned or typed id names: the id itself, then without case, then the one id that holds it.
+
+        The refusal never repeats what was typed: it may be anything, a
+        password typed into the wrong field included.
+        """
+        wanted = text.strip()
+        if not wanted:
+            raise SigningError("scan or type a batch id")
+        ids = sorted(d["batch_id"] for d in self.batches())
+        folded = wanted.casefold()
+        exact = [i for i in ids if i == wanted] or [i for i in ids if i.casefold() == folded]
+        holding = exact or [i for i in ids if folded in i.casefold()]
+        if len(holding) == 1:
+            return holding[0]
+        if not holding:
+            raise SigningError("no batch on this terminal has that id; a batch started on another terminal is "
+                               "here after its next sync")
+        shown = ", ".join(holding[:5]) + (f" and {len(holding) - 5} more" if len(holding) > 5 else "")
+        raise SigningError(f"{len(holding)} batches hold that text: {shown}. Type more of the id.")
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch record (batches.view) as stored; its documents are shared with other readers, so never

@@ -906,3 +906,28 @@ def test_a_new_recipe_lists_a_second_persons_check_after_what_it_checks(kiosk, a
                                           "before it"):
         register_recipe(kiosk, actor, tmp_path, backwards)
     assert kiosk.directory.get("recipe", "small-lot@2") is None
+
+
+def test_a_batch_is_found_by_its_id_in_any_case_or_by_the_one_id_holding_the_text(kiosk, floor, clock):
+    for bid in ("B-2", "B-20", "LOT-7"):
+        clock.advance(1)
+        kiosk.signing.create_batch(bid, "buffer-prep@4")
+    assert kiosk.signing.find_batch(" B-2 ") == "B-2"   # exact, though B-20 holds it too
+    assert kiosk.signing.find_batch("lot-7") == "LOT-7"  # without case, as a scanner or a glove types it
+    assert kiosk.signing.find_batch("t-") == "LOT-7"     # the one id that holds it
+    with pytest.raises(SigningError, match=r"^3 batches hold that text: B-1, B-2, B-20\. Type more of the id\.$"):
+        kiosk.signing.find_batch("b-")
+    with pytest.raises(SigningError, match="^no batch on this terminal has that id; a batch started on another "
+                                           "terminal is here after its next sync$"):
+        kiosk.signing.find_batch(PW)  # and what was typed is not repeated: it may be a password
+    with pytest.raises(SigningError, match="scan or type a batch id"):
+        kiosk.signing.find_batch("  ")
+
+
+def test_a_batch_id_is_not_used_twice_in_another_case(kiosk, floor, clock):
+    """PB-2026-001 and pb-2026-001 on one floor would be one batch to its people and two in the record."""
+    with pytest.raises(SigningError, match=r"^batch B-1 already exists \(batch ids are compared without case\)$"):
+        kiosk.signing.create_batch("b-1", "buffer-prep@4")
+    with pytest.raises(SigningError, match="^batch B-1 already exists$"):
+        kiosk.signing.create_batch("B-1", "buffer-prep@4")
+    assert kiosk.directory.get("batch", "b-1") is None

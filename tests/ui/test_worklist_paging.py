@@ -53,3 +53,47 @@ async def test_moving_past_a_page_loads_the_next_and_back(busy_site, clock):
             await pilot.press("ctrl+end", "pagedown")
             await pilot.pause(0.1)
         assert set(batch_ids(table)[-2:]) == {"PB-2026-001", "TAB-2026-014"} and table.row_count == total - 2 * BATCH_PAGE
+
+
+@pytest.mark.req("P11-10f")
+async def test_a_scanned_or_typed_batch_id_goes_to_its_page_and_its_next_step(busy_site, clock):
+    from screens.batch_dialog import FindBatchDialog
+    from screens.step import StepScreen
+    from screens.worklist import WorklistScreen
+    from tests.ui.flows import type_text, wait_for
+
+    kiosk, users = busy_site
+    ana, ben = users["ana.op"], users["ben.op"]
+    clock.advance(31)
+    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(ana.totp_secret).at(clock.now())).ok
+    values = {"area_clear": "yes"}
+    clock.advance(31)
+    kiosk.signing.sign(kiosk.signing.prepare("PB-X0001", "line-clearance", "Performed", values), DEMO_PASSWORD,
+                       "ana.op", pyotp.TOTP(ana.totp_secret).at(clock.now()))
+    clock.advance(31)
+    kiosk.signing.witness(kiosk.signing.prepare("PB-X0001", "line-clearance", "Verified", values, witness=True),
+                          "ben.op", DEMO_PASSWORD, pyotp.TOTP(ben.totp_secret).at(clock.now()))
+    kiosk.session.logout()
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot, clock, ana)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, FindBatchDialog), "the go-to-batch dialog")
+        await type_text(pilot, "x000")  # part of an id, in any case: ten batches hold it
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#problem"), "the dialog again, with why")
+        assert str(app.screen.query_one("#problem").render()) == (
+            "10 batches hold that text: PB-X0000, PB-X0001, PB-X0002, PB-X0003, PB-X0004 and 5 more. "
+            "Type more of the id.")
+        assert app.screen.query_one("#find").value == "x000"  # as typed
+        await type_text(pilot, "1")  # "type more of the id": added to what is there
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist")
+        table, steps = app.screen.query_one("#batches"), app.screen.query_one("#steps")
+        assert f"batches {2 * BATCH_PAGE + 1}–" in str(app.screen.query_one("#worklist-head").render())
+        assert batch_ids(table)[table.cursor_row] == "PB-X0001"
+        assert app.focused is steps and steps.cursor_row == 1  # line clearance is done: the weighing is next
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        assert "Weigh sodium phosphate" in str(app.screen.query_one(".dialog-title").render())
+        assert "PB-X0001" in str(app.screen.query_one(".dialog-title").render())
