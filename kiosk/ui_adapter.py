@@ -268,8 +268,9 @@ class UiWork:
     def _next_view(following):
         from screens.ports import NextSignatureView
 
-        if following.refusal:
-            return NextSignatureView(following.meaning, following.refusal, False)
+        if following.refusal:  # a service refusal, as a sentence
+            why = following.refusal[:1].upper() + following.refusal[1:]
+            return NextSignatureView(following.meaning, why if why.endswith(".") else why + ".", False)
         note = f"Next signature: {following.rule}."
         if following.second_person:
             note += " A second person signs it, with their own user id, password and code."

@@ -386,6 +386,10 @@ class SigningService:
                 self._role_for(owner, rule.roles, rule.meaning.value)
             except SigningError as exc:
                 refusal = str(exc)
+        if not refusal:
+            statuses = bx.step_statuses(recipe, batch)
+            if statuses[step.id] == "locked":
+                refusal = self._waiting(recipe, statuses, step)
         return NextSignature(rule.meaning.value, describe_rule(step, rule), second, refusal)
 
     def prepare(self, batch_id: str, step_id: str, meaning: str, values: Mapping[str, str], *,
@@ -416,11 +420,8 @@ class SigningService:
         # The owner's role is decided first: values typed for a meaning they cannot sign would be typed in vain.
         role = "" if witness else self._role_for(owner, rule.roles, wanted.value)
         statuses = bx.step_statuses(recipe, batch)
-        status = statuses[step.id]
-        if status == "locked":
-            missing = [p for p in step.prerequisites if statuses[p] != "done"]
-            title = recipe.step(missing[0]).title if missing else "an earlier step"
-            raise SigningError(f"sign '{title}' first: steps are signed in order (21 CFR 11.10(f))")
+        if statuses[step.id] == "locked":
+            raise SigningError(self._waiting(recipe, statuses, step))
         signed = bx.valid_signatures(batch, step.id)
         if any(s["meaning"] == wanted.value for s in signed):
             raise SigningError(f"{wanted.value} is already signed for this step")
@@ -636,6 +637,13 @@ class SigningService:
         raise PasswordExposed(f"{outcome}: a value on this step is {person.printed_name}'s password. The values "
                               "typed were cleared and not recorded; the password must be changed before the next "
                               "signature. Then type the values again.")
+
+    @staticmethod
+    def _waiting(recipe: Recipe, statuses: Mapping[str, str], step) -> str:
+        """Why a step waiting for an earlier one is not signed yet."""
+        missing = [p for p in step.prerequisites if statuses[p] != "done"]
+        title = recipe.step(missing[0]).title if missing else "an earlier step"
+        return f"sign '{title}' first: steps are signed in order (21 CFR 11.10(f))"
 
     @staticmethod
     def _refuse_cancelled(batch: Mapping[str, Any]) -> None:

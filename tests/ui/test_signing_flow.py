@@ -78,6 +78,19 @@ async def test_a_signature_the_person_logged_in_cannot_give_is_not_offered(demo,
     assert not [r for r in kiosk.store.iter_rows() if r.type == "step.signed"]
 
 
+@pytest.mark.req("P11-10f")
+async def test_a_step_waiting_for_an_earlier_one_offers_no_signature(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["ana.op"])
+        await pilot.press("enter", "down", "enter")  # the batch, then its second step
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen")
+        assert [b.id for b in app.screen.query("#actions Button")] == ["back"]
+        assert str(app.screen.query_one("#next", Static).render()) == (
+            "Sign 'Line clearance' first: steps are signed in order (21 CFR 11.10(f)).")
+
+
 @pytest.mark.req("P11-200a1")
 async def test_f12_in_the_sign_dialog_means_not_signed(demo, clock):
     kiosk, users = demo
