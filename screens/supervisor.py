@@ -33,9 +33,9 @@ class SupervisorScreen(NavScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="supervisor-box"):
             yield Static(Text("Supervisor — alerts and suspended accounts", style="bold"))
-            yield Static(Text("Suspended accounts"))
+            yield Static(Text("Suspended accounts"), id="suspended-head")
             yield DataTable(id="suspended", cursor_type="row")
-            yield Static(Text("Open alerts (newest first)"))
+            yield Static(Text("Open alerts"), id="alerts-head")
             yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
             yield Static("", id="message", classes="message")
         yield self.key_bar()
@@ -48,14 +48,22 @@ class SupervisorScreen(NavScreen):
         self.query_one("#suspended", DataTable).focus()
 
     def action_refresh(self) -> None:
+        # An empty table says so in its heading: a blank table could as well be one that failed to load.
         users = self.query_one("#suspended", DataTable)
         users.clear()
-        for u in self._sup.suspended():
+        suspended = self._sup.suspended()
+        for u in suspended:
             users.add_row(safe_text(u.user_id), safe_text(u.name), key=u.user_id)
+        self.query_one("#suspended-head", Static).update(
+            f"Suspended accounts: {len(suspended)} (Enter unlocks)" if suspended else "Suspended accounts: none")
         alerts = self.query_one("#alerts", DataTable)
         alerts.clear()
-        for a in self._sup.alerts():
+        open_alerts = self._sup.alerts()
+        for a in open_alerts:
             alerts.add_row(a.at[:19], a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
+        self.query_one("#alerts-head", Static).update(
+            f"Open alerts: {len(open_alerts)}, newest first (Enter acknowledges)" if open_alerts
+            else "Open alerts: none")
 
     def show_message(self, text: str) -> None:
         if self.is_attached:

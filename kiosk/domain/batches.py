@@ -188,8 +188,9 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
 
     Review by exception: every recorded value outside its limits, every
     comment or deviation reference given with a signature, every correction,
-    every signature given out of the recipe's order and every signature taken back. A batch with none of these can be
-    reviewed from its summary; each one needs a look at its step.
+    every signature given out of the recipe's order and every signature taken
+    back. A batch with none of these can be reviewed from its summary; each
+    one needs a look at its step.
     """
     out: list[str] = []
     for step in recipe.steps:

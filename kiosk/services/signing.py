@@ -22,7 +22,7 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, local_time, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
-from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, check_listing_order,
+from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, Step, check_listing_order,
                                   check_values, describe_rule, describe_starters, normalize_values, parse_recipe_toml,
                                   unmet_requirements)
 from kiosk.domain.session import components_required
@@ -639,7 +639,7 @@ class SigningService:
                               "signature. Then type the values again.")
 
     @staticmethod
-    def _waiting(recipe: Recipe, statuses: Mapping[str, str], step) -> str:
+    def _waiting(recipe: Recipe, statuses: Mapping[str, str], step: Step) -> str:
         """Why a step waiting for an earlier one is not signed yet."""
         missing = [p for p in step.prerequisites if statuses[p] != "done"]
         title = recipe.step(missing[0]).title if missing else "an earlier step"

@@ -176,6 +176,9 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
         await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
         alerts = app.screen.query_one("#alerts")
         assert alerts.row_count >= 6  # five failures and the suspension
+        assert str(app.screen.query_one("#suspended-head").render()) == "Suspended accounts: 1 (Enter unlocks)"
+        assert str(app.screen.query_one("#alerts-head").render()) == (
+            f"Open alerts: {alerts.row_count}, newest first (Enter acknowledges)")
         await pilot.press("enter")  # the suspended account row
         await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the reason dialog")
         await type_text(pilot, "verified by phone")
@@ -183,6 +186,9 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
         await wait_for(pilot, lambda: isinstance(app.screen, CredentialsDialog), "the credentials dialog")
         await enter_credentials(pilot, clock, "sam.sup", DEMO_PASSWORD, users["sam.sup"].totp_secret)
         await wait_for(pilot, lambda: kiosk.auth.user("ana.op").status == "active", "the unlock")
+        await wait_for(pilot, lambda: app.screen.query("#suspended-head"), "the supervisor screen again")
+        await pilot.pause(0.3)
+        assert str(app.screen.query_one("#suspended-head").render()) == "Suspended accounts: none"
     last = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "account.unlocked"][-1]
     assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"
 
