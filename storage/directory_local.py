@@ -37,6 +37,8 @@ def _project(db: sqlite3.Connection, signed: SignedRecord, reader: "TransactionD
         # No index on (batch_id, step_id): the table holds only unsigned work in progress, a few rows.
         db.execute("DELETE FROM drafts WHERE batch_id = ? AND step_id = ?",
                    (record.body["batch_id"], record.body["step_id"]))
+    elif record.type == "batch.cancelled":  # typing for a cancelled batch would never be signed
+        db.execute("DELETE FROM drafts WHERE batch_id = ?", (record.body["batch_id"],))
     changes = directory.project(record, get) + batches.project(record, get)
     if changes:
         rows = [(kind, key, dump_doc(doc), record.chain, record.seq) for kind, key, doc in changes]

@@ -36,10 +36,6 @@ class LocalDrafts:
             db.execute("DELETE FROM drafts WHERE user_id = ? AND batch_id = ? AND step_id = ?",
                                  (user_id, batch_id, step_id))
 
-    def clear_batch(self, batch_id: str) -> None:
-        with self.store.side_transaction() as db:
-            db.execute("DELETE FROM drafts WHERE batch_id = ?", (batch_id,))
-
     def purge_draft(self, user_id: str, batch_id: str, step_id: str) -> None:
         """Clear a draft that held a secret, and the log's earlier versions of it (secure_delete zeroes
         the row's old bytes in the database file)."""

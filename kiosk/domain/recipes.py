@@ -112,25 +112,14 @@ class Step:
     def label(self, field_name: str) -> str:
         return next((f.label for f in self.fields if f.name == field_name), field_name)
 
-    def unsigned_before(self, meaning: Meaning, signed: Iterable[str]) -> list[str]:
-        """The meanings listed before ``meaning`` that are not signed yet.
+    def next_rule(self, signed: Iterable[str]) -> SignatureRule | None:
+        """The signature this step takes next (None when every one is signed).
 
         A step's signatures are given in the order its recipe lists them
         (11.10(f) covers the events within a step as well as the steps): a
         verification recorded before the work it verifies is what an inspector
         reads as a record written after the fact.
         """
-        done = set(signed)
-        earlier = []
-        for rule in self.signatures:
-            if rule.meaning == meaning:
-                return earlier
-            if rule.meaning.value not in done:
-                earlier.append(rule.meaning.value)
-        return earlier
-
-    def next_rule(self, signed: Iterable[str]) -> SignatureRule | None:
-        """The signature this step takes next (None when every one is signed)."""
         done = set(signed)
         return next((r for r in self.signatures if r.meaning.value not in done), None)
 

@@ -33,10 +33,6 @@ class DraftStore(Protocol):
         """clear_draft, and no earlier version of it left on disk (it held a secret)."""
         ...
 
-    def clear_batch(self, batch_id: str) -> None:
-        """Every draft of the batch, whoever typed it (the batch was cancelled)."""
-        ...
-
 
 class SessionError(Exception):
     """A session action was refused; the message says why."""

@@ -274,7 +274,6 @@ class SigningService:
                 "old": {"status": status}, "new": {"status": "cancelled"}})]
 
         [(_type, body)] = self._append_checked(build)
-        self.session.drafts.clear_batch(batch_id)  # typing for it would never be signed
         return body
 
     def _cancellable(self, reader: DirectoryReader, batch_id: str) -> str:
@@ -425,9 +424,10 @@ class SigningService:
         signed = bx.valid_signatures(batch, step.id)
         if any(s["meaning"] == wanted.value for s in signed):
             raise SigningError(f"{wanted.value} is already signed for this step")
-        earlier = step.unsigned_before(wanted, (s["meaning"] for s in signed))
-        if earlier:
-            raise SigningError(f"{wanted.value} follows {earlier[0]} on this step, and {earlier[0]} is not signed yet: "
+        due = step.next_rule(s["meaning"] for s in signed)  # not None: ``wanted`` itself is not signed yet
+        if due is not None and due.meaning != wanted:
+            first = due.meaning.value
+            raise SigningError(f"{wanted.value} follows {first} on this step, and {first} is not signed yet: "
                                "a step's signatures are given in the order its recipe lists them (21 CFR 11.10(f))")
         self._check_clock(reader)
         clean = self._values(values)
