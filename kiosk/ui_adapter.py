@@ -256,13 +256,19 @@ class UiWork:
             following = signing.next_signature(batch_id, step_id)
         except self._errors():  # no session: nothing to sign
             following = None
+        try:
+            editable = signing.may_enter_values(batch_id, step_id)
+        except self._errors():  # no session: nothing to type
+            editable = False
+        entry_note = "" if editable or cancelled or not step.fields else (
+            f"Values are entered and corrected by {' or '.join(step.recording.roles)}.")
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
                             for c in state.get("corrections", []))
         deciding = {m.value for m in DECIDING} & set(open_meanings)
         review = tuple(bx.exceptions(recipe, batch)) if deciding else None
         return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
                           fields, values, self._sig_views(state.get("signatures", [])), corrections,
-                          cancelled, review, following and self._next_view(following))
+                          cancelled, review, following and self._next_view(following), editable, entry_note)
 
     @staticmethod
     def _next_view(following):

@@ -209,6 +209,8 @@ class StepDetail:
     cancelled: str = ""  # why nothing more is recorded on this batch ('' while it is open)
     review: tuple[str, ...] | None = None  # the batch's exceptions, where an approval or release is open
     next: "NextSignatureView | None" = None  # the signature the step takes next (None: none, or no session)
+    editable: bool = False  # the person logged in may type the values (enter or correct them)
+    entry_note: str = ""  # who enters the values, where the person logged in may not ('' otherwise)
 
 
 @dataclass(frozen=True)

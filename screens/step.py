@@ -100,6 +100,7 @@ class StepScreen(KioskScreen):
         self._work = work
         self._clock = clock
         self._detail: StepDetail = work.step_detail(batch_id, step_id)
+        self._saved = {f.name: str(self._detail.values.get(f.name, "")) for f in self._detail.fields}
         self._loading = True
 
     def compose(self) -> ComposeResult:
@@ -119,7 +120,9 @@ class StepScreen(KioskScreen):
                     label += "  one of: " + ", ".join(f.choices)
                 yield Label(Text(label))
                 yield Input(value=str(d.values.get(f.name, "")), id=f"field-{f.name}", max_length=200,
-                            disabled=bool(d.cancelled))
+                            disabled=not d.editable)
+            if d.entry_note:
+                yield Static(safe_text(d.entry_note), id="entry-note")
             if not d.cancelled:
                 yield Label(Text("Comment (needed when a value is out of range)"))
                 yield Input(id="comment", max_length=200)
@@ -132,7 +135,7 @@ class StepScreen(KioskScreen):
             with Horizontal(classes="dialog-buttons", id="actions"):
                 if d.next is not None and d.next.offered:
                     yield Button(f"Sign: {d.next.meaning}", variant="primary", id=f"sign-{d.next.meaning}")
-                if (d.signatures or d.corrections) and not d.cancelled:  # only a correction changes a record
+                if (d.signatures or d.corrections) and d.editable:  # only a correction changes a record
                     yield Button("Correct values", id="correct")
                 yield Button("Back", id="back")
         yield StatusBar(self._clock, self._services.status)
@@ -152,9 +155,10 @@ class StepScreen(KioskScreen):
         return text
 
     def on_mount(self) -> None:
-        first = self.query(Input).first() if not self._detail.cancelled else self.query_one("#back")
-        if first is not None:
-            first.focus()
+        # The first thing this person can do: type a value, else give the signature offered, else go back.
+        fields = [w for w in self.query(Input) if not w.disabled and (w.id or "").startswith("field-")]
+        first = fields[0] if fields else (self.query("#actions Button").first())
+        first.focus()
         self._loading = False
 
     def values(self) -> dict:
@@ -162,9 +166,14 @@ class StepScreen(KioskScreen):
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
-        if self._loading or not (event.input.id or "").startswith("field-"):
+        # The fields' first Changed events arrive after mounting and carry what the screen showed: saved, they
+        # would be a draft of values nobody typed (and one for a person who may not enter them).
+        if self._loading or event.input.disabled or not (event.input.id or "").startswith("field-"):
             return
-        self._work.save_draft(self._batch_id, self._step_id, self.values())
+        values = self.values()
+        if values != self._saved:
+            self._saved = values
+            self._work.save_draft(self._batch_id, self._step_id, values)
 
     def show_message(self, text: str) -> None:
         if self.is_attached:  # a lock may have popped this screen while a dialog was open

@@ -188,8 +188,8 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
 
     Review by exception: every recorded value outside its limits, every
     comment or deviation reference given with a signature, every correction,
-    every signature given out of the recipe's order and every signature taken
-    back. A batch with none of these can be reviewed from its summary; each
+    every correction by a role that does not enter the step's values, every
+    signature given out of the recipe's order and every signature taken back. A batch with none of these can be reviewed from its summary; each
     one needs a look at its step.
     """
     out: list[str] = []
@@ -202,12 +202,25 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
                            f"'{sig.get('comment', '')}', deviation '{sig.get('deviation_ref', '')}'")
         out += [f"{step.title}: corrected by {c['by']} ({c['at'][:16].replace('T', ' ')} UTC): {c['reason']}"
                 for c in state.get("corrections", ())]
+        out += _corrected_without_authority(step, state)
         out += _out_of_order(step, state)
         taken_back = [s for s in state.get("signatures", ()) if not s.get("valid")]
         if taken_back:
             out.append(f"{step.title}: {len(taken_back)} signature{'s' if len(taken_back) > 1 else ''} "
                        "taken back by a correction")
     return out
+
+
+def _corrected_without_authority(step: Step, state: Mapping[str, Any]) -> list[str]:
+    """Corrections by a role that does not enter the step's values (``Step.recording``).
+
+    This terminal refuses them; a terminal older than 0.5.0 did not check it.
+    A correction projected before then does not name its role and is not
+    judged here: its author is in the line above and in the record.
+    """
+    allowed = step.recording.roles
+    return [f"{step.title}: corrected by {c['by']} as {c['role']}; its values are entered and corrected by "
+            f"{' or '.join(allowed)}" for c in state.get("corrections", ()) if c.get("role", allowed[0]) not in allowed]
 
 
 def _out_of_order(step: Step, state: Mapping[str, Any]) -> list[str]:
@@ -322,7 +335,8 @@ def _corrected(record: Record, get: Getter) -> list[Change]:
     body = record.body
     _batch, key, step = _step_copy(body, get, create=True)
     step["corrections"].append({"old": body["old"], "new": body["new"], "reason": body["reason"],
-                                "by": body["actor"]["user_id"], "at": record.ts, "record_id": record.id})
+                                "by": body["actor"]["user_id"], "role": body["actor"]["role"], "at": record.ts,
+                                "record_id": record.id})
     step["values"] = dict(body["new"])
     step["content_hash"] = None
     return [(STEP, key, step)]

@@ -123,6 +123,12 @@ class Step:
         done = set(signed)
         return next((r for r in self.signatures if r.meaning.value not in done), None)
 
+    @property
+    def recording(self) -> SignatureRule:
+        """The signature that records the step's values, listed first: its roles enter them, and correct them
+        (11.10(g): altering a record takes the same authority as making it)."""
+        return self.signatures[0]
+
     @cached_property
     def meanings(self) -> frozenset[str]:
         """The meanings this step needs before it is done (batch status is worked out for every step each time)."""

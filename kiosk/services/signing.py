@@ -124,6 +124,10 @@ def read_recipe_file(path: Path) -> Recipe:
     return recipe
 
 
+def _has_roles(user: UserView) -> str:
+    return f"{user.printed_name} has the {' and '.join(user.roles)} role{'s' if len(user.roles) > 1 else ''}"
+
+
 def _made_from(batch: Mapping[str, Any], recipe: Recipe) -> bool:
     return batch["recipe_key"] == recipe.key and batch.get("recipe_hash", recipe.content_hash) == recipe.content_hash
 
@@ -588,12 +592,14 @@ class SigningService:
     def correct(self, batch_id: str, step_id: str, values: Mapping[str, str], reason: str) -> None:
         """Change entered values: a new record with old, new and reason; earlier signatures are invalidated."""
         owner = self.session.owner()
-        role = self.session.session.role or owner.roles[0]
         recipe, batch = self._batch_of(self.directory, batch_id)
         self._refuse_cancelled(batch)
         step = recipe.step(step_id)
         if step is None:
             raise SigningError(f"step {step_id} is not in {recipe.key}")
+        if not step.fields:
+            raise SigningError(f"'{step.title}' records no values, so there is nothing to correct")
+        role = self._recording_role(owner, step)
         reason = self._reason(reason, "give a reason for the correction (at least 4 characters)")
         state = batch["steps"].get(step_id) or {}
         if not state.get("signatures") and not state.get("corrections"):
@@ -671,16 +677,42 @@ class SigningService:
 
     def _role_for(self, user: UserView, allowed: Iterable[str], meaning: str) -> str:
         allowed = tuple(allowed)
+        role = self._role_among(user, allowed)
+        if role is not None:
+            return role
         in_session = self.session.session.owner == user.user_id
-        session_role = self.session.session.role if in_session else None
-        if session_role in allowed and session_role in user.roles:
-            return session_role  # type: ignore[return-value]
-        for role in allowed:
-            if role in user.roles:
-                return role
         advice = " Lock the terminal (F12) so that someone with that role logs in and signs it." if in_session else ""
-        raise SigningError(f"{meaning} on this step is signed by {' or '.join(allowed)}; {user.printed_name} has the "
-                           f"{' and '.join(user.roles)} role{'s' if len(user.roles) > 1 else ''}.{advice}")
+        raise SigningError(f"{meaning} on this step is signed by {' or '.join(allowed)}; {_has_roles(user)}.{advice}")
+
+    def _role_among(self, user: UserView, allowed: tuple[str, ...]) -> str | None:
+        """The role ``user`` acts in, of ``allowed``: the session's own role first, when it is one of them."""
+        session_role = self.session.session.role if self.session.session.owner == user.user_id else None
+        if session_role in allowed and session_role in user.roles:
+            return session_role
+        return next((role for role in allowed if role in user.roles), None)
+
+    def _recording_role(self, owner: UserView, step: Step) -> str:
+        """The role the session owner enters or corrects ``step``'s values in (``Step.recording``). Anyone
+        else's correction would take back the signatures of those who did the work."""
+        allowed = step.recording.roles
+        role = self._role_among(owner, allowed)
+        if role is None:
+            raise SigningError(f"the values of '{step.title}' are entered and corrected by {' or '.join(allowed)}, "
+                               f"who sign it {step.recording.meaning.value}; {_has_roles(owner)}. Lock the "
+                               "terminal (F12) so that someone with that role logs in and corrects them.")
+        return role
+
+    def may_enter_values(self, batch_id: str, step_id: str) -> bool:
+        """Whether the step screen lets the person logged in type into the step's fields (see _recording_role)."""
+        recipe, batch = self._batch_of(self.directory, batch_id)
+        step = recipe.step(step_id)
+        if step is None or not step.fields or bx.cancelled_note(batch):
+            return False
+        try:
+            self._recording_role(self.session.owner(), step)
+        except SigningError:
+            return False
+        return True
 
     def _check_distinct(self, signed: list[dict], rule, user: UserView) -> None:
         """``user`` is as read with the rest of the state being checked (in the transaction, when signing)."""

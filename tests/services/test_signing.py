@@ -147,6 +147,49 @@ def test_correction_invalidates_signatures_and_needs_resign(kiosk, floor, clock)
     assert types == ["step.corrected", "signature.invalidated"]
 
 
+NO_VALUES = '''
+id = "sop-read"
+version = 1
+title = "SOP read and understood"
+product = "-"
+start_roles = ["operator"]
+[[steps]]
+id = "read"
+title = "Read SOP-114"
+signatures = [{ meaning = "Performed", roles = ["operator"] }]
+'''
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.req("P11-70")
+def test_only_the_roles_that_enter_a_steps_values_may_correct_them(kiosk, admin, floor, clock, tmp_path):
+    """A correction takes back the signatures of those who did the work: QA corrects QA's entries, not an
+    operator's (altering a record is an authority, 11.10(g))."""
+    clear_line(kiosk, floor, clock)
+    assert kiosk.signing.may_enter_values("B-1", "line-clearance")
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    assert not kiosk.signing.may_enter_values("B-1", "line-clearance")
+    assert kiosk.signing.may_enter_values("B-1", "qa-approval")
+    before = len(list(kiosk.store.iter_rows()))
+    with pytest.raises(SigningError) as refused:
+        kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "no"}, "saw a pallet in the corner")
+    assert str(refused.value) == (
+        "the values of 'Line clearance' are entered and corrected by operator, who sign it Performed; Quinn QA has "
+        "the qa role. Lock the terminal (F12) so that someone with that role logs in and corrects them.")
+    assert len(list(kiosk.store.iter_rows())) == before
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "done"
+    # A step that records no values has nothing to correct, whoever asks.
+    register_recipe(kiosk, admin[0], tmp_path, NO_VALUES)
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.create_batch("S-1", "sop-read@1")
+    kiosk.signing.sign(kiosk.signing.prepare("S-1", "read", "Performed", {}), PW, "jane.op", code(floor, "jane.op", clock))
+    assert not kiosk.signing.may_enter_values("S-1", "read")
+    with pytest.raises(SigningError, match="^'Read SOP-114' records no values, so there is nothing to correct$"):
+        kiosk.signing.correct("S-1", "read", {}, "signed by mistake")
+
+
 @pytest.mark.req("P11-70")
 @pytest.mark.req("A11-8")
 def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(kiosk, floor, clock):
@@ -440,7 +483,19 @@ def test_a_recipe_decides_who_starts_batches_release_waits_for_closed_deviations
                                            r"\(a rule of the recipe\)"):
         qa_signs("Released", "open")
     assert len(list(kiosk.store.iter_rows())) == before  # nothing was recorded
+    # QA's entry is corrected by QA: an operator's correction would take back QA's own signature (11.10(g)).
+    with pytest.raises(SigningError, match="the values of 'QA review and release' are entered and corrected by "
+                                           "qa, who sign it Approved; Jane Operator has the operator role. Lock"):
+        kiosk.signing.correct("L-1", "release", {"deviations": "closed"}, "DEV-2026-118 closed by QA")
+    assert len(list(kiosk.store.iter_rows())) == before
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
     kiosk.signing.correct("L-1", "release", {"deviations": "closed"}, "DEV-2026-118 closed by QA")
+    corrected = next(r for r in reversed([parse_raw(r.raw)[0] for r in kiosk.store.iter_rows()])
+                     if r.type == "step.corrected")
+    assert corrected.body["actor"]["user_id"] == "quinn.qa" and corrected.body["actor"]["role"] == "qa"
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
     assert kiosk.signing.summary("L-1").status == "needs_resign"
     qa_signs("Approved", "closed")
     assert kiosk.signing.summary("L-1").status == "in_progress"
@@ -455,7 +510,8 @@ def test_a_recipe_decides_who_starts_batches_release_waits_for_closed_deviations
         ("release", "'Make' corrected after this Released: count re-checked")]
     assert {s.step_id: s.status for s in kiosk.signing.steps("L-1")} == {"make": "needs_resign",
                                                                          "release": "locked"}
-    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "41"}), PW)
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "41"}), PW, "jane.op",
+                       code(floor, "jane.op", clock))  # the first signature since this login
     assert {s.step_id: s.status for s in kiosk.signing.steps("L-1")}["release"] == "needs_resign"
     assert kiosk.signing.summary("L-1").status == "needs_resign"
     with pytest.raises(SigningError, match="differ from those recorded for this step"):
@@ -860,6 +916,25 @@ def test_review_by_exception_shows_a_verification_an_older_terminal_recorded_bef
     recipe = kiosk.signing.recipe("buffer-prep@4")
     assert bx.exceptions(recipe, kiosk.signing.batch("B-1")) == [
         "Line clearance: Verified by Omar Operator is not preceded by Performed, which the recipe lists before it"]
+
+
+@pytest.mark.req("P11-10g")
+def test_review_by_exception_lists_a_correction_by_a_role_that_does_not_enter_the_values(kiosk, floor, clock):
+    """Terminals before 0.5.0 let anyone logged in correct a step; QA sees where it happened."""
+    from kiosk.domain import batches as bx
+    from kiosk.domain.audit import actor, target
+
+    clear_line(kiosk, floor, clock)
+    kiosk.store.append_many([("step.corrected", {  # as an older terminal wrote it, for Quinn QA
+        "actor": actor("quinn.qa", "Quinn QA", "qa"), "target": target("step", "B-1/line-clearance"),
+        "batch_id": "B-1", "step_id": "line-clearance", "old": {"area_clear": "yes"}, "new": {"area_clear": "no"},
+        "reason": "saw a pallet", "supersedes": kiosk.signing.batch("B-1")["steps"]["line-clearance"]["content_hash"],
+    })])
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "yes"}, "pallet was the next batch's")
+    review = bx.exceptions(kiosk.signing.recipe("buffer-prep@4"), kiosk.signing.batch("B-1"))
+    assert [line for line in review if " as " in line] == [
+        "Line clearance: corrected by quinn.qa as qa; its values are entered and corrected by operator"]
+    assert sum("corrected by" in line for line in review) == 3  # both corrections, and the one flag
 
 
 @pytest.mark.req("P11-10g")

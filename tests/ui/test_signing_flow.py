@@ -36,6 +36,7 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         # Only the signature the step takes next is offered: Verified follows Performed.
         assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Performed", "back"]
         assert str(app.screen.query_one("#next", Static).render()) == "Next signature: Performed by operator."
+        assert kiosk.session.load_draft("PB-2026-001", "line-clearance") is None  # opening it typed nothing
         await type_text(pilot, "yes")
         assert kiosk.session.load_draft("PB-2026-001", "line-clearance") == {"area_clear": "yes"}
         app.screen.query_one("#sign-Performed").press()
@@ -50,6 +51,8 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
         assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Verified", "correct", "back"]
+        # Showing the recorded values is not typing them: no draft appears beside the record.
+        assert kiosk.session.load_draft("PB-2026-001", "line-clearance") is None
         assert str(app.screen.query_one("#next", Static).render()) == (
             "Next signature: Verified by operator or qa, not the Performed signer. A second person signs it, "
             "with their own user id, password and code.")
@@ -216,6 +219,29 @@ async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_chan
                        if not i.password)
     rows = list(kiosk.store.iter_rows())
     assert "step.signed" not in [r.type for r in rows] and not any(DEMO_PASSWORD.encode() in r.raw for r in rows)
+
+
+@pytest.mark.req("P11-10g")
+async def test_qa_verifies_an_operators_values_but_cannot_type_over_them(demo, clock):
+    """The values are the operator's entry: QA reads them, may sign Verified, and has no field or Correct
+    button that would change them (a correction would take back the operator's signature)."""
+    kiosk, users = demo
+    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now())).ok
+    kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
+    clock.advance(31)
+    kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       DEMO_PASSWORD, "ana.op", pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now()))
+    kiosk.session.logout()
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await open_first_step(pilot, app, clock, users["quinn.qa"])
+        field = step.query_one("#field-area_clear")
+        assert field.value == "yes" and field.disabled
+        assert str(step.query_one("#entry-note", Static).render()) == "Values are entered and corrected by operator."
+        assert [b.id for b in step.query("#actions Button")] == ["sign-Verified", "back"]
+        assert app.focused is step.query_one("#sign-Verified")  # gloved: Enter opens the signature
+        await pilot.press("y")
+        assert field.value == "yes" and kiosk.session.load_draft("PB-2026-001", "line-clearance") is None
 
 
 @pytest.mark.req("P11-70")
