@@ -57,6 +57,11 @@ class _BareTable(App[None]):
         table.focus()
 
 
+def _steps(kiosk) -> int:
+    signing = kiosk.signing
+    return sum(len(signing.steps(b["batch_id"])) for b in signing.newest_batches(0, signing.batch_count()))
+
+
 async def _start_time(make) -> float:
     start = time.perf_counter()
     app = make()
@@ -103,14 +108,14 @@ def build(tmp: Path, n: int):
     clock.advance(31)
     assert kiosk.session.login("sam.sup", DEMO_PASSWORD, pyotp.TOTP(sup.totp_secret).at(clock.now())).ok
     steps_each = len(kiosk.signing.recipe("buffer-prep@4").steps)
-    have = sum(len(kiosk.signing.steps(b["batch_id"])) for b in kiosk.signing.batches())
+    have = _steps(kiosk)
     for i in range(max(0, n - have) // steps_each):
         clock.advance(1)
         kiosk.session.activity()
         kiosk.signing.create_batch(f"PB-B{i:05d}", "buffer-prep@4")
     kiosk.session.logout()
     ana = next(u for u in users if u.user_id == "ana.op")
-    total = sum(len(kiosk.signing.steps(b["batch_id"])) for b in kiosk.signing.batches())
+    total = _steps(kiosk)
 
     def app_with_session():
         app = make_app(kiosk, idle_check_s=3600)

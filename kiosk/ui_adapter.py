@@ -143,14 +143,6 @@ class UiWork:
         # nothing was saved; its message says what to do, so it is shown like any refusal.
         return (SigningError, SessionError, AuthError, StoreUnavailable)
 
-    def batches(self):
-        return self.batch_page(0, 1 << 30)[0]
-
-    def _newest_first(self) -> list[dict]:
-        batches = sorted(self.kiosk.signing.batches(), key=lambda d: d["batch_id"])
-        batches.sort(key=lambda d: d["created_at"], reverse=True)  # newest first, then by id
-        return batches
-
     def find_batch(self, text: str):
         from screens.ports import ActionResult
 
@@ -158,19 +150,19 @@ class UiWork:
             batch_id = self.kiosk.signing.find_batch(text)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
-        return batch_id, [b["batch_id"] for b in self._newest_first()].index(batch_id)
+        return batch_id, self.kiosk.signing.batch_position(batch_id)
 
     def batch_page(self, offset: int, limit: int):
-        """One page of batches, newest first; steps are counted for that page only."""
+        """One page of batches, newest first; only that page is read, and its steps counted."""
         from screens.ports import BatchRow
 
-        batches = self._newest_first()
+        signing = self.kiosk.signing
         rows = []
-        for b in batches[max(0, offset):max(0, offset) + limit]:
-            summary = self.kiosk.signing.summary(b["batch_id"])
+        for b in signing.newest_batches(offset, limit):
+            summary = signing.summary(b["batch_id"])
             rows.append(BatchRow(b["batch_id"], b["title"], b["recipe_key"], summary.status,
                                  summary.done_steps, summary.total_steps))
-        return rows, len(batches)
+        return rows, signing.batch_count()
 
     def recipes(self):
         from kiosk.domain import batches as bx

@@ -251,8 +251,6 @@ class ActionResult:
 class WorkServices(Protocol):
     """Batch work for the worklist and step screens. ``sign`` is slow (argon2): call it in a worker."""
 
-    def batches(self) -> list[BatchRow]: ...
-
     def batch_page(self, offset: int, limit: int) -> tuple[list[BatchRow], int]:
         """Batches ``offset`` .. ``offset + limit`` (newest first) and how many there are in all."""
         ...

@@ -179,3 +179,34 @@ class LocalDirectory:
     def count(self, kind: str) -> int:
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT count(*) FROM directory WHERE kind = ?", (kind,)).scalar_one()
+
+    # -- batches, without reading them all ----------------------------------------------------------------
+    # Index directory_batch_newest (migration l0005) is partial, on the literal 'batch' and this json_extract
+    # expression, and named: without statistics SQLite's planner prefers the primary key and sorts every
+    # batch for each page (38 ms at 50,000 batches, against 0.1 ms).
+
+    def newest_batches(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """One page of batch documents, newest first (then by id)."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT doc FROM {_BATCHES} WHERE kind = 'batch' "
+                f"ORDER BY {_CREATED} DESC, key LIMIT ? OFFSET ?", (max(0, limit), max(0, offset))).all()
+        return [load_doc(doc) for (doc,) in rows]
+
+    def batches_before(self, batch: dict[str, Any]) -> int:
+        """How many batches come before ``batch`` in newest_batches' order: where its page starts."""
+        created, key = batch["created_at"], batch["batch_id"]
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                f"SELECT count(*) FROM {_BATCHES} WHERE kind = 'batch' AND ({_CREATED} > ? OR "
+                f"({_CREATED} = ? AND key < ?))", (created, created, key)).scalar_one()
+
+    def batch_ids(self) -> Iterator[str]:
+        """Every batch id, streamed: a lookup without case or by part of an id compares them all."""
+        with self.engine.connect() as conn:
+            for (key,) in conn.exec_driver_sql("SELECT key FROM directory WHERE kind = 'batch'"):
+                yield key
+
+
+_CREATED = "json_extract(doc, '$.created_at')"
+_BATCHES = "directory INDEXED BY directory_batch_newest"

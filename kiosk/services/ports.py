@@ -33,3 +33,21 @@ class DirectoryReader(Protocol):
         ...
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]: ...
+
+
+class BatchDirectory(DirectoryReader, Protocol):
+    """The kiosk's directory, with batches listed without reading them all: a terminal keeps years of them."""
+
+    def count(self, kind: str) -> int: ...
+
+    def newest_batches(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """One page of batch documents, newest first, then by id."""
+        ...
+
+    def batches_before(self, batch: dict[str, Any]) -> int:
+        """How many batches come before ``batch`` in newest_batches' order."""
+        ...
+
+    def batch_ids(self) -> Iterator[str]:
+        """Every batch id, streamed."""
+        ...

@@ -13,6 +13,7 @@ signed only after its record is durably committed.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -27,7 +28,7 @@ from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, Recip
                                   unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView, typed_in
-from kiosk.services.ports import DirectoryReader, RecordWriter
+from kiosk.services.ports import BatchDirectory, DirectoryReader, RecordWriter
 from kiosk.services.session import SessionService
 
 CHANGED = "the step changed while the dialog was open; review it and sign again"
@@ -124,6 +125,9 @@ def read_recipe_file(path: Path) -> Recipe:
     return recipe
 
 
+_SHOWN = 5  # batch ids a refusal names when several hold the text typed
+
+
 def _has_roles(user: UserView) -> str:
     return f"{user.printed_name} has the {' and '.join(user.roles)} role{'s' if len(user.roles) > 1 else ''}"
 
@@ -159,7 +163,7 @@ class BatchSummary:
 
 
 class SigningService:
-    def __init__(self, store: RecordWriter, directory: DirectoryReader, auth: AuthService, session: SessionService,
+    def __init__(self, store: RecordWriter, directory: BatchDirectory, auth: AuthService, session: SessionService,
                  clock: Clock, *, clock_suspect=lambda reader=None: False, refuse_on_bad_clock: bool = True) -> None:
         self.store = store
         self.directory = directory
@@ -239,7 +243,9 @@ class SigningService:
             raise SigningError(f"{recipe.key} takes effect on {waiting} (site time); until then, start the batch "
                                "from the version in effect")
         # Compared without case: PB-2026-001 and pb-2026-001 on one floor are one batch to the people on it.
-        same = next((d["batch_id"] for d in self.batches() if d["batch_id"].casefold() == bid.casefold()), None)
+        folded = bid.casefold()
+        same = bid if self.directory.get(bx.BATCH, bid) is not None else next(
+            (other for other in self.directory.batch_ids() if other.casefold() == folded), None)
         if same is not None:
             raise SigningError(f"batch {same} already exists" + ("" if same == bid else
                                                                    " (batch ids are compared without case)"))
@@ -289,9 +295,20 @@ class SigningService:
             raise SigningError(f"batch {batch_id} is released; a released batch is not cancelled")
         return status
 
-    def batches(self) -> list[dict[str, Any]]:
-        """Every batch's own document (recipe, title, start); ``batch`` and ``steps`` give its steps."""
-        return list(self.directory.all(bx.BATCH))
+    # -- batches in worklist order: a page at a time, as a terminal keeps years of them ------------------
+    def batch_count(self) -> int:
+        return self.directory.count(bx.BATCH)
+
+    def newest_batches(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """One page of batches' own documents (recipe, title, start), newest first, then by id."""
+        return self.directory.newest_batches(offset, limit)
+
+    def batch_position(self, batch_id: str) -> int:
+        """Where the batch stands in newest_batches' order (its page starts at or before it)."""
+        doc = self.directory.get(bx.BATCH, batch_id)
+        if doc is None:
+            raise SigningError(f"no batch {batch_id}")
+        return self.directory.batches_before(doc)
 
     def find_batch(self, text: str) -> str:
         """The batch a scanned or typed id names: the id itself, then without case, then the one id that holds it.
@@ -302,17 +319,29 @@ class SigningService:
         wanted = text.strip()
         if not wanted:
             raise SigningError("scan or type a batch id")
-        ids = sorted(d["batch_id"] for d in self.batches())
+        if self.directory.get(bx.BATCH, wanted) is not None:
+            return wanted
         folded = wanted.casefold()
-        exact = [i for i in ids if i == wanted] or [i for i in ids if i.casefold() == folded]
-        holding = exact or [i for i in ids if folded in i.casefold()]
-        if len(holding) == 1:
+        same: list[str] = []  # the id in another case (several only where offline terminals each made one)
+        holding: list[str] = []  # the first few ids holding the text, in order, of ``count``
+        count = 0
+        for bid in self.directory.batch_ids():  # streamed: ids only, never every document
+            other = bid.casefold()
+            if folded in other:
+                count += 1
+                bisect.insort(holding, bid)
+                del holding[_SHOWN:]
+                if other == folded:
+                    same.append(bid)
+        if same:
+            count, holding = len(same), sorted(same)
+        if count == 1:
             return holding[0]
-        if not holding:
+        if not count:
             raise SigningError("no batch on this terminal has that id; a batch started on another terminal is "
                                "here after its next sync")
-        shown = ", ".join(holding[:5]) + (f" and {len(holding) - 5} more" if len(holding) > 5 else "")
-        raise SigningError(f"{len(holding)} batches hold that text: {shown}. Type more of the id.")
+        shown = ", ".join(holding[:_SHOWN]) + (f" and {count - _SHOWN} more" if count > _SHOWN else "")
+        raise SigningError(f"{count} batches hold that text: {shown}. Type more of the id.")
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch record (batches.view) as stored; its documents are shared with other readers, so never
