@@ -207,7 +207,8 @@ class UiWork:
         for s in signatures:
             site = site_time(s["signed_at"], s["tz"])
             out.append(SignatureView(s["meaning"], s["name"], s["user_id"], s["role"],
-                                     f"{site} ({s['signed_at']})", bool(s["valid"])))
+                                     f"{site} ({s['signed_at']})", bool(s["valid"]),
+                                     "" if s["valid"] else s.get("invalidated_reason", "by a correction")))
         return tuple(out)
 
     def steps(self, batch_id: str):
@@ -250,8 +251,9 @@ class UiWork:
             following = None
         try:
             editable = signing.may_enter_values(batch_id, step_id)
-        except self._errors():  # no session: nothing to type
-            editable = False
+            withdraw = signing.withdrawable(batch_id, step_id) or ""
+        except self._errors():  # no session: nothing to type or withdraw
+            editable, withdraw = False, ""
         entry_note = "" if editable or cancelled or not step.fields else (
             f"Values are entered and corrected by {' or '.join(step.recording.roles)}.")
         corrections = tuple(f"{c['at']} by {c['by']}: {c['old']} -> {c['new']} ({c['reason']})"
@@ -260,7 +262,8 @@ class UiWork:
         review = tuple(bx.exceptions(recipe, batch)) if deciding else None
         return StepDetail(batch_id, step_id, step.title, step.instructions, bx.step_status(recipe, batch, step),
                           fields, values, self._sig_views(state.get("signatures", [])), corrections,
-                          cancelled, review, following and self._next_view(following), editable, entry_note)
+                          cancelled, review, following and self._next_view(following), editable, entry_note,
+                          withdraw)
 
     @staticmethod
     def _next_view(following):
@@ -346,7 +349,20 @@ class UiWork:
             self.kiosk.signing.correct(batch_id, step_id, values, reason)
         except self._errors() as exc:
             return ActionResult(False, str(exc), clear=isinstance(exc, PasswordExposed))
-        return ActionResult(True, "Correction recorded.")
+        return ActionResult(True, "Correction recorded; the step must be signed again.")
+
+    def withdraw(self, batch_id, step_id, meaning, reason):
+        from kiosk.services.signing import PasswordExposed
+        from screens.ports import ActionResult
+
+        try:
+            taken = self.kiosk.signing.withdraw(batch_id, step_id, meaning, reason)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc), clear=isinstance(exc, PasswordExposed))
+        more = len(taken) - 1
+        return ActionResult(True, f"{meaning} withdrawn" + (f", and {more} signature{'s' if more > 1 else ''} "
+                                                             "that followed it" if more else "")
+                            + "; the step must be signed again.")
 
     # -- onboarding ---------------------------------------------------------
     def onboarding(self):

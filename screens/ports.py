@@ -175,6 +175,7 @@ class SignatureView:
     role: str
     signed_at: str  # UTC and site time, already formatted
     valid: bool
+    taken_back: str = ""  # why it no longer stands (a correction, or withdrawn as signed in error)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ class StepDetail:
     next: "NextSignatureView | None" = None  # the signature the step takes next (None: none, or no session)
     editable: bool = False  # the person logged in may type the values (enter or correct them)
     entry_note: str = ""  # who enters the values, where the person logged in may not ('' otherwise)
+    withdraw: str = ""  # the meaning of the person's own signature they may withdraw as given in error ('' none)
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,10 @@ class WorkServices(Protocol):
     def sign(self, preview: SignPreview, credentials: Credentials) -> ActionResult: ...
 
     def correct(self, batch_id: str, step_id: str, values: dict, reason: str) -> ActionResult: ...
+
+    def withdraw(self, batch_id: str, step_id: str, meaning: str, reason: str) -> ActionResult:
+        """Take back the person's own signature given in error (``StepDetail.withdraw``)."""
+        ...
 
 
 @dataclass(frozen=True)

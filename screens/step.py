@@ -137,6 +137,8 @@ class StepScreen(KioskScreen):
                     yield Button(f"Sign: {d.next.meaning}", variant="primary", id=f"sign-{d.next.meaning}")
                 if (d.signatures or d.corrections) and d.editable:  # only a correction changes a record
                     yield Button("Correct values", id="correct")
+                if d.withdraw:
+                    yield Button(f"Withdraw my {d.withdraw}", id="withdraw")
                 yield Button("Back", id="back")
         yield StatusBar(self._clock, self._services.status)
 
@@ -146,7 +148,7 @@ class StepScreen(KioskScreen):
             line = Text(f"  {s.meaning}: ")
             line.append_text(safe_text(f"{s.name} ({s.user_id}, {s.role}) {s.signed_at}"))
             if not s.valid:
-                line.append("  [invalidated by a correction]", style="bold")
+                line.append_text(safe_text(f"  [taken back: {s.taken_back}]", style="bold"))
             text.append_text(line)
             text.append("\n")
         for c in self._detail.corrections:
@@ -186,6 +188,13 @@ class StepScreen(KioskScreen):
             self.action_back()
         elif bid == "correct":
             self.app.open_dialog(ReasonDialog(), self._correct)  # type: ignore[attr-defined]
+        elif bid == "withdraw":
+            meaning = self._detail.withdraw
+            dialog = ReasonDialog(f"Withdraw your {meaning}: signed in error",
+                                  f"Your {meaning} on this step is taken back, with any signature that followed it; "
+                                  "the values stay recorded. Say why it was given in error (the wrong batch, "
+                                  "say).", ok_label="Withdraw signature")
+            self.app.open_dialog(dialog, self._withdraw)  # type: ignore[attr-defined]
         elif bid.startswith("sign-"):
             self._start_sign(bid[len("sign-"):])
 
@@ -213,14 +222,16 @@ class StepScreen(KioskScreen):
     @work(thread=True, exit_on_error=False)
     def _sign_worker(self, preview: SignPreview, credentials: Credentials) -> None:
         result = self._work.sign(preview, credentials)
-        self.app.call_from_thread(self._sign_done, result)
+        self.app.call_from_thread(self._recorded, result)
 
-    def _sign_done(self, result: ActionResult) -> None:
+    def _recorded(self, result: ActionResult) -> None:
+        """A signature, correction or withdrawal came back: recorded (back to the worklist, which shows the
+        stored state, with what was recorded), or refused (why, here)."""
         if not self.is_attached or self.app.screen is not self:
             return  # locked or left meanwhile: the worklist shows the stored state
         if result.ok:
             self.app.pop_screen()
-            self.app.notify(result.message or "Signed.", markup=False)
+            self.app.notify(result.message, markup=False)
         else:
             self._refused(result)
 
@@ -241,16 +252,19 @@ class StepScreen(KioskScreen):
     def _correct_worker(self, values: dict, reason: str) -> None:
         # In a thread like signing: the correction is checked against the password hash (argon2).
         result = self._work.correct(self._batch_id, self._step_id, values, reason)
-        self.app.call_from_thread(self._correct_done, result)
+        self.app.call_from_thread(self._recorded, result)
 
-    def _correct_done(self, result: ActionResult) -> None:
-        if not self.is_attached or self.app.screen is not self:
-            return  # locked or left meanwhile: the worklist shows the stored state
-        if result.ok:
-            self.app.pop_screen()
-            self.app.notify("Correction recorded; the step must be signed again.", markup=False)
-        else:
-            self._refused(result)
+    def _withdraw(self, reason: str | None) -> None:
+        if reason is None or not self.is_attached:
+            return
+        self.show_message("Withdrawing the signature…")
+        self._withdraw_worker(self._detail.withdraw, reason)
+
+    @work(thread=True, exit_on_error=False)
+    def _withdraw_worker(self, meaning: str, reason: str) -> None:
+        # In a thread like a correction: the reason is checked against the password hash (argon2).
+        result = self._work.withdraw(self._batch_id, self._step_id, meaning, reason)
+        self.app.call_from_thread(self._recorded, result)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -26,9 +26,9 @@ from screens.widgets import StatusBar, safe_text
 BATCH_PAGE = 50
 
 STATUS_LABEL = {"locked": "waiting for earlier step", "open": "to do", "in_progress": "in progress",
-                "needs_resign": "CORRECTED: sign again", "done": "done"}
+                "needs_resign": "TAKEN BACK: sign again", "done": "done"}
 BATCH_STATUS_LABEL = {"not_started": "not started", "in_progress": "in progress",
-                      "needs_resign": "CORRECTED: re-sign", "complete": "complete", "released": "RELEASED",
+                      "needs_resign": "TAKEN BACK: re-sign", "complete": "complete", "released": "RELEASED",
                       "cancelled": "CANCELLED"}
 
 

@@ -189,8 +189,9 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
     Review by exception: every recorded value outside its limits, every
     comment or deviation reference given with a signature, every correction,
     every correction by a role that does not enter the step's values, every
-    signature given out of the recipe's order and every signature taken back. A batch with none of these can be reviewed from its summary; each
-    one needs a look at its step.
+    signature given out of the recipe's order and every signature taken back.
+    A batch with none of these can be reviewed from its summary; each one
+    needs a look at its step.
     """
     out: list[str] = []
     for step in recipe.steps:
@@ -205,9 +206,12 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
         out += _corrected_without_authority(step, state)
         out += _out_of_order(step, state)
         taken_back = [s for s in state.get("signatures", ()) if not s.get("valid")]
-        if taken_back:
-            out.append(f"{step.title}: {len(taken_back)} signature{'s' if len(taken_back) > 1 else ''} "
+        corrected = [s for s in taken_back if s.get("invalidated_cause", "correction") == "correction"]
+        if corrected:
+            out.append(f"{step.title}: {len(corrected)} signature{'s' if len(corrected) > 1 else ''} "
                        "taken back by a correction")
+        out += [f"{step.title}: {s['meaning']} by {s['name']} taken back: {s['invalidated_reason']}"
+                for s in taken_back if s not in corrected]
     return out
 
 
@@ -351,6 +355,8 @@ def _invalidated(record: Record, get: Getter) -> list[Change]:
         if sig["record_id"] == body["signature_record_id"]:
             sig["valid"] = False
             sig["invalidated_by"] = record.id
+            sig["invalidated_reason"] = body["reason"]
+            sig["invalidated_cause"] = body.get("cause", "correction")
     return [(STEP, key, step)]
 
 

@@ -50,7 +50,7 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
         if rows:
             pdf.table(["Field", "Entered value", "Limits"], rows, [70, 60, 52])
         for sig in state.get("signatures", []):
-            mark = "" if sig["valid"] else "   INVALIDATED by a later correction"
+            mark = "" if sig["valid"] else f"   INVALIDATED: {sig.get('invalidated_reason', 'by a later correction')}"
             text = (f"{sig['meaning']}: {sig['name']} ({sig['user_id']}), role {sig['role']}, "
                     f"{_when(sig['signed_at'], sig['tz'])}; content sha256 {sig['content_hash'][:16]}…{mark}")
             if sig.get("comment") or sig.get("deviation_ref"):

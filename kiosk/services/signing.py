@@ -659,6 +659,60 @@ class SigningService:
             }))
         self._append(items)
 
+    def withdrawable(self, batch_id: str, step_id: str) -> str | None:
+        """The meaning of the session owner's signature on the step they may withdraw (their last standing one)."""
+        owner = self.session.owner()
+        recipe, batch = self._batch_of(self.directory, batch_id)
+        if bx.cancelled_note(batch) or recipe.step(step_id) is None:
+            return None
+        mine = [s["meaning"] for s in bx.valid_signatures(batch, step_id) if s["user_id"] == owner.user_id]
+        return mine[-1] if mine else None
+
+    def withdraw(self, batch_id: str, step_id: str, meaning: str, reason: str) -> list[str]:
+        """Take back one's own signature given in error (the wrong batch, the wrong step) with a reason.
+
+        Only the signer says their signature was given in error. What
+        followed it on the step (a verification of it) and the approvals and
+        releases that depend on the step are taken back with it, as a
+        correction takes them back. Nothing is deleted: each is a
+        signature.invalidated record, and the values stay recorded, to be
+        signed again or corrected. Returns what was taken back, in order.
+        """
+        owner = self.session.owner()
+        reason = self._reason(reason, "say why the signature was given in error (at least 4 characters)")
+        if self.auth.is_own_password(owner.user_id, [reason]):
+            self._exposed(owner, owner.user_id, batch_id, step_id, "Signature not withdrawn")
+
+        def build(reader: DirectoryReader) -> list[tuple[str, dict[str, Any]]]:
+            recipe, batch = self._batch_of(reader, batch_id)
+            self._refuse_cancelled(batch)
+            step = recipe.step(step_id)
+            if step is None:
+                raise SigningError(f"step {step_id} is not in {recipe.key}")
+            standing = bx.valid_signatures(batch, step_id)
+            mine = next((s for s in standing if s["meaning"] == meaning), None)
+            if mine is None:
+                raise SigningError(f"{meaning} on '{step.title}' is not signed, or has already been taken back")
+            if mine["user_id"] != owner.user_id:
+                raise SigningError(f"{meaning} on '{step.title}' was signed by {mine['name']}; only the person who "
+                                   "signed it withdraws it as given in error")
+            order = [r.meaning.value for r in step.signatures]
+            after = [s for s in standing if order.index(s["meaning"]) > order.index(meaning)]
+            what = f"{meaning} on '{step.title}' was withdrawn as signed in error"
+            taken_back = [(step_id, mine, f"signed in error: {reason}")]
+            taken_back += [(step_id, sig, f"{what}, and this {sig['meaning']} followed it: {reason}") for sig in after]
+            for later in recipe.dependents(step_id):
+                taken_back += [(later.id, sig, f"{what} after this {sig['meaning']}: {reason}")
+                               for sig in bx.valid_signatures(batch, later.id) if Meaning(sig["meaning"]) in DECIDING]
+            who = actor_body(owner.user_id, owner.printed_name, mine["role"])
+            return [("signature.invalidated", {
+                "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id,
+                "step_id": sig_step, "signature_record_id": sig["record_id"], "reason": why,
+                "cause": "signed_in_error",
+            }) for sig_step, sig, why in taken_back]
+
+        return [f"{body['step_id']}: {body['reason']}" for _type, body in self._append_checked(build)]
+
     # -- helpers -----------------------------------------------------------
     def _refuse_exposed(self, password: str, prepared: Prepared, person: UserView, owner_id: str) -> None:
         """A password typed into a field by mistake would be signed into the permanent record, and the draft

@@ -191,6 +191,74 @@ def test_only_the_roles_that_enter_a_steps_values_may_correct_them(kiosk, admin,
 
 
 @pytest.mark.req("P11-70")
+@pytest.mark.req("P11-10f")
+def test_a_signature_given_in_error_is_withdrawn_by_its_signer_with_what_followed_it(kiosk, floor, clock):
+    """The wrong batch: Jane's Performed is taken back with Omar's Verified of it; nothing is deleted."""
+    from kiosk.domain import batches as bx
+    from kiosk.services.signing import PasswordExposed
+
+    clear_line(kiosk, floor, clock)
+    assert kiosk.signing.withdrawable("B-1", "line-clearance") == "Performed"
+    before = len(list(kiosk.store.iter_rows()))
+    for meaning, reason, refusal in [
+            ("Verified", "meant B-2", "^Verified on 'Line clearance' was signed by Omar Operator; only the person "
+                                      "who signed it withdraws it as given in error$"),
+            ("Performed", "no", "say why the signature was given in error"),
+            ("Weighed", "meant B-2", "Weighed on 'Line clearance' is not signed")]:
+        with pytest.raises(SigningError, match=refusal):
+            kiosk.signing.withdraw("B-1", "line-clearance", meaning, reason)
+    assert len(list(kiosk.store.iter_rows())) == before
+    with pytest.raises(PasswordExposed):  # the reason field is no place for a password: it would be recorded
+        kiosk.signing.withdraw("B-1", "line-clearance", "Performed", PW)
+    assert "signature.invalidated" not in [r.type for r in kiosk.store.iter_rows()]
+    new_pw = "a different long passphrase"
+    assert kiosk.auth.change_password("jane.op", PW, new_pw, code(floor, "jane.op", clock)).ok
+    taken = kiosk.signing.withdraw("B-1", "line-clearance", "Performed", "signed at the wrong batch, meant B-2")
+    assert taken == ["line-clearance: signed in error: signed at the wrong batch, meant B-2",
+                     "line-clearance: Performed on 'Line clearance' was withdrawn as signed in error, and this "
+                     "Verified followed it: signed at the wrong batch, meant B-2"]
+    rows = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows()][-2:]
+    assert [(r.type, r.body["cause"], r.body["actor"]["user_id"]) for r in rows] == [
+        ("signature.invalidated", "signed_in_error", "jane.op")] * 2
+    state = kiosk.signing.batch("B-1")["steps"]["line-clearance"]
+    assert state["values"] == {"area_clear": "yes"} and not any(s["valid"] for s in state["signatures"])
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "needs_resign"
+    assert kiosk.signing.withdrawable("B-1", "line-clearance") is None
+    with pytest.raises(SigningError, match="is not signed, or has already been taken back"):
+        kiosk.signing.withdraw("B-1", "line-clearance", "Performed", "signed at the wrong batch")
+    review = bx.exceptions(kiosk.signing.recipe("buffer-prep@4"), kiosk.signing.batch("B-1"))
+    assert review == [
+        "Line clearance: Performed by Jane Operator taken back: signed in error: signed at the wrong batch, meant B-2",
+        "Line clearance: Verified by Omar Operator taken back: Performed on 'Line clearance' was withdrawn as "
+        "signed in error, and this Verified followed it: signed at the wrong batch, meant B-2"]
+    # Done on this batch after all: signed again over the values that stay recorded.
+    kiosk.signing.sign(kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": "yes"}), new_pw)
+    assert {s.step_id: s.status for s in kiosk.signing.steps("B-1")}["line-clearance"] == "in_progress"
+
+
+@pytest.mark.req("P11-70")
+def test_withdrawing_a_step_takes_back_the_approvals_that_depend_on_it(kiosk, admin, floor, clock, tmp_path):
+    register_recipe(kiosk, admin[0], tmp_path, SMALL_LOT)
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    kiosk.signing.create_batch("L-1", "small-lot@1")
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
+                       code(floor, "jane.op", clock))
+    approved = kiosk.signing.prepare("L-1", "release", "Approved", {"deviations": "none"}, witness=True)
+    kiosk.signing.witness(approved, "quinn.qa", PW, code(floor, "quinn.qa", clock))
+    assert kiosk.signing.withdrawable("L-1", "release") is None  # Quinn's, not Jane's
+    kiosk.signing.withdraw("L-1", "make", "Performed", "this lot was made on line 2")
+    assert {s.step_id: s.status for s in kiosk.signing.steps("L-1")} == {"make": "needs_resign",
+                                                                         "release": "locked"}
+    last = parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0]
+    assert (last.body["step_id"], last.body["reason"]) == (
+        "release", "Performed on 'Make' was withdrawn as signed in error after this Approved: this lot was made "
+                   "on line 2")
+
+
+@pytest.mark.req("P11-70")
 @pytest.mark.req("A11-8")
 def test_after_a_correction_the_step_shows_and_signs_only_the_corrected_values(kiosk, floor, clock):
     from kiosk.ui_adapter import UiWork

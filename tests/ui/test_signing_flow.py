@@ -50,7 +50,8 @@ async def test_operator_signs_and_a_second_person_verifies(demo, clock):
         assert told[-1] == f"Signed: Performed by Ana Ortiz at {clock.now():%Y-%m-%d %H:%M:%S} GMT", told
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step screen again")
-        assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Verified", "correct", "back"]
+        assert [b.id for b in app.screen.query("#actions Button")] == ["sign-Verified", "correct", "withdraw",
+                                                                        "back"]
         # Showing the recorded values is not typing them: no draft appears beside the record.
         assert kiosk.session.load_draft("PB-2026-001", "line-clearance") is None
         assert str(app.screen.query_one("#next", Static).render()) == (
@@ -245,6 +246,38 @@ async def test_qa_verifies_an_operators_values_but_cannot_type_over_them(demo, c
 
 
 @pytest.mark.req("P11-70")
+async def test_an_operator_withdraws_a_signature_given_at_the_wrong_batch(demo, clock):
+    kiosk, users = demo
+    secret = users["ana.op"].totp_secret
+    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(secret).at(clock.now())).ok
+    kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
+    clock.advance(31)
+    kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       DEMO_PASSWORD, "ana.op", pyotp.TOTP(secret).at(clock.now()))
+    kiosk.session.logout()
+    app = make_app(kiosk, idle_check_s=3600)
+    told = notices(app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await open_first_step(pilot, app, clock, users["ana.op"])
+        assert [b.id for b in step.query("#actions Button")] == ["sign-Verified", "correct", "withdraw", "back"]
+        assert str(step.query_one("#withdraw").label) == "Withdraw my Performed"
+        step.query_one("#withdraw").press()
+        await wait_for(pilot, lambda: app.screen.query("#reason"), "the reason dialog")
+        await type_text(pilot, "wrong batch, this was PB-2026-002")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorklistScreen), "the worklist after withdrawing")
+        assert told[-1] == "Performed withdrawn; the step must be signed again."
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
+        assert "TAKEN BACK: sign again" in str(app.screen.query_one("#step-status").render())
+        assert "[taken back: signed in error: wrong batch, this was PB-2026-002]" in str(
+            app.screen.query_one("#signatures").render())
+        assert not app.screen.query("#withdraw")  # nothing of Ana's stands on the step now
+    last = parse_raw(list(kiosk.store.iter_rows())[-1].raw)[0]
+    assert last.type == "signature.invalidated" and last.body["cause"] == "signed_in_error"
+
+
+@pytest.mark.req("P11-70")
 async def test_a_corrected_step_can_be_corrected_again_on_the_screen_before_it_is_signed(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
@@ -260,7 +293,7 @@ async def test_a_corrected_step_can_be_corrected_again_on_the_screen_before_it_i
         kiosk.signing.correct(signed.body["batch_id"], "line-clearance", {"area_clear": "no"}, "misread the checklist")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
-        assert "CORRECTED" in str(app.screen.query_one("#step-status").render())
+        assert "TAKEN BACK: sign again" in str(app.screen.query_one("#step-status").render())
         assert app.screen.query("#correct")  # no valid signature left, but a value is recorded
         # Corrected again on the screen: the new value, a reason, and the step is to be signed again.
         told = notices(app)

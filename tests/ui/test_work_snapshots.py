@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk.app import make_app
-from kiosk.demo import create_demo
+from kiosk.demo import DEMO_PASSWORD, create_demo
 from kiosk.domain.clock import FakeClock
 from kiosk.domain.passwords import PasswordHasher
 from screens.ports import SessionInfo
@@ -13,18 +13,29 @@ from screens.ports import SessionInfo
 SIZES = [(80, 24), (120, 40)]
 
 
-def _app(tmp_path):
+def _app(tmp_path, user=("ana.op", "Ana Ortiz", "Operator"), performed=False):
+    """The demo kiosk with ``user`` logged in; ``performed``: Ana has signed the first step's Performed."""
+    import pyotp
+
     clock = FakeClock()
     kiosk, users = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
     for u in users:
         kiosk.auth.accept_first_use(kiosk.auth.user(u.user_id))
-    import pyotp
+    secrets = {u.user_id: u.totp_secret for u in users}
 
-    ana = next(u for u in users if u.user_id == "ana.op")
+    def login(user_id):
+        clock.advance(31)
+        assert kiosk.session.login(user_id, DEMO_PASSWORD, pyotp.TOTP(secrets[user_id]).at(clock.now())).ok
+
+    if performed:
+        login("ana.op")
+        clock.advance(31)
+        kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
+                           DEMO_PASSWORD, "ana.op", pyotp.TOTP(secrets["ana.op"]).at(clock.now()))
+        kiosk.session.logout()
     app = make_app(kiosk, idle_check_s=3600)  # a start-up: any open session ends here
-    clock.advance(31)
-    assert kiosk.session.login("ana.op", "demo kiosk password", pyotp.TOTP(ana.totp_secret).at(clock.now())).ok
-    session = SessionInfo("ana.op", "Ana Ortiz", "Operator")
+    login(user[0])
+    session = SessionInfo(*user)
 
     async def open_worklist(pilot):
         app.session = session
@@ -53,6 +64,19 @@ def test_sign_dialog_shows_the_manifestation(snap_compare, tmp_path, size):
         for ch in "yes":
             await pilot.press(ch)
         app.screen.query_one("#sign-Performed").press()
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.req("P11-10g")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_verifier_reads_the_performers_values_without_typing_over_them(snap_compare, tmp_path, size):
+    app, kiosk, open_worklist = _app(tmp_path, ("quinn.qa", "Quinn QA", "QA"), performed=True)
+
+    async def run_before(pilot):
+        await open_worklist(pilot)
+        await pilot.press("enter", "enter")
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
