@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from kiosk.domain import batches as bx
 from kiosk.domain.audit import actor as actor_body, target
@@ -130,6 +130,23 @@ _SHOWN = 5  # batch ids a refusal names when several hold the text typed
 
 def _has_roles(user: UserView) -> str:
     return f"{user.printed_name} has the {' and '.join(user.roles)} role{'s' if len(user.roles) > 1 else ''}"
+
+
+def _decisions_after(recipe: Recipe, batch: Mapping[str, Any], step_id: str,
+                     why: Callable[[dict[str, Any]], str]) -> list[tuple[str, dict[str, Any], str]]:
+    """The standing Approved and Released signatures of the steps that depend on ``step_id``, each with why it is
+    taken back: what they decided on has changed (a correction) or was not so (a withdrawal)."""
+    return [(later.id, sig, why(sig)) for later in recipe.dependents(step_id)
+            for sig in bx.valid_signatures(batch, later.id) if Meaning(sig["meaning"]) in DECIDING]
+
+
+def _invalidations(who: dict[str, str], batch_id: str, taken_back: list[tuple[str, dict[str, Any], str]],
+                   cause: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """One signature.invalidated record per (step, signature, reason); without ``cause``, a correction's."""
+    return [("signature.invalidated", {
+        "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id, "step_id": sig_step,
+        "signature_record_id": sig["record_id"], "reason": why, **({"cause": cause} if cause else {}),
+    }) for sig_step, sig, why in taken_back]
 
 
 def _made_from(batch: Mapping[str, Any], recipe: Recipe) -> bool:
@@ -649,15 +666,9 @@ class SigningService:
             "supersedes": state.get("content_hash"),
         })]
         taken_back = [(step_id, sig, f"content corrected: {reason}") for sig in bx.valid_signatures(batch, step_id)]
-        for later in recipe.dependents(step_id):  # an approval or release of the batch no longer stands
-            taken_back += [(later.id, sig, f"'{step.title}' corrected after this {sig['meaning']}: {reason}")
-                           for sig in bx.valid_signatures(batch, later.id) if Meaning(sig["meaning"]) in DECIDING]
-        for sig_step, sig, why in taken_back:
-            items.append(("signature.invalidated", {
-                "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id,
-                "step_id": sig_step, "signature_record_id": sig["record_id"], "reason": why,
-            }))
-        self._append(items)
+        taken_back += _decisions_after(recipe, batch, step_id,
+                                       lambda sig: f"'{step.title}' corrected after this {sig['meaning']}: {reason}")
+        self._append(items + _invalidations(who, batch_id, taken_back))
 
     def withdrawable(self, batch_id: str, step_id: str) -> str | None:
         """The meaning of the session owner's signature on the step they may withdraw (their last standing one)."""
@@ -701,15 +712,10 @@ class SigningService:
             what = f"{meaning} on '{step.title}' was withdrawn as signed in error"
             taken_back = [(step_id, mine, f"signed in error: {reason}")]
             taken_back += [(step_id, sig, f"{what}, and this {sig['meaning']} followed it: {reason}") for sig in after]
-            for later in recipe.dependents(step_id):
-                taken_back += [(later.id, sig, f"{what} after this {sig['meaning']}: {reason}")
-                               for sig in bx.valid_signatures(batch, later.id) if Meaning(sig["meaning"]) in DECIDING]
+            taken_back += _decisions_after(recipe, batch, step_id,
+                                           lambda sig: f"{what} after this {sig['meaning']}: {reason}")
             who = actor_body(owner.user_id, owner.printed_name, mine["role"])
-            return [("signature.invalidated", {
-                "actor": who, "target": target("signature", sig["record_id"]), "batch_id": batch_id,
-                "step_id": sig_step, "signature_record_id": sig["record_id"], "reason": why,
-                "cause": "signed_in_error",
-            }) for sig_step, sig, why in taken_back]
+            return _invalidations(who, batch_id, taken_back, cause="signed_in_error")
 
         return [f"{body['step_id']}: {body['reason']}" for _type, body in self._append_checked(build)]
 

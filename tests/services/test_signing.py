@@ -238,14 +238,7 @@ def test_a_signature_given_in_error_is_withdrawn_by_its_signer_with_what_followe
 
 @pytest.mark.req("P11-70")
 def test_withdrawing_a_step_takes_back_the_approvals_that_depend_on_it(kiosk, admin, floor, clock, tmp_path):
-    register_recipe(kiosk, admin[0], tmp_path, SMALL_LOT)
-    kiosk.session.logout()
-    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
-    kiosk.signing.create_batch("L-1", "small-lot@1")
-    kiosk.session.logout()
-    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
-    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
-                       code(floor, "jane.op", clock))
+    small_lot_made(kiosk, admin, floor, clock, tmp_path)
     approved = kiosk.signing.prepare("L-1", "release", "Approved", {"deviations": "none"}, witness=True)
     kiosk.signing.witness(approved, "quinn.qa", PW, code(floor, "quinn.qa", clock))
     assert kiosk.signing.withdrawable("L-1", "release") is None  # Quinn's, not Jane's
@@ -520,6 +513,18 @@ signatures = [
   { meaning = "Released", roles = ["qa"], requires = { deviations = ["none", "closed"] } },
 ]
 '''
+
+
+def small_lot_made(kiosk, admin, floor, clock, tmp_path):
+    """Small lot L-1, started by QA, its 'make' step performed by Jane (logged in afterwards)."""
+    register_recipe(kiosk, admin[0], tmp_path, SMALL_LOT)
+    kiosk.session.logout()
+    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
+    kiosk.signing.create_batch("L-1", "small-lot@1")
+    kiosk.session.logout()
+    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
+    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
+                       code(floor, "jane.op", clock))
 
 
 @pytest.mark.req("P11-10g")
@@ -922,15 +927,7 @@ def test_a_batch_started_in_error_is_cancelled_by_qa_with_a_reason_and_nothing_m
 
 @pytest.mark.req("P11-10g")
 def test_a_released_batch_is_not_cancelled(kiosk, admin, floor, clock, tmp_path):
-    actor, _ = admin
-    register_recipe(kiosk, actor, tmp_path, SMALL_LOT)
-    kiosk.session.logout()
-    assert kiosk.session.login("quinn.qa", PW, code(floor, "quinn.qa", clock)).ok
-    kiosk.signing.create_batch("L-1", "small-lot@1")
-    kiosk.session.logout()
-    assert kiosk.session.login("jane.op", PW, code(floor, "jane.op", clock)).ok
-    kiosk.signing.sign(kiosk.signing.prepare("L-1", "make", "Performed", {"units": "40"}), PW, "jane.op",
-                       code(floor, "jane.op", clock))
+    small_lot_made(kiosk, admin, floor, clock, tmp_path)
     for meaning in ("Approved", "Released"):
         prepared = kiosk.signing.prepare("L-1", "release", meaning, {"deviations": "none"}, witness=True)
         kiosk.signing.witness(prepared, "quinn.qa", PW, code(floor, "quinn.qa", clock))
