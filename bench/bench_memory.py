@@ -4,8 +4,10 @@ Terminals are thin clients: with a 1M-record store, opening the store,
 verifying the whole chain and exporting it must stay under 150 MB RSS,
 because every path streams in batches. Each step runs in a fresh process
 so its peak RSS is its own. The store holds 50,000 batches (a terminal's
-years of work), so the worklist's page and its go-to-batch (G) are measured
-over them: they read one page through an index, never every batch.
+years of work) and 100,000 open alerts (every failed sign-in at every
+terminal of a site, pulled with the directory, over a few years), so the
+worklist's page, its go-to-batch (G) and the supervisor screen's alerts are
+measured over them: they read one page through an index, never everything.
 
 Run: python bench/bench_memory.py [N]    (default 1,000,000; builds the store once in /tmp)
 """
@@ -22,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 LIMIT_MB = 150
-BATCHES = 50_000
+BATCHES_PER_RECORD = 1 / 20  # 50,000 batches in a 1M-record store
+ALERTS_PER_RECORD = 1 / 10   # 100,000 open alerts in it
 
 
 def build(data: Path, n: int) -> None:
@@ -35,17 +38,18 @@ def build(data: Path, n: int) -> None:
     store = LocalStore.open(data, load_or_create_identity(data, "bench-mem"), clock)
     body = {"actor": actor("jane.op", "Jane Operator", "operator"), "batch_id": "B-1", "step_id": "weigh",
             "new": {"net_kg": "12.503"}}
+    batches, alerts = int(n * BATCHES_PER_RECORD), int(n * ALERTS_PER_RECORD)
     done = store.head().seq
-    while done < n - BATCHES - 10:
+    while done < n - batches - alerts - 10:
         clock.advance(1)
         store.append_many([("step.signed", body)] * 1000)
         done = store.head().seq
     store.close()
-    _add_batches(data, clock)
+    _add_listings(data, clock, batches, alerts)
 
 
-def _add_batches(data: Path, clock) -> None:
-    """Batches as the projector stores them (the records above are only bulk: no projector reads them)."""
+def _add_listings(data: Path, clock, batches: int, alerts: int) -> None:
+    """Batches and alerts as the projector stores them (the records above are only bulk: no projector reads them)."""
     from kiosk.app import build_kiosk, shipped_recipes
     from kiosk.config import KioskConfig
     from kiosk.domain.audit import actor, target
@@ -59,12 +63,18 @@ def _add_batches(data: Path, clock) -> None:
     for path in shipped_recipes():
         kiosk.signing.register_recipe_file(path, admin.body(), "bench")
     recipe = kiosk.signing.recipe("buffer-prep@4")
-    for start in range(0, BATCHES, 1000):
+    for start in range(0, batches, 1000):
         clock.advance(60)
         kiosk.store.append_many([("batch.created", {
             "actor": actor("sam.sup", "Sam Supervisor", "supervisor"), "target": target("batch", bid),
             "batch_id": bid, "recipe_key": recipe.key, "recipe_hash": recipe.content_hash,
-            "new": {"recipe": recipe.key}}) for bid in (f"PB-M{i:07d}" for i in range(start, start + 1000))])
+            "new": {"recipe": recipe.key}}) for bid in (f"PB-M{i:07d}" for i in range(start, min(batches, start + 1000)))])
+    for start in range(0, alerts, 1000):
+        clock.advance(60)
+        kiosk.store.append_many([("alert.raised", {
+            "alert_id": f"bench-{i:07d}", "kind": "auth.bad_password", "severity": "info",
+            "message": f"failed sign-in (bad password) for user id 'ana.op' on line-{i % 30}; failures: 1",
+            "target": {"kind": "user", "id": "ana.op"}}) for i in range(start, min(alerts, start + 1000))])
     kiosk.close()
 
 
@@ -87,11 +97,24 @@ STEPS = {
                          "found = w.find_batch('pb-m0000123'); t = time.perf_counter() - t;"
                          "print(f'{total} batches, page of {len(rows)} and G in {t * 1000:.0f} ms,"
                          " RSS +{rss() - r0:.1f} MB')",
+    # Its peak holds Textual's import (the screen's ALERTS_SHOWN), as the kiosk app's does.
+    "supervisor: open alerts": "import time; from kiosk.app import build_kiosk; from kiosk.config import KioskConfig;"
+                               "from kiosk.domain.clock import FakeClock; from kiosk.ui_adapter import UiWork;"
+                               "from screens.supervisor import ALERTS_SHOWN;"
+                               "rss = lambda: int([l.split()[1] for l in open('/proc/self/status') "
+                               "if l.startswith('VmRSS')][0]) / 1024;"
+                               "k = build_kiosk(KioskConfig(), D, FakeClock()); s = UiWork(k); r0 = rss(); "
+                               "t = time.perf_counter(); rows, total = s.open_alerts(ALERTS_SHOWN); "
+                               "t = time.perf_counter() - t;"
+                               "print(f'{total} open alerts, newest {len(rows)} in {t * 1000:.0f} ms,"
+                               " RSS +{rss() - r0:.1f} MB')",
     "verify chain": "from storage.verify_local import verify_local_store; r = verify_local_store(D); print(r.ok, r.records)",
-    "export audit csv": "from kiosk.services import audit_export as ax; from kiosk.domain.audit import audit_row;"
-                        "from storage.audit_local import LocalAuditSource; s = LocalAuditSource(D / 'kiosk.db');"
+    # Written beside the store under this process's id (the bench smoke test may run beside a full run), then removed.
+    "export audit csv": "import os; from kiosk.services import audit_export as ax; from kiosk.domain.audit import "
+                        "audit_row; from storage.audit_local import LocalAuditSource;"
+                        "s = LocalAuditSource(D / 'kiosk.db'); out = D.parent / f'out-{os.getpid()}.csv';"
                         "print(ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in ax.matching(s, ax.AuditFilter())),"
-                        " D.parent / 'out.csv'))",
+                        " out)); out.unlink()",
 }
 
 

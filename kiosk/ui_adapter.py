@@ -406,11 +406,11 @@ class UiWork:
         return ActionResult(result.ok, result.message)
 
     # -- supervisor -----------------------------------------------------------
-    def alerts(self):
+    def open_alerts(self, limit: int):
         from screens.ports import AlertView
 
-        return [AlertView(a["alert_id"], a["at"], a["severity"], a["kind"], a["message"])
-                for a in self.kiosk.auth.alerts(open_only=True)]
+        alerts, total = self.kiosk.auth.open_alerts(limit)
+        return [AlertView(a["alert_id"], a["at"], a["severity"], a["kind"], a["message"]) for a in alerts], total
 
     def suspended(self):
         from screens.ports import SuspendedUser

@@ -329,7 +329,9 @@ class SuspendedUser:
 
 @runtime_checkable
 class SupervisorServices(Protocol):
-    def alerts(self) -> list[AlertView]: ...
+    def open_alerts(self, limit: int) -> tuple[list[AlertView], int]:
+        """The newest ``limit`` open alerts, newest first, and how many are open in all."""
+        ...
 
     def suspended(self) -> list[SuspendedUser]: ...
 

@@ -19,6 +19,10 @@ from screens.ports import ActionResult, Credentials, SupervisorServices
 from screens.step import ReasonDialog
 from screens.widgets import StatusBar, safe_text
 
+# The newest open alerts the table holds: the directory keeps every terminal's alerts (each failed sign-in is
+# one), tens of thousands may be open, and a table of them all would not load on a thin client.
+ALERTS_SHOWN = 200
+
 
 class SupervisorScreen(NavScreen):
     AREA = "supervisor"
@@ -58,12 +62,12 @@ class SupervisorScreen(NavScreen):
             f"Suspended accounts: {len(suspended)} (Enter unlocks)" if suspended else "Suspended accounts: none")
         alerts = self.query_one("#alerts", DataTable)
         alerts.clear()
-        open_alerts = self._sup.alerts()
+        open_alerts, total = self._sup.open_alerts(ALERTS_SHOWN)
         for a in open_alerts:
             alerts.add_row(a.at[:19], a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
+        shown = "newest first" if total <= len(open_alerts) else f"the newest {len(open_alerts):,} shown"
         self.query_one("#alerts-head", Static).update(
-            f"Open alerts: {len(open_alerts)}, newest first (Enter acknowledges)" if open_alerts
-            else "Open alerts: none")
+            f"Open alerts: {total:,}, {shown} (Enter acknowledges)" if total else "Open alerts: none")
 
     def show_message(self, text: str) -> None:
         if self.is_attached:

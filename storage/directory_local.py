@@ -207,6 +207,19 @@ class LocalDirectory:
             for (key,) in conn.exec_driver_sql("SELECT key FROM directory WHERE kind = 'batch'"):
                 yield key
 
+    # -- open alerts, the same way (index directory_open_alerts, migration l0006) ---------------------------
+
+    def open_alerts(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The newest ``limit`` alerts not acknowledged yet, and how many there are in all."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT doc FROM {_OPEN_ALERTS} WHERE {_OPEN} ORDER BY json_extract(doc, '$.at') DESC, key "
+                "LIMIT ?", (max(0, limit),)).all()
+            total = conn.exec_driver_sql(f"SELECT count(*) FROM {_OPEN_ALERTS} WHERE {_OPEN}").scalar_one()
+        return [load_doc(doc) for (doc,) in rows], total
+
 
 _CREATED = "json_extract(doc, '$.created_at')"
 _BATCHES = "directory INDEXED BY directory_batch_newest"
+_OPEN_ALERTS = "directory INDEXED BY directory_open_alerts"
+_OPEN = "kind = 'alert' AND json_extract(doc, '$.acknowledged_by') IS NULL"

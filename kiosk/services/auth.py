@@ -22,7 +22,7 @@ from kiosk.domain.identity import InvalidText, InvalidUserId, Role, check_text, 
 from kiosk.domain.lockout import FailureState, LockoutPolicy, decide
 from kiosk.domain.passwords import Blocklist, PasswordHasher, PasswordPolicy, PasswordRejected, check_new_password
 from kiosk.domain.totp import SecretBox, SecretBoxError, new_secret, provisioning_uri, verify_totp
-from kiosk.services.ports import DirectoryReader, RecordWriter
+from kiosk.services.ports import DirectoryReader, ListingDirectory, RecordWriter
 
 INVALID = "Invalid user id, password or one-time code."
 DEVICE_REVOKED = ("This terminal's registration was {status} by the site; nobody can sign in here. "
@@ -177,7 +177,7 @@ class AuthService:
     def __init__(
         self,
         store: RecordWriter,
-        directory: DirectoryReader,
+        directory: ListingDirectory,
         clock: Clock,
         *,
         hasher: PasswordHasher,
@@ -652,8 +652,14 @@ class AuthService:
         return self.user(uid)  # type: ignore[return-value]
 
     def alerts(self, open_only: bool = True) -> list[dict[str, Any]]:
+        """Every alert (or every open one), newest first: for audits and tests. A screen lists open_alerts, as
+        the directory holds every terminal's alerts for years."""
         items = [a for a in self.directory.all(dirx.ALERT) if not (open_only and a.get("acknowledged_by"))]
         return sorted(items, key=lambda a: a["at"], reverse=True)
+
+    def open_alerts(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The newest ``limit`` open alerts, newest first, and how many are open in all."""
+        return self.directory.open_alerts(limit)
 
     def acknowledge_alert(self, actor: Actor, alert_id: str, note: str = "") -> None:
         self._require(actor, "supervisor", "admin")

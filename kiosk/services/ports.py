@@ -35,8 +35,8 @@ class DirectoryReader(Protocol):
     def all(self, kind: str) -> Iterator[dict[str, Any]]: ...
 
 
-class BatchDirectory(DirectoryReader, Protocol):
-    """The kiosk's directory, with batches listed without reading them all: a terminal keeps years of them."""
+class ListingDirectory(DirectoryReader, Protocol):
+    """The kiosk's directory, with what piles up for years (batches, alerts) listed a page at a time."""
 
     def count(self, kind: str) -> int: ...
 
@@ -50,4 +50,8 @@ class BatchDirectory(DirectoryReader, Protocol):
 
     def batch_ids(self) -> Iterator[str]:
         """Every batch id, streamed."""
+        ...
+
+    def open_alerts(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The newest ``limit`` alerts not acknowledged yet, and how many there are in all."""
         ...

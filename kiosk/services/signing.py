@@ -28,7 +28,7 @@ from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, Recip
                                   unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView, typed_in
-from kiosk.services.ports import BatchDirectory, DirectoryReader, RecordWriter
+from kiosk.services.ports import ListingDirectory, DirectoryReader, RecordWriter
 from kiosk.services.session import SessionService
 
 CHANGED = "the step changed while the dialog was open; review it and sign again"
@@ -180,7 +180,7 @@ class BatchSummary:
 
 
 class SigningService:
-    def __init__(self, store: RecordWriter, directory: BatchDirectory, auth: AuthService, session: SessionService,
+    def __init__(self, store: RecordWriter, directory: ListingDirectory, auth: AuthService, session: SessionService,
                  clock: Clock, *, clock_suspect=lambda reader=None: False, refuse_on_bad_clock: bool = True) -> None:
         self.store = store
         self.directory = directory

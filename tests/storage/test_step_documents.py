@@ -63,7 +63,8 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
         assert sum(1 for kind, _key, _doc in before[0] if kind == "batch_step") == 2
         merge_steps(db, "directory")
         merge_steps(db, "central_directory")
-        db.execute("DROP INDEX directory_batch_newest")  # l0005's, which an l0003 store does not have yet
+        db.execute("DROP INDEX directory_batch_newest")  # l0005's and l0006's, which an l0003 store has not
+        db.execute("DROP INDEX directory_open_alerts")
         db.execute("UPDATE alembic_version SET version_num = 'l0003'")
     kiosk = build_kiosk(KioskConfig(), tmp_path / "line-a", clock, device_id="line-a", hasher=FAST)  # migrates
     try:

@@ -197,6 +197,33 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
     assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"
 
 
+@pytest.mark.req("P11-300d")
+async def test_the_supervisor_screen_lists_the_newest_open_alerts_and_says_how_many_are_open(demo, clock):
+    """The directory holds every terminal's alerts for years: the table takes the newest, the heading counts all."""
+    from kiosk.services.auth import Actor
+    from screens.supervisor import ALERTS_SHOWN, SupervisorScreen
+
+    kiosk, users = demo
+    for i in range(ALERTS_SHOWN + 50):
+        clock.advance(1)
+        kiosk.auth.raise_alert("auth.bad_password", "info", f"failed sign-in #{i}", {"kind": "user", "id": "ana.op"})
+    newest = kiosk.auth.alerts()[0]
+    assert newest["message"] == f"failed sign-in #{ALERTS_SHOWN + 49}"
+    kiosk.auth.acknowledge_alert(Actor("sam.sup", "Sam Supervisor", "supervisor"), newest["alert_id"], "seen")
+    total = len(kiosk.auth.alerts())
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot, clock, users["sam.sup"])
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
+        alerts = app.screen.query_one("#alerts")
+        assert alerts.row_count == ALERTS_SHOWN
+        assert str(app.screen.query_one("#alerts-head").render()) == (
+            f"Open alerts: {total}, the newest {ALERTS_SHOWN} shown (Enter acknowledges)")
+        first = alerts.get_row_at(0)  # the newest still open: the acknowledged one has left the list
+        assert str(first[3]) == f"failed sign-in #{ALERTS_SHOWN + 48}"
+
+
 @pytest.mark.req("P11-300b")
 async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_changed(demo, clock):
     from screens.onboarding import ChangePasswordDialog

@@ -1,6 +1,7 @@
-"""The worklist's order comes from an index in SQLite, one page at a time; it must be the order Python would give.
+"""What piles up for years (batches, open alerts) is listed a page at a time through SQLite indexes; the order
+must be the one Python would give.
 
-Newest first, then by id: the index sorts the JSON's created_at text and the
+Newest first, then by id: the index sorts the JSON's timestamp text and the
 ids' UTF-8 bytes, Python sorts strings by code point. They agree for every id a
 terminal accepts, ties of time included, and a batch's position (where G takes
 the worklist) is the one its page shows it at.
@@ -67,3 +68,24 @@ def test_pages_and_positions_follow_newest_first_then_id(floor, batches, page):
     assert [signing.batch_position(bid) for bid in expected] == list(range(len(expected)))
     assert signing.newest_batches(signing.batch_count(), 5) == []
 
+
+
+def test_open_alerts_are_the_newest_not_acknowledged_and_counted(floor):
+    from kiosk.services.auth import Actor
+
+    kiosk, clock = floor
+    auth = kiosk.auth
+    clock.advance(1)
+    for i in range(6):  # three in one second: their order is their ids'
+        clock.advance(1 if i % 3 == 0 else 0)
+        auth.raise_alert("auth.bad_password", "info", f"listing #{i}", {"kind": "user", "id": "ana.op"})
+    everything = auth.alerts()  # the full listing, sorted in Python
+    expected = sorted(everything, key=lambda a: a["alert_id"])
+    expected.sort(key=lambda a: a["at"], reverse=True)
+    acked = expected[1]
+    auth.acknowledge_alert(Actor("sam.sup", "Sam Supervisor", "supervisor"), acked["alert_id"], "seen")
+    expected = [a["alert_id"] for a in expected if a is not acked]
+    for limit in (1, 3, len(expected), len(expected) + 5):
+        page, total = auth.open_alerts(limit)
+        assert [a["alert_id"] for a in page] == expected[:limit] and total == len(expected)
+    assert all(a["acknowledged_by"] is None for a in auth.open_alerts(len(expected))[0])
