@@ -108,6 +108,22 @@ STEPS = {
                                "t = time.perf_counter() - t;"
                                "print(f'{total} open alerts, newest {len(rows)} in {t * 1000:.0f} ms,"
                                " RSS +{rss() - r0:.1f} MB')",
+    # A pull with nothing new resets only what can differ from the base; against it, the whole rebuild every
+    # pull did before 0.5.0, on the same documents (the step makes the store's base a copy of its directory).
+    "directory pull": "import time; from kiosk.app import build_kiosk; from kiosk.config import KioskConfig;"
+                      "from kiosk.domain.clock import FakeClock; from storage.directory_pull import apply_directory;"
+                      "k = build_kiosk(KioskConfig(), D, FakeClock()); s = k.store; head = s.head().seq\n"
+                      "with s.side_transaction(rewrites_directory=True) as db:\n"
+                      "    db.execute('INSERT OR IGNORE INTO central_directory (kind, key, doc, version) "
+                      "SELECT kind, key, doc, seq FROM directory')\n"
+                      "def pull(whole):\n"
+                      "    if whole:\n"
+                      "        with s.side_transaction(rewrites_directory=True) as db: db.execute('DELETE FROM directory')\n"
+                      "    t = time.perf_counter(); apply_directory(s, [], publication_seq=0, version=0, own_upto=head)\n"
+                      "    return time.perf_counter() - t\n"
+                      "pull(False); p = min(pull(False) for _ in range(3)); w = min(pull(True) for _ in range(3));"
+                      "print(f'{k.directory.count(\"batch\") + k.directory.count(\"alert\")} batches and alerts:"
+                      " pull {p:.2f} s, whole rebuild {w:.2f} s, ratio {p / w:.2f}')",
     "verify chain": "from storage.verify_local import verify_local_store; r = verify_local_store(D); print(r.ok, r.records)",
     # Written beside the store under this process's id (the bench smoke test may run beside a full run), then removed.
     "export audit csv": "import os; from kiosk.services import audit_export as ax; from kiosk.domain.audit import "
