@@ -254,9 +254,12 @@ class CentralStore:
         return [Publication(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
 
     def directory_entries(self, after_version: int, upto_version: int) -> Iterator[DirectoryEntry]:
-        """The latest version of each document changed in (after, upto], in version order (what was signed)."""
+        """The latest version of each document changed in (after, upto], in version order (what was signed).
+
+        Streamed from the server in batches (a first pull is every document of the site); the terminal
+        checks the publication's digest as they arrive (kiosk/services/sync.py)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(text(
+            rows = conn.execution_options(stream_results=True, max_row_buffer=500).execute(text(
                 "SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
                 "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
                 " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "

@@ -65,11 +65,24 @@ class DirectoryEntry:
 
 def directory_digest(entries: Iterable[DirectoryEntry]) -> str:
     """SHA-256 over the canonical form of each entry, in the order given (version order)."""
-    h = hashlib.sha256()
+    digest = DirectoryDigest()
     for e in entries:
-        h.update(encode({"v": e.version, "kind": e.kind, "key": e.key, "doc": e.doc}))
-        h.update(b"\n")
-    return h.hexdigest()
+        digest.add(e)
+    return digest.hexdigest()
+
+
+class DirectoryDigest:
+    """directory_digest an entry at a time, so a terminal checks a publication while it streams it in."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def add(self, e: DirectoryEntry) -> None:
+        self._h.update(encode({"v": e.version, "kind": e.kind, "key": e.key, "doc": e.doc}))
+        self._h.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def is_central_chain(chain: str) -> bool:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from kiosk.domain import directory
 from kiosk.domain.central import (
-    DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, CentralTrustError, DirectoryEntry, Receipt, directory_digest,
+    DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, CentralTrustError, DirectoryDigest, DirectoryEntry, Receipt,
     is_central_chain,
 )
 from kiosk.domain.clock import Clock, format_ts
@@ -50,7 +50,9 @@ class Puller(Protocol):
 
     def state(self): ...
 
-    def apply(self, entries: list[DirectoryEntry], *, publication_seq: int, version: int, own_upto: int): ...
+    def apply(self, entries: Iterable[DirectoryEntry], *, publication_seq: int, version: int, own_upto: int):
+        """Apply ``entries`` in one transaction; what iterating them raises aborts it, with nothing applied."""
+        ...
 
 
 class Outbox(Protocol):
@@ -228,21 +230,19 @@ class SyncService:
             if not snapshots:
                 return  # nothing this terminal can start from yet
             pubs = pubs[snapshots[-1]:]
-        entries: list[DirectoryEntry] = []
         for record in pubs:
             body = record.body
             if body["kind"] == "delta" and body["from_version"] != version:
                 self._alarm(f"directory publication #{record.seq} starts at version {body['from_version']}, "
                             f"this terminal holds {version}", kind="sync.central_untrusted", error=CentralUntrusted)
-            got = list(central.directory_entries(body["from_version"], body["to_version"]))
-            if directory_digest(got) != body["digest"]:
-                self._alarm(f"directory publication #{record.seq} does not match the documents served; "
-                            "nothing applied", kind="sync.central_untrusted", error=CentralUntrusted)
-            entries.extend(got)
             version = body["to_version"]
         last = pubs[-1]
-        self.puller.apply(entries, publication_seq=last.seq, version=version,
-                          own_upto=int(last.body["heads"].get(self.outbox.chain, 0)))
+        try:
+            self.puller.apply(_checked_entries(central, pubs), publication_seq=last.seq, version=version,
+                              own_upto=int(last.body["heads"].get(self.outbox.chain, 0)))
+        except _NotAsPublished as exc:  # raised inside the pull's transaction: nothing was applied
+            self._alarm(f"directory publication #{exc.seq} does not match the documents served; nothing applied",
+                        kind="sync.central_untrusted", error=CentralUntrusted)
 
     def _apply_receipt(self, central: CentralInbox, key: PublicKey | None = None) -> int:
         """Check the signed receipt against the local chain and move the marker; returns the seq it names."""
@@ -286,6 +286,26 @@ class SyncService:
                                             "kind": kind, "severity": "critical",
                                             "message": message, "target": {"kind": "device", "id": self.outbox.chain}})
         raise (error or ReceiptMismatch)(message)
+
+
+class _NotAsPublished(Exception):
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"publication #{seq}")
+        self.seq = seq
+
+
+def _checked_entries(central: "CentralInbox", pubs: list) -> Iterator[DirectoryEntry]:
+    """The publications' documents, streamed (a first pull at a large site is every document of it), each
+    publication's digest checked after its last document and before the next: a mismatch raises, and the pull
+    that consumes this inside its transaction applies nothing."""
+    for record in pubs:
+        body = record.body
+        digest = DirectoryDigest()
+        for entry in central.directory_entries(body["from_version"], body["to_version"]):
+            digest.add(entry)
+            yield entry
+        if digest.hexdigest() != body["digest"]:
+            raise _NotAsPublished(record.seq)
 
 
 class SyncHalted(Exception):

@@ -131,9 +131,19 @@ def test_a_directory_document_changed_after_signing_is_refused_by_the_kiosk(cent
                                          "AND key = 'ana.op' ORDER BY version DESC LIMIT 1")).first()
         conn.execute(text("UPDATE directory_changes SET doc = :d WHERE version = :v"),
                      {"d": json.dumps(dict(json.loads(doc), roles=["admin"])), "v": version})
+    from storage.directory_pull import pull_state
+
+    before = pull_state(b.store)
+    with b.store.side_transaction() as db:
+        base = db.execute("SELECT kind, key, doc, version FROM central_directory ORDER BY kind, key").fetchall()
     with pytest.raises(CentralUntrusted, match="does not match the documents served"):
         sync_b.sync_once()
-    assert b.directory.get("user", "ana.op")["roles"] == ["operator"]  # nothing applied
+    # Nothing applied: the documents are streamed into the pull's transaction and checked at the end of each
+    # publication, so the ones before the mismatch were rolled back with it.
+    assert b.directory.get("user", "ana.op")["roles"] == ["operator"]
+    assert pull_state(b.store) == before
+    with b.store.side_transaction() as db:
+        assert db.execute("SELECT kind, key, doc, version FROM central_directory ORDER BY kind, key").fetchall() == base
     assert list(b.store.iter_rows())[-1].type == "alert.raised"
     a.close(), b.close()
 
