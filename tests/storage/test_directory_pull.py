@@ -5,9 +5,8 @@ from the base and that tail gives. Real SQLite and PostgreSQL, FakeClock."""
 import pytest
 
 from storage.directory_pull import apply_directory, pull_state
-from tests.storage.conftest import ADMIN
-from tests.storage.test_central_trust import PASSWORD, admin_terminal, cycle, second_terminal
-from tests.storage.test_step_documents import signed_batch
+from tests.storage.test_central_trust import PASSWORD, cycle
+from tests.storage.test_step_documents import two_lines_with_batches
 
 
 def working(kiosk):
@@ -28,11 +27,7 @@ def rebuilt_whole(kiosk):
 
 @pytest.mark.req("DI-ALCOA")
 def test_a_pull_gives_the_directory_a_whole_rebuild_gives(central, tmp_path, clock):
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    signed_batch(a, clock)
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_lines_with_batches(central, tmp_path, clock)
     # Line B works on a batch of line A's; line A corrects another. Line B's records are pushed but not yet
     # taken in when it pulls line A's: its pull replays them over the new base.
     b.auth.accept_first_use(b.auth.user("ana.op"))

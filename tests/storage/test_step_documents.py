@@ -77,13 +77,19 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
         kiosk.close()
 
 
-@pytest.mark.req("DI-ALCOA")
-def test_step_documents_reach_another_terminal(central, tmp_path, clock):
+def two_lines_with_batches(central, tmp_path, clock):
+    """Lines A and B, both approved; line A's signed_batch, synced to both."""
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
     central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     signed_batch(a, clock)
     cycle(central, sync_a, sync_b)
+    return a, sync_a, b, sync_b
+
+
+@pytest.mark.req("DI-ALCOA")
+def test_step_documents_reach_another_terminal(central, tmp_path, clock):
+    a, sync_a, b, sync_b = two_lines_with_batches(central, tmp_path, clock)
     shown = {s.step_id: [sig["name"] for sig in s.signatures] for s in b.signing.steps("B-1")}
     assert shown["line-clearance"] == ["Ana Ortiz"]
     for bid in ("B-1", "B-2"):

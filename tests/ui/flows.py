@@ -42,6 +42,16 @@ async def open_first_step(pilot, app, clock, user):
     return app.screen
 
 
+async def open_supervisor(pilot, app, clock, user):
+    """Log in and open the supervisor screen (F3)."""
+    from screens.supervisor import SupervisorScreen
+
+    await login(pilot, clock, user)
+    await pilot.press("f3")
+    await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
+    return app.screen
+
+
 async def enter_credentials(pilot, clock, user_id, password, secret):
     """Type user id, password and the current one-time code into a credentials form, then Enter."""
     clock.advance(31)

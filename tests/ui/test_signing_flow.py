@@ -12,7 +12,7 @@ from screens.dialogs import CredentialsDialog
 from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
-from tests.ui.flows import enter_credentials, login, notices, open_first_step, type_text, wait_for
+from tests.ui.flows import enter_credentials, login, notices, open_first_step, open_supervisor, type_text, wait_for
 
 
 @pytest.fixture
@@ -172,12 +172,9 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
     assert kiosk.auth.user("ana.op").status == "suspended"
     app = make_app(kiosk, idle_check_s=3600)
     from screens.step import ReasonDialog
-    from screens.supervisor import SupervisorScreen
 
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["sam.sup"])
-        await pilot.press("f3")
-        await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
+        await open_supervisor(pilot, app, clock, users["sam.sup"])
         alerts = app.screen.query_one("#alerts")
         assert alerts.row_count >= 6  # five failures and the suspension
         assert str(app.screen.query_one("#suspended-head").render()) == "Suspended accounts: 1 (Enter unlocks)"
@@ -201,7 +198,7 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
 async def test_the_supervisor_screen_lists_the_newest_open_alerts_and_says_how_many_are_open(demo, clock):
     """The directory holds every terminal's alerts for years: the table takes the newest, the heading counts all."""
     from kiosk.services.auth import Actor
-    from screens.supervisor import ALERTS_SHOWN, SupervisorScreen
+    from screens.supervisor import ALERTS_SHOWN
 
     kiosk, users = demo
     for i in range(ALERTS_SHOWN + 50):
@@ -213,9 +210,7 @@ async def test_the_supervisor_screen_lists_the_newest_open_alerts_and_says_how_m
     total = len(kiosk.auth.alerts())
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await login(pilot, clock, users["sam.sup"])
-        await pilot.press("f3")
-        await wait_for(pilot, lambda: isinstance(app.screen, SupervisorScreen), "the supervisor screen")
+        await open_supervisor(pilot, app, clock, users["sam.sup"])
         alerts = app.screen.query_one("#alerts")
         assert alerts.row_count == ALERTS_SHOWN
         assert str(app.screen.query_one("#alerts-head").render()) == (
