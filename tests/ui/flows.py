@@ -42,6 +42,18 @@ async def open_first_step(pilot, app, clock, user):
     return app.screen
 
 
+def ana_performs_line_clearance(kiosk, clock, secret):
+    """Ana signs Performed on PB-2026-001's line clearance through the services (no screen), then logs out."""
+    clock.advance(31)
+    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(secret).at(clock.now())).ok
+    if not kiosk.auth.user("ana.op").first_use_accepted:
+        kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
+    clock.advance(31)
+    kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
+                       DEMO_PASSWORD, "ana.op", pyotp.TOTP(secret).at(clock.now()))
+    kiosk.session.logout()
+
+
 async def open_supervisor(pilot, app, clock, user):
     """Log in and open the supervisor screen (F3)."""
     from screens.supervisor import SupervisorScreen

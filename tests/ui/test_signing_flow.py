@@ -12,7 +12,8 @@ from screens.dialogs import CredentialsDialog
 from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
-from tests.ui.flows import enter_credentials, login, notices, open_first_step, open_supervisor, type_text, wait_for
+from tests.ui.flows import (ana_performs_line_clearance, enter_credentials, login, notices, open_first_step,
+                            open_supervisor, type_text, wait_for)
 
 
 @pytest.fixture
@@ -249,12 +250,7 @@ async def test_qa_verifies_an_operators_values_but_cannot_type_over_them(demo, c
     """The values are the operator's entry: QA reads them, may sign Verified, and has no field or Correct
     button that would change them (a correction would take back the operator's signature)."""
     kiosk, users = demo
-    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now())).ok
-    kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
-    clock.advance(31)
-    kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
-                       DEMO_PASSWORD, "ana.op", pyotp.TOTP(users["ana.op"].totp_secret).at(clock.now()))
-    kiosk.session.logout()
+    ana_performs_line_clearance(kiosk, clock, users["ana.op"].totp_secret)
     app = make_app(kiosk, idle_check_s=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         step = await open_first_step(pilot, app, clock, users["quinn.qa"])
@@ -270,13 +266,7 @@ async def test_qa_verifies_an_operators_values_but_cannot_type_over_them(demo, c
 @pytest.mark.req("P11-70")
 async def test_an_operator_withdraws_a_signature_given_at_the_wrong_batch(demo, clock):
     kiosk, users = demo
-    secret = users["ana.op"].totp_secret
-    assert kiosk.session.login("ana.op", DEMO_PASSWORD, pyotp.TOTP(secret).at(clock.now())).ok
-    kiosk.auth.accept_first_use(kiosk.auth.user("ana.op"))
-    clock.advance(31)
-    kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
-                       DEMO_PASSWORD, "ana.op", pyotp.TOTP(secret).at(clock.now()))
-    kiosk.session.logout()
+    ana_performs_line_clearance(kiosk, clock, users["ana.op"].totp_secret)
     app = make_app(kiosk, idle_check_s=3600)
     told = notices(app)
     async with app.run_test(size=(120, 40)) as pilot:

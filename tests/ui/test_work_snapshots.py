@@ -9,6 +9,7 @@ from kiosk.demo import DEMO_PASSWORD, create_demo
 from kiosk.domain.clock import FakeClock
 from kiosk.domain.passwords import PasswordHasher
 from screens.ports import SessionInfo
+from tests.ui.flows import ana_performs_line_clearance
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -28,11 +29,7 @@ def _app(tmp_path, user=("ana.op", "Ana Ortiz", "Operator"), performed=False):
         assert kiosk.session.login(user_id, DEMO_PASSWORD, pyotp.TOTP(secrets[user_id]).at(clock.now())).ok
 
     if performed:
-        login("ana.op")
-        clock.advance(31)
-        kiosk.signing.sign(kiosk.signing.prepare("PB-2026-001", "line-clearance", "Performed", {"area_clear": "yes"}),
-                           DEMO_PASSWORD, "ana.op", pyotp.TOTP(secrets["ana.op"]).at(clock.now()))
-        kiosk.session.logout()
+        ana_performs_line_clearance(kiosk, clock, secrets["ana.op"])
     app = make_app(kiosk, idle_check_s=3600)  # a start-up: any open session ends here
     login(user[0])
     session = SessionInfo(*user)
