@@ -429,6 +429,30 @@ class UiWork:
             return ActionResult(False, str(exc))
         return ActionResult(True, "Alert acknowledged.")
 
+    def alike(self, alert):
+        from kiosk.domain.clock import format_ts
+        from kiosk.domain.directory import ACKNOWLEDGED_TOGETHER
+        from screens.ports import AlikeAlerts
+
+        through = format_ts(self.kiosk.clock.now())
+        if alert.severity != ACKNOWLEDGED_TOGETHER:
+            return AlikeAlerts(alert.kind, 0, through, f"Only {ACKNOWLEDGED_TOGETHER} alerts are acknowledged "
+                               f"together; this {alert.severity} alert is acknowledged on its own (Enter).")
+        return AlikeAlerts(alert.kind, self.kiosk.auth.open_alerts_alike(alert.kind, through), through)
+
+    def acknowledge_alike(self, alike, note):
+        from kiosk.services.auth import Actor
+        from screens.ports import ActionResult
+
+        try:
+            owner = self.kiosk.session.owner()
+            role = self.kiosk.session.session.role
+            done = self.kiosk.auth.acknowledge_alike(Actor(owner.user_id, owner.printed_name, role), alike.kind,
+                                                     alike.through, note)
+        except self._errors() as exc:
+            return ActionResult(False, str(exc))
+        return ActionResult(True, f"{done:,} {alike.kind} alert{'s' if done != 1 else ''} acknowledged.")
+
     def unlock(self, user_id, reason, credentials):
         from screens.ports import ActionResult
 

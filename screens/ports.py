@@ -322,6 +322,16 @@ class AlertView:
 
 
 @dataclass(frozen=True)
+class AlikeAlerts:
+    """The open alerts acknowledged together with one (same kind), as counted when the dialog opens."""
+
+    kind: str
+    count: int
+    through: str         # raised at or before this moment (UTC): the count's cut-off, kept for the acknowledgement
+    refusal: str = ""    # why they are not acknowledged together (a warning or critical alert), if they are not
+
+
+@dataclass(frozen=True)
 class SuspendedUser:
     user_id: str
     name: str
@@ -336,6 +346,14 @@ class SupervisorServices(Protocol):
     def suspended(self) -> list[SuspendedUser]: ...
 
     def acknowledge(self, alert_id: str, note: str) -> ActionResult: ...
+
+    def alike(self, alert: AlertView) -> AlikeAlerts:
+        """The open alerts like ``alert`` (same kind, info only), counted up to now."""
+        ...
+
+    def acknowledge_alike(self, alike: AlikeAlerts, note: str) -> ActionResult:
+        """Acknowledge them under one note (required). Can take seconds for thousands: call it in a worker."""
+        ...
 
     def unlock(self, user_id: str, reason: str, credentials: Credentials) -> ActionResult:
         """Slow (argon2): call it in a worker."""

@@ -2,20 +2,24 @@
 
 An unlock needs a reason and the supervisor's own full credentials typed at
 that moment; the services refuse a self-unlock or a deactivated account and
-the message says so.
+the message says so. Info alerts (single failed sign-ins) of one kind are
+acknowledged together under one required note; any other alert one by one.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from screens.dialogs import CredentialsDialog
 from screens.nav import Navigator, NavScreen
-from screens.ports import ActionResult, Credentials, SupervisorServices
+from screens.ports import ActionResult, AlertView, AlikeAlerts, Credentials, SupervisorServices
 from screens.step import ReasonDialog
 from screens.widgets import StatusBar, safe_text
 
@@ -27,12 +31,18 @@ ALERTS_SHOWN = 200
 class SupervisorScreen(NavScreen):
     AREA = "supervisor"
     KEYS = (("Enter", "Acknowledge alert / unlock account"), ("Tab", "Next table"))
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *NavScreen.BINDINGS,
+        Binding("a", "ack_alike", "Acknowledge all alike"),
+    ]
 
     def __init__(self, nav: Navigator) -> None:
         super().__init__(nav, id="supervisor")
         self._services = nav.services
         self._sup: SupervisorServices = nav.work
         self._clock = nav.clock
+        self._shown: dict[str, AlertView] = {}
+        self._busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="supervisor-box"):
@@ -63,6 +73,7 @@ class SupervisorScreen(NavScreen):
         alerts = self.query_one("#alerts", DataTable)
         alerts.clear()
         open_alerts, total = self._sup.open_alerts(ALERTS_SHOWN)
+        self._shown = {a.alert_id: a for a in open_alerts}
         for a in open_alerts:
             alerts.add_row(a.at[:19], a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
         shown = "newest first" if total <= len(open_alerts) else f"the newest {len(open_alerts):,} shown"
@@ -85,6 +96,44 @@ class SupervisorScreen(NavScreen):
         result = self._sup.acknowledge(alert_id, note)
         self.show_message(result.message or "Acknowledged.")
         self.action_refresh()
+
+    def action_ack_alike(self) -> None:
+        """Every open alert like the one under the cursor (same kind, info only), under one note."""
+        table = self.query_one("#alerts", DataTable)
+        if self._busy or not table.row_count:
+            return
+        if not table.has_focus:
+            table.focus()
+            self.show_message("Choose an alert in the open alerts table, then press A.")
+            return
+        alert = self._shown[table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value]
+        alike = self._sup.alike(alert)
+        if alike.refusal:
+            self.show_message(alike.refusal)
+            return
+        dialog = ReasonDialog(
+            f"Acknowledge {alike.count:,} alert{'s' if alike.count != 1 else ''}",
+            f"Every open {alike.kind} alert raised up to {alike.through[:19].replace('T', ' ')} UTC, on every "
+            f"terminal: {alike.count:,}. Your note is recorded for each of them.", "Acknowledge all")
+        self.app.open_dialog(dialog, lambda note: self._alike_note(alike, note))  # type: ignore[attr-defined]
+
+    def _alike_note(self, alike: AlikeAlerts, note: str | None) -> None:
+        if note is None or not self.is_attached:
+            return
+        self._busy = True
+        self.show_message(f"Acknowledging {alike.count:,} alerts…")
+        self._alike_worker(alike, note)
+
+    @work(thread=True, exit_on_error=False)
+    def _alike_worker(self, alike: AlikeAlerts, note: str) -> None:
+        result = self._sup.acknowledge_alike(alike, note)
+        self.app.call_from_thread(self._alike_done, result)
+
+    def _alike_done(self, result: ActionResult) -> None:
+        self._busy = False
+        self.show_message(result.message)
+        if self.is_attached:
+            self.action_refresh()
 
     @on(DataTable.RowSelected, "#suspended")
     def _unlock(self, event: DataTable.RowSelected) -> None:

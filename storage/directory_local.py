@@ -218,6 +218,18 @@ class LocalDirectory:
             total = conn.exec_driver_sql(f"SELECT count(*) FROM {_OPEN_ALERTS} WHERE {_OPEN}").scalar_one()
         return [load_doc(doc) for (doc,) in rows], total
 
+    def open_alert_ids(self, kind: str, severity: str, through: str, limit: int) -> tuple[list[str], int]:
+        """The newest ``limit`` open alerts of one kind and severity raised at or before ``through`` (in the
+        index's order: no sort), and how many there are in all."""
+        alike = (f"FROM {_OPEN_ALERTS} WHERE {_OPEN} AND json_extract(doc, '$.kind') = ? AND "
+                 "json_extract(doc, '$.severity') = ? AND json_extract(doc, '$.at') <= ?")
+        with self.engine.connect() as conn:
+            ids = [key for (key,) in conn.exec_driver_sql(
+                f"SELECT key {alike} ORDER BY json_extract(doc, '$.at') DESC, key LIMIT ?",
+                (kind, severity, through, max(0, limit)))]
+            total = conn.exec_driver_sql(f"SELECT count(*) {alike}", (kind, severity, through)).scalar_one()
+        return ids, total
+
 
 _CREATED = "json_extract(doc, '$.created_at')"
 _BATCHES = "directory INDEXED BY directory_batch_newest"

@@ -28,6 +28,10 @@ DEVICE = "device"                  # per chain: this terminal's registration as 
 CLOCK = "clock"                    # per chain: whether the last sync found this terminal's clock skewed
 CENTRAL_PIN = "central.pin"        # per chain: the central store key this terminal trusts
 
+# The one severity acknowledged together (alerts.acknowledged): single failed sign-ins, by the dozen a day. A
+# warning or critical alert (an unknown id, a suspension) is looked at and acknowledged on its own.
+ACKNOWLEDGED_TOGETHER = "info"
+
 
 class DirectoryConflict(Exception):
     """A record cannot apply to the directory as it stands (raised inside the append: nothing is written)."""
@@ -205,16 +209,39 @@ def _alert_raised(record: Record, get: Getter) -> list[Change]:
 
 
 def _alert_ack(record: Record, get: Getter) -> list[Change]:
+    """The first acknowledgement stands. Two supervisors on two terminals may both acknowledge an alert before
+    either terminal syncs: the later record is kept in the ledger and changes nothing (the service refuses
+    an alert this terminal already knows to be acknowledged)."""
     alert_id = record.body["alert_id"]
     alert = get(ALERT, alert_id)
     if alert is None:
         raise DirectoryConflict(f"no alert {alert_id}")
-    alert = dict(alert)
-    if alert.get("acknowledged_by"):
-        raise DirectoryConflict("that alert was already acknowledged")
-    alert["acknowledged_by"] = record.body["actor"]["user_id"]
-    alert["acknowledged_at"] = record.ts
-    return [(ALERT, alert_id, alert)]
+    return [] if alert.get("acknowledged_by") else [(ALERT, alert_id, _acknowledged(alert, record))]
+
+
+def _alerts_ack(record: Record, get: Getter) -> list[Change]:
+    """Open info alerts of one kind acknowledged together, under one note.
+
+    As for one alert, the first acknowledgement stands. Anything but an info
+    alert of the named kind refuses the whole record: the rule holds
+    centrally too, whatever a terminal sends.
+    """
+    body = record.body
+    kind, changes = body["kind"], []
+    for alert_id in body["alert_ids"]:
+        alert = get(ALERT, alert_id)
+        if alert is None:
+            raise DirectoryConflict(f"no alert {alert_id}")
+        if alert["kind"] != kind or alert["severity"] != ACKNOWLEDGED_TOGETHER:
+            raise DirectoryConflict(f"alert {alert_id} is a {alert['severity']} {alert['kind']} alert: only "
+                                    f"{ACKNOWLEDGED_TOGETHER} alerts of kind {kind} are acknowledged together")
+        if not alert.get("acknowledged_by"):
+            changes.append((ALERT, alert_id, _acknowledged(alert, record)))
+    return changes
+
+
+def _acknowledged(alert: Mapping[str, Any], record: Record) -> Doc:
+    return {**alert, "acknowledged_by": record.body["actor"]["user_id"], "acknowledged_at": record.ts}
 
 
 def _clock_observed(record: Record, get: Getter) -> list[Change]:
@@ -274,4 +301,5 @@ _HANDLERS: dict[str, Callable[[Record, Getter], list[Change]]] = {
     "account.unlocked": _set_status("active"),
     "alert.raised": _alert_raised,
     "alert.acknowledged": _alert_ack,
+    "alerts.acknowledged": _alerts_ack,
 }

@@ -36,6 +36,9 @@ FIRST_USE_STATEMENT = (
     "of my traditional handwritten signature (21 CFR 11.100(c))."
 )
 TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+# Alert ids per alerts.acknowledged record: ~20 KB, well under the record limit, whatever the backlog.
+ACKNOWLEDGED_PER_RECORD = 500
+ACKNOWLEDGED_PER_TRANSACTION = 5000
 
 
 class AuthError(Exception):
@@ -663,10 +666,54 @@ class AuthService:
 
     def acknowledge_alert(self, actor: Actor, alert_id: str, note: str = "") -> None:
         self._require(actor, "supervisor", "admin")
+        alert = self.directory.get(dirx.ALERT, alert_id)
+        if alert is not None and alert.get("acknowledged_by"):
+            raise InvalidInput(f"that alert was already acknowledged by {alert['acknowledged_by']} at "
+                               f"{alert['acknowledged_at'][:19].replace('T', ' ')} UTC")
         body: dict[str, Any] = {"actor": actor.body(), "alert_id": alert_id, "target": target("alert", alert_id)}
         if note:
             body["reason"] = self._text("note", note, 500)
         self._append([("alert.acknowledged", body)])
+
+    def open_alerts_alike(self, kind: str, through: str) -> int:
+        """How many open info alerts of ``kind`` were raised at or before ``through``."""
+        return self.directory.open_alert_ids(kind, dirx.ACKNOWLEDGED_TOGETHER, through, 0)[1]
+
+    def acknowledge_alike(self, actor: Actor, kind: str, through: str, note: str) -> int:
+        """Acknowledge every open info alert of ``kind`` raised at or before ``through``, under one note.
+
+        A site collects single failed sign-ins by the dozen a day; one by one
+        they bury the alerts that matter. Only info alerts go together
+        (``dirx.ACKNOWLEDGED_TOGETHER``), and the note is required: it stands
+        for each of them in the audit trail. Returns how many.
+
+        A transaction takes the newest ACKNOWLEDGED_PER_TRANSACTION still open,
+        so a backlog of 100,000 never sits in memory or holds the write lock
+        for long; an interruption leaves the rest open and listed, and the
+        same action takes them.
+        """
+        self._require(actor, "supervisor", "admin")
+        reason = self._reason(note)
+        try:
+            parse_ts(through)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        base = {"actor": actor.body(), "kind": kind, "severity": dirx.ACKNOWLEDGED_TOGETHER,
+                "raised_through": through, "reason": reason, "target": target("alert_kind", kind)}
+        done, last = 0, set[str]()
+        while True:
+            ids, _ = self.directory.open_alert_ids(kind, dirx.ACKNOWLEDGED_TOGETHER, through,
+                                                   ACKNOWLEDGED_PER_TRANSACTION)
+            if not ids:
+                break
+            if last.intersection(ids):  # cannot happen: each transaction closes what it names
+                raise AuthError(f"alerts of kind {kind} stayed open after their acknowledgement was recorded")
+            self._append([("alerts.acknowledged", {**base, "alert_ids": ids[i:i + ACKNOWLEDGED_PER_RECORD]})
+                          for i in range(0, len(ids), ACKNOWLEDGED_PER_RECORD)])
+            done, last = done + len(ids), set(ids)
+        if not done:
+            raise InvalidInput(f"no open {dirx.ACKNOWLEDGED_TOGETHER} alerts of kind {kind} to acknowledge")
+        return done
 
     # -- helpers -----------------------------------------------------------
     def require_role(self, actor: Actor, *roles: str) -> None:

@@ -55,3 +55,8 @@ class ListingDirectory(DirectoryReader, Protocol):
     def open_alerts(self, limit: int) -> tuple[list[dict[str, Any]], int]:
         """The newest ``limit`` alerts not acknowledged yet, and how many there are in all."""
         ...
+
+    def open_alert_ids(self, kind: str, severity: str, through: str, limit: int) -> tuple[list[str], int]:
+        """The newest ``limit`` open alerts of one kind and severity raised at or before ``through``, and how
+        many there are in all."""
+        ...

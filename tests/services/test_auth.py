@@ -318,3 +318,110 @@ def test_a_password_typed_into_the_unlock_reason_is_refused_and_must_be_changed(
     assert not any(own.encode() in r.raw for r in kiosk.store.iter_rows())
     assert kiosk.auth.user("sam.sup").must_change_password
     assert any(a["kind"] == "credential.exposed" for a in kiosk.auth.alerts())
+
+
+@pytest.mark.req("P11-300d")
+def test_a_supervisor_acknowledges_the_open_info_alerts_of_one_kind_together_under_one_note(
+        kiosk, admin, clock, monkeypatch):
+    """Single failed sign-ins pile up by the dozen a day; a warning or critical alert is still looked at alone."""
+    import json
+
+    from kiosk.domain import directory
+    from kiosk.domain.clock import format_ts
+    from kiosk.domain.records import parse_raw
+    from kiosk.services import auth
+
+    monkeypatch.setattr(auth, "ACKNOWLEDGED_PER_RECORD", 3)  # several records in a transaction,
+    monkeypatch.setattr(auth, "ACKNOWLEDGED_PER_TRANSACTION", 4)  # several transactions
+    make_user(kiosk, admin)
+    make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    sam, ana = Actor("sam.sup", "Sam Supervisor", "supervisor"), Actor("jane.op", "Jane Operator", "operator")
+    for _ in range(2):
+        clock.advance(60)
+        kiosk.auth.authenticate("jane.op", "wrong password!", None)  # info: auth.bad_password
+    clock.advance(60)
+    kiosk.auth.authenticate("nobody.here", "whatever it is", None)  # warning: an unknown id
+    for i in range(5):
+        clock.advance(1)
+        kiosk.auth.raise_alert("auth.bad_password", "info", f"failed sign-in #{i}", {"kind": "user", "id": "x"})
+    kiosk.auth.raise_alert("auth.bad_totp", "info", "a wrong code", {"kind": "user", "id": "jane.op"})
+    first = kiosk.auth.alerts()[-1]
+    kiosk.auth.acknowledge_alert(Actor("site.admin", "Ada Admin", "admin"), first["alert_id"], "looked at it")
+    through = format_ts(clock.now())
+    clock.advance(1)
+    kiosk.auth.raise_alert("auth.bad_password", "info", "after the count", {"kind": "user", "id": "x"})
+    assert kiosk.auth.open_alerts_alike("auth.bad_password", through) == 6
+
+    with pytest.raises(NotPermitted, match="supervisor or admin"):
+        kiosk.auth.acknowledge_alike(ana, "auth.bad_password", through, "all typos")
+    with pytest.raises(InvalidInput, match="at least 4"):
+        kiosk.auth.acknowledge_alike(sam, "auth.bad_password", through, "ok")
+    with pytest.raises(InvalidInput, match="no open info alerts of kind auth.unknown_user"):
+        kiosk.auth.acknowledge_alike(sam, "auth.unknown_user", through, "all typos")
+    rows_before = len(list(kiosk.store.iter_rows()))
+
+    assert kiosk.auth.acknowledge_alike(sam, "auth.bad_password", through, "typos at shift start") == 6
+    still_open = {a["message"]: a for a in kiosk.auth.alerts()}
+    assert [a["kind"] for a in still_open.values()] == ["auth.bad_password", "auth.bad_totp", "auth.unknown_user"]
+    assert "after the count" in still_open
+    assert kiosk.auth.open_alerts_alike("auth.bad_password", through) == 0
+    every = {a["alert_id"]: a for a in kiosk.auth.alerts(open_only=False)}
+    assert every[first["alert_id"]]["acknowledged_by"] == "site.admin"  # acknowledged first, left as it was
+    records = [parse_raw(r.raw)[0] for r in list(kiosk.store.iter_rows())[rows_before:]]
+    acks = [r for r in records if r.type == "alerts.acknowledged"]
+    assert [len(r.body["alert_ids"]) for r in acks] == [3, 1, 2]
+    assert {r.body["reason"] for r in acks} == {"typos at shift start"}
+    assert all(r.body["actor"]["user_id"] == "sam.sup" and r.body["raised_through"] == through for r in acks)
+    for alert_id in (i for r in acks for i in r.body["alert_ids"]):
+        assert every[alert_id]["acknowledged_by"] == "sam.sup" and every[alert_id]["kind"] == "auth.bad_password"
+
+    # The rule is the projection's, so it holds for any record (and centrally): a warning alert is refused.
+    unknown = next(a for a in kiosk.auth.alerts() if a["kind"] == "auth.unknown_user")
+    with pytest.raises(directory.DirectoryConflict, match="warning auth.unknown_user alert: only info"):
+        kiosk.store.append_many([("alerts.acknowledged", {
+            "actor": sam.body(), "kind": "auth.unknown_user", "severity": "info", "raised_through": through,
+            "reason": "forged", "alert_ids": [unknown["alert_id"]], "target": {"kind": "alert_kind", "id": "x"}})])
+    assert kiosk.auth.alerts()[-1]["acknowledged_by"] is None
+    # Two supervisors offline: one alert acknowledged alone on one terminal, then with others on another. The
+    # later record applies to the rest and leaves the first acknowledgement as it was.
+    later = next(a for a in kiosk.auth.alerts() if a["message"] == "after the count")
+    kiosk.store.append_many([("alerts.acknowledged", {
+        "actor": sam.body(), "kind": "auth.bad_password", "severity": "info", "raised_through": format_ts(clock.now()),
+        "reason": "typos", "alert_ids": [first["alert_id"], later["alert_id"]],
+        "target": {"kind": "alert_kind", "id": "auth.bad_password"}})])
+    every = {a["alert_id"]: a for a in kiosk.auth.alerts(open_only=False)}
+    assert every[first["alert_id"]]["acknowledged_by"] == "site.admin"
+    assert every[later["alert_id"]]["acknowledged_by"] == "sam.sup"
+    docs: dict = {}
+    get = lambda kind, key: docs.get((kind, key))  # noqa: E731
+    for row in kiosk.store.iter_rows():
+        for kind, key, doc in directory.project(parse_raw(row.raw)[0], get):
+            docs[(kind, key)] = doc
+    with kiosk.store.read_engine().connect() as conn:
+        stored = {key: json.loads(doc) for key, doc in
+                  conn.exec_driver_sql("SELECT key, doc FROM directory WHERE kind = 'alert'").all()}
+    assert stored == {key: doc for (kind, key), doc in docs.items() if kind == "alert"}
+
+
+@pytest.mark.req("P11-300d")
+def test_the_first_acknowledgement_of_an_alert_stands(kiosk, admin, clock):
+    """Two supervisors on two terminals may acknowledge one alert before either syncs: the later record is kept
+    and changes nothing, centrally or here; on a terminal that already knows, the service refuses."""
+    from kiosk.domain.records import parse_raw
+
+    make_user(kiosk, admin, "sam.sup", ("supervisor",), "Sam Supervisor")
+    sam, ada = Actor("sam.sup", "Sam Supervisor", "supervisor"), admin[0]
+    kiosk.auth.raise_alert("auth.unknown_user", "warning", "failed sign-in", {"kind": "user", "id": "x"})
+    alert_id = kiosk.auth.alerts()[0]["alert_id"]
+    clock.advance(60)
+    kiosk.auth.acknowledge_alert(ada, alert_id, "called the operator")
+    with pytest.raises(InvalidInput, match="already acknowledged by site.admin at 2026-11-24 10:01:00 UTC"):
+        kiosk.auth.acknowledge_alert(sam, alert_id, "me too")
+    clock.advance(60)
+    kiosk.store.append_many([("alert.acknowledged", {"actor": sam.body(), "alert_id": alert_id,
+                                                     "target": {"kind": "alert", "id": alert_id}})])  # the other terminal
+    alert = kiosk.auth.alerts(open_only=False)[0]
+    assert (alert["acknowledged_by"], alert["acknowledged_at"]) == ("site.admin", "2026-11-24T10:01:00.000000Z")
+    acks = [parse_raw(r.raw)[0].body["actor"]["user_id"] for r in kiosk.store.iter_rows()
+            if r.type == "alert.acknowledged"]
+    assert acks == ["site.admin", "sam.sup"]

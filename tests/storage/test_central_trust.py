@@ -100,6 +100,32 @@ def test_a_suspension_on_one_terminal_reaches_another_within_one_sync_interval(c
     a.close(), b.close()
 
 
+@pytest.mark.req("P11-300d")
+def test_info_alerts_from_two_terminals_acknowledged_together_on_one_are_acknowledged_everywhere(
+        central, tmp_path, clock):
+    from kiosk.domain.clock import format_ts
+
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
+    cycle(central, sync_a, sync_b)
+    for kiosk in (a, b, a):
+        clock.advance(600)
+        kiosk.auth.authenticate("ana.op", "wrong password entirely", require_totp=False)
+    cycle(central, sync_a, sync_b)
+    through = format_ts(clock.now())
+    wrong = [x["alert_id"] for x in b.auth.alerts() if x["kind"] == "auth.bad_password"]
+    assert len(wrong) == 3 and b.auth.open_alerts_alike("auth.bad_password", through) == 3
+    admin = Actor("site.admin", "Site Admin", "admin")
+    assert b.auth.acknowledge_alike(admin, "auth.bad_password", through, "typos after the shift change") == 3
+    cycle(central, sync_a, sync_b)
+    for alert_id in wrong:
+        assert central.directory_doc("alert", alert_id)["acknowledged_by"] == "site.admin"
+    assert not [x for x in a.auth.alerts() if x["kind"] == "auth.bad_password"]
+    assert not [x for x in central.alerts() if x["kind"] == "directory.conflict"]
+    a.close(), b.close()
+
+
 def test_only_an_approved_terminal_pulls_the_directory(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)

@@ -26,8 +26,10 @@ ADMIN = SessionInfo("admin", "Ada Admin", "Administrator",
 FINGERPRINT = "3f9a 0c1d 77e2 b604 91aa 5c3e 0d88 e1f7 2b6c 4a90 c3d5 18e4 6f02 9b7a d4c1 e580"
 
 
-def admin_app(tmp_path, clock, *, central=False):
+def admin_app(tmp_path, clock, *, central=False, setup=None):
     kiosk, users = make_demo(tmp_path, clock)
+    if setup is not None:
+        setup(kiosk)
     kwargs = {}
     if central:
         c, sync = demo_central(kiosk)
@@ -99,6 +101,24 @@ def test_devices(snap_compare, tmp_path, clock, size):
 def test_recipe_detail(snap_compare, tmp_path, clock, size):
     app = admin_app(tmp_path, clock)
     assert snap_compare(app, terminal_size=size, run_before=go(app, "f8", "enter"))
+
+
+def some_alerts(kiosk):
+    """Three failed sign-ins (info), a minute apart, and the suspension after the third (critical)."""
+    for i in range(3):
+        kiosk.clock.advance(60)
+        kiosk.auth.raise_alert("auth.bad_password", "info", f"failed sign-in (bad password) for user id 'ana.op' "
+                               f"on line-1; failures: {i + 1}", {"kind": "user", "id": "ana.op"})
+    kiosk.clock.advance(1)
+    kiosk.auth.raise_alert("account.suspended", "critical", "account 'ana.op' suspended after 3 failed attempts "
+                           "on line-1", {"kind": "user", "id": "ana.op"})
+
+
+@pytest.mark.req("P11-300d")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_supervisor(snap_compare, tmp_path, clock, size):
+    app = admin_app(tmp_path, clock, setup=some_alerts)
+    assert snap_compare(app, terminal_size=size, run_before=go(app, "f3", "tab", "down"))
 
 
 @pytest.mark.req("A11-9")

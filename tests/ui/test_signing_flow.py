@@ -220,6 +220,46 @@ async def test_the_supervisor_screen_lists_the_newest_open_alerts_and_says_how_m
         assert str(first[3]) == f"failed sign-in #{ALERTS_SHOWN + 48}"
 
 
+@pytest.mark.req("P11-300d")
+async def test_a_supervisor_acknowledges_the_info_alerts_of_one_kind_together_and_a_critical_one_alone(demo, clock):
+    from screens.step import ReasonDialog
+
+    kiosk, users = demo
+    for i in range(3):
+        clock.advance(1)
+        kiosk.auth.raise_alert("auth.bad_password", "info", f"failed sign-in #{i}", {"kind": "user", "id": "ana.op"})
+    clock.advance(1)
+    kiosk.auth.raise_alert("account.suspended", "critical", "account 'ana.op' suspended", {"kind": "user", "id": "x"})
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_supervisor(pilot, app, clock, users["sam.sup"])
+        alerts = screen.query_one("#alerts")
+        await pilot.press("a")  # in the suspended accounts table: which alert is meant?
+        await pilot.pause()
+        assert str(screen.query_one("#message").render()) == "Choose an alert in the open alerts table, then press A."
+        assert alerts.has_focus
+        await pilot.press("a")  # the cursor is on the newest: the critical one
+        await pilot.pause()
+        assert str(screen.query_one("#message").render()) == (
+            "Only info alerts are acknowledged together; this critical alert is acknowledged on its own (Enter).")
+        assert not isinstance(app.screen, ReasonDialog)
+        await pilot.press("down", "a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the note dialog")
+        assert str(app.screen.query_one(".dialog-title").render()) == "Acknowledge 3 alerts"
+        await pilot.press("enter")  # a note is required
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonDialog)
+        await type_text(pilot, "typos at shift start")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: str(screen.query_one("#message").render()) ==
+                       "3 auth.bad_password alerts acknowledged.", "the acknowledgement")
+        assert alerts.row_count == 1
+        assert str(screen.query_one("#alerts-head").render()) == "Open alerts: 1, newest first (Enter acknowledges)"
+    acks = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "alerts.acknowledged"]
+    assert [(a.body["actor"]["user_id"], a.body["reason"], len(a.body["alert_ids"])) for a in acks] == [
+        ("sam.sup", "typos at shift start", 3)]
+
+
 @pytest.mark.req("P11-300b")
 async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_changed(demo, clock):
     from screens.onboarding import ChangePasswordDialog
