@@ -44,6 +44,24 @@ class CentralError(Exception):
     """The central store cannot do what was asked; the message says why."""
 
 
+# How urgent each of the central store's own alerts is on the supervisors' screens (raise_alerts): what
+# threatens the record (a frozen chain, a forged row) is critical; what waits for a person's decision, a warning.
+CENTRAL_ALERT_SEVERITY = {
+    "chain.frozen": "critical",
+    "record.rejected": "critical",
+    "directory.conflict": "warning",
+    "device.pending": "warning",
+    "device.decision_refused": "warning",
+    "device.revoked": "warning",
+    "device.approved": "info",
+    "device.rejected": "info",
+    "device.superseded": "info",
+}
+RAISED_PER_TRANSACTION = 500
+_PENDING_ALERTS = ("SELECT a.id, a.kind, a.chain, a.message FROM alerts a LEFT JOIN alerts_raised r ON r.id = a.id "
+                   "WHERE r.id IS NULL ORDER BY a.id LIMIT :n")
+
+
 @dataclass(frozen=True)
 class IngestReport:
     ingested: int = 0
@@ -309,6 +327,7 @@ class CentralStore:
                 "actor": dict(actor), "target": {"kind": "device", "id": chain}, "fingerprint": fingerprint,
                 "reason": reason})
             self._apply_decision(conn, head, status, actor, reason, origin=self.central_chain)
+        self.publish_directory()  # the decision's alert, to every terminal's alert screen
         return signed
 
     def _lock_head(self, conn: Connection, chain: str) -> dict[str, Any] | None:
@@ -370,8 +389,8 @@ class CentralStore:
     def ingest_once(self, batch: int = 500) -> IngestReport:
         """Verify and move up to ``batch`` inbox rows (rules: storage/ingest.py), then publish the directory."""
         report = self._the_ingestor().ingest_once(batch)
-        if report.ingested:
-            self.publish_directory()
+        if report.ingested or report.quarantined or report.held:
+            self.publish_directory()  # what was derived, and the alerts raised on the way
         return report
 
     def ingest_all(self, batch: int = 500) -> IngestReport:
@@ -391,8 +410,9 @@ class CentralStore:
                     break
         finally:
             ingestor.settle(quiet=True)  # only after an error (a returning loop has settled): it stays the one raised
-        if total.ingested:
-            self.publish_directory()  # also what a worker that stopped after its commit left unpublished
+        # Also what a worker that stopped after its commit left unpublished, and alerts raised outside ingest (a
+        # device decision made in another process); with nothing to do, two short reads.
+        self.publish_directory()
         return total
 
     def _sign_receipt(self, conn: Connection, chain: str, upto: int, hash_hex: str) -> None:
@@ -429,8 +449,45 @@ class CentralStore:
         for kind, key, doc in changes:
             tx.put(kind, key, doc, record.chain, record.seq)
 
+    def raise_alerts(self) -> int:
+        """Raise the central store's own alerts where people see them; how many were raised.
+
+        A fork that froze a chain, a rejected row, a directory conflict, a
+        terminal asking to be registered: each is a row of the append-only
+        alerts table, which nobody on the floor reads. Each becomes an
+        ``alert.raised`` record of the central chain, derived into the
+        directory like a terminal's alert, so the next pull puts it on every
+        supervisor's screen, where it is acknowledged like any other. Done
+        here, outside ingest's transactions, so ingest never waits on the
+        central chain; a row counts as raised by its own row in
+        ``alerts_raised``, not by an id mark, because a later id can commit
+        first.
+        """
+        raised = 0
+        while True:
+            with self.engine.connect() as conn:
+                if conn.execute(text(_PENDING_ALERTS), {"n": 1}).first() is None:
+                    return raised
+            with self.engine.begin() as conn:
+                tx = _Tx(conn, self.pg)
+                tx.lock()  # the directory's version before the central chain's head, as publish_directory's order
+                rows = conn.execute(text(_PENDING_ALERTS), {"n": RAISED_PER_TRANSACTION}).all()
+                now = format_ts(self.clock.now())
+                for alert_id, kind, chain, message in rows:
+                    signed = self._append_central(conn, "alert.raised", {
+                        "alert_id": f"{self.central_chain}/alert-{alert_id}", "kind": kind,
+                        "severity": CENTRAL_ALERT_SEVERITY.get(kind, "warning"), "message": message,
+                        "target": {"kind": "device", "id": chain} if chain else {"kind": "site", "id": "central"}})
+                    self._derive(conn, tx, signed.record)
+                    conn.execute(text("INSERT INTO alerts_raised (id, seq, at) VALUES (:i, :s, :t)"),
+                                 {"i": alert_id, "s": signed.record.seq, "t": now})
+                tx.flush(conn)
+                raised += len(rows)
+
     def publish_directory(self) -> SignedRecord | None:
-        """Sign what the directory became since the last publication (a snapshot now and then)."""
+        """Sign what the directory became since the last publication (a snapshot now and then), the central
+        store's own alerts raised first."""
+        self.raise_alerts()
         with self.engine.begin() as conn:
             lock = " FOR UPDATE" if self.pg else ""
             published = int(conn.execute(text(f"SELECT value FROM central_state WHERE name = 'published_version'{lock}"))
@@ -548,14 +605,15 @@ class _Tx:
         self._docs: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._rows: list[tuple[int, str, str, str, str, int]] = []
 
-    def _lock(self) -> None:
+    def lock(self) -> None:
+        """The directory's version row, for the rest of the transaction (PostgreSQL): one writer at a time."""
         if self.version is None:
             lock = " FOR UPDATE" if self.pg else ""
             self.version = int(self.conn.execute(text(
                 f"SELECT value FROM central_state WHERE name = 'directory_version'{lock}")).scalar_one())
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        self._lock()
+        self.lock()
         if (kind, key) not in self._docs:
             row = self.conn.execute(text("SELECT doc FROM directory_changes WHERE kind = :k AND key = :key "
                                          "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
@@ -563,7 +621,7 @@ class _Tx:
         return self._docs[(kind, key)]
 
     def put(self, kind: str, key: str, doc: dict[str, Any], chain: str, seq: int) -> None:
-        self._lock()
+        self.lock()
         self.version += 1
         text_ = dump_doc(doc)
         self._docs[(kind, key)] = doc

@@ -253,11 +253,12 @@ def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend
         assert kiosk("central", "init").returncode == 0
         # An older schema: refused until the admin migrates it with init.
         store = CentralStore(url, None)
-        with store.engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = 'c0004'"))
+        with store.engine.begin() as conn:  # the store as c0005 left it
+            conn.execute(text("DROP TABLE alerts_raised"))
+            conn.execute(text("UPDATE alembic_version SET version_num = 'c0005'"))
         store.close()
         refused = kiosk("central", "ingest", "--once")
-        assert refused.returncode == 2 and "the schema (c0004) is older than this software's (c0005)" in refused.stderr
+        assert refused.returncode == 2 and "the schema (c0005) is older than this software's (c0006)" in refused.stderr
         assert "migrate it with `kiosk central init`" in refused.stderr
         assert kiosk("central", "init").returncode == 0
         for command in commands:

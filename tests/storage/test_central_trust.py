@@ -126,6 +126,56 @@ def test_info_alerts_from_two_terminals_acknowledged_together_on_one_are_acknowl
     a.close(), b.close()
 
 
+@pytest.mark.req("P11-300d")
+@pytest.mark.req("P11-10h")
+def test_the_central_stores_own_alerts_reach_every_terminal_and_are_acknowledged_there(central, tmp_path, clock):
+    """A terminal asking to be registered, a decision, a fork: rows of the central alerts table, which nobody on
+    the floor reads. Each is raised once as a record of the central chain and pulled with the directory."""
+    from kiosk.domain.clock import format_ts
+
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)  # line-b asks to be registered
+    central_alerts = lambda kiosk: {x["kind"]: x for x in kiosk.auth.alerts()  # noqa: E731
+                                    if x["device"] == central.central_chain and b.store.chain in x["message"]}
+    pending = central_alerts(a)["device.pending"]
+    assert pending["severity"] == "warning" and pending["target"] == {"kind": "device", "id": b.store.chain}
+    assert f"{b.store.chain} asks to be registered; key fingerprint" in pending["message"]
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
+    cycle(central, sync_a, sync_b)
+    for kiosk in (a, b):  # b too, now that it pulls: each terminal's supervisors see every alert
+        assert central_alerts(kiosk)["device.approved"]["severity"] == "info"
+    admin = Actor("site.admin", "Site Admin", "admin")
+    a.auth.acknowledge_alert(admin, pending["alert_id"], "approved after comparing the fingerprints")
+    assert a.auth.acknowledge_alike(admin, "device.approved", format_ts(clock.now()), "both terminals expected") == 2
+    cycle(central, sync_a, sync_b)
+    assert central.directory_doc("alert", pending["alert_id"])["acknowledged_by"] == "site.admin"
+    left = [(x["kind"], x["target"]["id"]) for x in b.auth.alerts() if x["device"] == central.central_chain]
+    assert left == [("device.pending", a.store.chain)]  # line-a's, which nobody acknowledged
+    # A copy of line-b's key writes another record at line-b's next place: a fork, which freezes the chain.
+    import shutil
+
+    from kiosk.services.sync import SyncService
+    from storage.keyfile import load_identity
+    from storage.local_store import LocalStore
+
+    shutil.copytree(tmp_path / "line-b", tmp_path / "clone")
+    b.auth.raise_alert("test.note", "info", "line-b's own next record", {"kind": "device", "id": "line-b"})
+    sync_b.sync_once()
+    clone = LocalStore.open(tmp_path / "clone", load_identity(tmp_path / "clone"), clock)
+    clone.append("note.added", {"text": "written with a copied key"})
+    SyncService(clone, lambda: central, clock).sync_once()
+    clone.close()
+    cycle(central, sync_a, sync_b)
+    frozen = central_alerts(a)["chain.frozen"]
+    assert frozen["severity"] == "critical" and frozen["message"].startswith(f"{b.store.chain} frozen at #5: fork")
+    with central.engine.connect() as conn:
+        rows = conn.execute(text("SELECT count(*) FROM alerts")).scalar_one()
+        raised = conn.execute(text("SELECT count(*) FROM ledger WHERE chain = :c AND type = 'alert.raised'"),
+                              {"c": central.central_chain}).scalar_one()
+    assert raised == rows  # each alert raised once
+    a.close(), b.close()
+
+
 def test_only_an_approved_terminal_pulls_the_directory(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)

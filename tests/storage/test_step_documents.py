@@ -110,6 +110,7 @@ def test_a_central_store_from_before_step_documents_is_split_and_published(centr
                           "VALUES (:v, 'batch', 'B-2', :d, 'old', 1)"),
                      {"v": version + 1, "d": json.dumps(merged, separators=(",", ":"))})
         conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"), {"v": version + 1})
+        conn.execute(text("DROP TABLE alerts_raised"))  # c0006's, which a c0004 store has not
         conn.execute(text("UPDATE alembic_version SET version_num = 'c0004'"))
     reopened = CentralStore.open(central.url, clock, central_key(tmp_path), central_time=clock)  # migrates, publishes
     try:
