@@ -165,6 +165,24 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
     typer.echo(f"OK: {report.records} records in {len(report.chains)} device chains verified")
 
 
+@central_app.command()
+def quarantine(url: Url, chain: Annotated[Optional[str], typer.Option(
+        "--chain", help="Only this device chain, e.g. line-3:1.")] = None) -> None:
+    """List the quarantined rows (never dropped), oldest first, each with its reason."""
+    from kiosk.domain.display import safe_str
+
+    store = open_central(url)
+    try:
+        count = 0
+        for row in store.quarantined(chain):
+            count += 1
+            typer.echo(f"{row['at'][:19].replace('T', ' ')}  {safe_str(row['chain'])} #{row['seq']}  "
+                       f"{safe_str(row['reason'])}")
+    finally:
+        store.close()
+    typer.echo(f"{count} quarantined row{'s' if count != 1 else ''}" if count else "no quarantined rows")
+
+
 @devices_app.command("list")
 def devices_list(url: Url) -> None:
     """Device chains with status, key fingerprint and the reason of the last decision."""

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from typing import Callable
 
 from rich.text import Text
@@ -20,27 +19,8 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
 from kiosk.domain.clock import UTC, Clock, local_time
+from kiosk.domain.display import safe_str
 from screens.ports import KioskStatus
-
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
-
-
-def _escape_char(ch: str) -> str:
-    code = ord(ch)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def safe_str(value: object) -> str:
-    """``value`` as a string with every control/format character made visible."""
-    text = "" if value is None else str(value)
-    return "".join(
-        _escape_char(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
-    )
-
 
 def safe_text(value: object, style: str = "", *, multiline: bool = False) -> Text:
     """User-supplied text for display: never markup, never a terminal escape.

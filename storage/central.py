@@ -572,8 +572,16 @@ class CentralStore:
                      {"k": kind, "c": chain, "m": message, "t": format_ts(self.clock.now())})
 
     def quarantine(self) -> list[dict[str, Any]]:
+        return list(self.quarantined())
+
+    def quarantined(self, chain: str | None = None) -> Iterator[dict[str, Any]]:
+        """Quarantined rows (chain, seq, reason, at), oldest first, streamed: a flood of forged rows is kept too."""
+        where, params = ("WHERE chain = :c ", {"c": chain}) if chain is not None else ("", {})
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(text("SELECT chain, seq, reason, at FROM quarantine ORDER BY id")).mappings()]
+            rows = conn.execution_options(stream_results=True, max_row_buffer=500).execute(
+                text(f"SELECT chain, seq, reason, at FROM quarantine {where}ORDER BY id"), params)
+            for row in rows.mappings():
+                yield dict(row)
 
     def alerts(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

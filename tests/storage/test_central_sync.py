@@ -79,6 +79,22 @@ def test_a_fork_quarantines_and_freezes_the_chain(central, tmp_path, clock):
     reasons = [q["reason"] for q in central.quarantine()]
     assert any("fork" in r for r in reasons)
     assert any(a["kind"] == "chain.frozen" for a in central.alerts())
+    # The investigator lists what was quarantined, each row with its reason.
+    import subprocess
+    import sys
+
+    def quarantined(*args):
+        done = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "quarantine", "--url", central.url,
+                               *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    lines = quarantined("--chain", local.chain)
+    assert lines[0].endswith(f"  {local.chain} #3  fork: record {local.chain} #3: a different record signed with "
+                             "this chain's key is already in the ledger at this place")
+    assert lines[1].endswith(f"  {local.chain} #4  chain is frozen")
+    assert lines[-1] == f"{len(central.quarantine())} quarantined rows"
+    assert quarantined("--chain", "line-7:1") == ["no quarantined rows"]
     local.close()
     clone.close()
 
