@@ -126,8 +126,13 @@ class SupervisorScreen(NavScreen):
 
     @work(thread=True, exit_on_error=False)
     def _alike_worker(self, alike: AlikeAlerts, note: str) -> None:
-        result = self._sup.acknowledge_alike(alike, note)
-        self.app.call_from_thread(self._alike_done, result)
+        # Whatever happens, the screen is told and takes A again: refusals come back as results, anything
+        # unforeseen leaves the alerts it did not reach open (each transaction whole) and is logged by the worker.
+        result = ActionResult(False, "Not all of the alerts were acknowledged; the list shows those still open.")
+        try:
+            result = self._sup.acknowledge_alike(alike, note)
+        finally:
+            self.app.call_from_thread(self._alike_done, result)
 
     def _alike_done(self, result: ActionResult) -> None:
         self._busy = False

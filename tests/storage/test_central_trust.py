@@ -176,6 +176,19 @@ def test_the_central_stores_own_alerts_reach_every_terminal_and_are_acknowledged
     a.close(), b.close()
 
 
+def test_an_alert_whose_text_a_record_cannot_carry_as_it_is_is_raised_escaped_and_stops_nothing(central, clock):
+    """A central alert's message may quote what a row held. Text outside the record profile (not NFC) would
+    make its record fail to seal, and every publication after it with it; control characters are escaped."""
+    with central.engine.begin() as conn:
+        conn.execute(text("INSERT INTO alerts (kind, chain, message, at) VALUES ('directory.conflict', NULL, :m, "
+                          "'2026-11-24T10:00:00.000000Z')"), {"m": "cafe\u0301 \x1b[2J"})
+        alert_id = conn.execute(text("SELECT max(id) FROM alerts")).scalar_one()
+    central.publish_directory()
+    doc = central.directory_doc("alert", f"{central.central_chain}/alert-{alert_id}")
+    assert doc["message"] == "caf\u00e9 \\x1b[2J" and doc["target"] == {"kind": "site", "id": "central"}
+    assert doc["severity"] == "warning"
+
+
 def test_only_an_approved_terminal_pulls_the_directory(central, tmp_path, clock):
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)

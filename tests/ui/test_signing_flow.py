@@ -260,6 +260,33 @@ async def test_a_supervisor_acknowledges_the_info_alerts_of_one_kind_together_an
         ("sam.sup", "typos at shift start", 3)]
 
 
+@pytest.mark.req("P11-300d")
+async def test_an_unforeseen_failure_while_acknowledging_together_is_told_and_a_can_be_pressed_again(
+        demo, clock, monkeypatch):
+    from screens.step import ReasonDialog
+
+    kiosk, users = demo
+    kiosk.auth.raise_alert("auth.bad_password", "info", "failed sign-in", {"kind": "user", "id": "ana.op"})
+
+    def broken(*args):
+        raise RuntimeError("disk controller reset")
+
+    monkeypatch.setattr(kiosk.auth, "acknowledge_alike", broken)
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_supervisor(pilot, app, clock, users["sam.sup"])
+        screen.query_one("#alerts").focus()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the note dialog")
+        await type_text(pilot, "typos at shift start")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: str(screen.query_one("#message").render()) ==
+                       "Not all of the alerts were acknowledged; the list shows those still open.", "the failure")
+        assert screen.query_one("#alerts").row_count == 1
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the note dialog again")
+
+
 @pytest.mark.req("P11-300b")
 async def test_a_password_typed_into_the_step_leaves_the_screen_and_must_be_changed(demo, clock):
     from screens.onboarding import ChangePasswordDialog
