@@ -418,13 +418,10 @@ class UiWork:
         return [SuspendedUser(u.user_id, u.printed_name) for u in self.kiosk.auth.users() if u.status == "suspended"]
 
     def acknowledge(self, alert_id, note):
-        from kiosk.services.auth import Actor
         from screens.ports import ActionResult
 
         try:
-            owner = self.kiosk.session.owner()
-            role = self.kiosk.session.session.role
-            self.kiosk.auth.acknowledge_alert(Actor(owner.user_id, owner.printed_name, role), alert_id, note)
+            self.kiosk.auth.acknowledge_alert(self.kiosk.session.actor(), alert_id, note)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         return ActionResult(True, "Alert acknowledged.")
@@ -441,14 +438,10 @@ class UiWork:
         return AlikeAlerts(alert.kind, self.kiosk.auth.open_alerts_alike(alert.kind, through), through)
 
     def acknowledge_alike(self, alike, note):
-        from kiosk.services.auth import Actor
         from screens.ports import ActionResult
 
         try:
-            owner = self.kiosk.session.owner()
-            role = self.kiosk.session.session.role
-            done = self.kiosk.auth.acknowledge_alike(Actor(owner.user_id, owner.printed_name, role), alike.kind,
-                                                     alike.through, note)
+            done = self.kiosk.auth.acknowledge_alike(self.kiosk.session.actor(), alike.kind, alike.through, note)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
         return ActionResult(True, f"{done:,} {alike.kind} alert{'s' if done != 1 else ''} acknowledged.")

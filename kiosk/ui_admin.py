@@ -62,8 +62,7 @@ class UiAdmin:
         self.audit = audit
 
     def _actor(self) -> Actor:
-        owner = self.kiosk.session.owner()
-        return Actor(owner.user_id, owner.printed_name, self.kiosk.session.session.role or "")
+        return self.kiosk.session.actor()
 
     # -- users ---------------------------------------------------------------
     def roles(self) -> tuple[str, ...]:

@@ -93,9 +93,7 @@ class SupervisorScreen(NavScreen):
     def _acked(self, alert_id: str, note: str | None) -> None:
         if note is None or not self.is_attached:
             return
-        result = self._sup.acknowledge(alert_id, note)
-        self.show_message(result.message or "Acknowledged.")
-        self.action_refresh()
+        self._done(self._sup.acknowledge(alert_id, note))
 
     def action_ack_alike(self) -> None:
         """Every open alert like the one under the cursor (same kind, info only), under one note."""
@@ -136,9 +134,7 @@ class SupervisorScreen(NavScreen):
 
     def _alike_done(self, result: ActionResult) -> None:
         self._busy = False
-        self.show_message(result.message)
-        if self.is_attached:
-            self.action_refresh()
+        self._done(result)
 
     @on(DataTable.RowSelected, "#suspended")
     def _unlock(self, event: DataTable.RowSelected) -> None:
@@ -162,9 +158,10 @@ class SupervisorScreen(NavScreen):
     @work(thread=True, exit_on_error=False)
     def _unlock_worker(self, user_id: str, reason: str, credentials: Credentials) -> None:
         result = self._sup.unlock(user_id, reason, credentials)
-        self.app.call_from_thread(self._unlock_done, result)
+        self.app.call_from_thread(self._done, result)
 
-    def _unlock_done(self, result: ActionResult) -> None:
+    def _done(self, result: ActionResult) -> None:
+        """An acknowledgement or unlock came back, recorded or refused: what happened, and the lists as stored."""
         self.show_message(result.message)
         if self.is_attached:
             self.action_refresh()

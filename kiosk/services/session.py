@@ -15,7 +15,7 @@ from typing import Any, Mapping, Protocol
 from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock
 from kiosk.domain.session import LockReason, Session, SessionPolicy
-from kiosk.services.auth import AuthResult, AuthService, UserView
+from kiosk.services.auth import Actor, AuthResult, AuthService, UserView
 from kiosk.services.ports import DirectoryReader, RecordWriter
 
 
@@ -169,6 +169,11 @@ class SessionService:
         if user is None or user.status != "active":
             raise SessionError("your account is no longer active; ask a supervisor")
         return user
+
+    def actor(self) -> Actor:
+        """The person logged in, acting in the role of this session (what supervisor and admin actions need)."""
+        owner = self.owner()
+        return Actor(owner.user_id, owner.printed_name, self.session.role or "")
 
     # -- drafts -------------------------------------------------------------
     def save_draft(self, batch_id: str, step_id: str, fields: Mapping[str, str]) -> None:
