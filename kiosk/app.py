@@ -216,4 +216,4 @@ def sync_service(store: LocalStore, directory: LocalDirectory, config: KioskConf
 
     return SyncService(store, connect, clock, batch_size=config.sync.batch_size, interval_s=config.sync.interval_s,
                        directory_reader=directory, puller=LocalPuller(store), max_skew_s=config.clock.max_skew_s,
-                       state=LocalSyncState(store))
+                       state=LocalSyncState(store), alert_offline_after_s=config.sync.alert_offline_after_s)

@@ -75,6 +75,8 @@ class SyncConfig:
     central_url: str = field(default="", metadata={"len": (0, 500)})
     interval_s: int = field(default=30, metadata=_range(5, 3600))
     batch_size: int = field(default=500, metadata=_range(1, 10000))
+    # An outage this long raises a warning alert on the terminal (what is signed meanwhile exists only here).
+    alert_offline_after_s: int = field(default=3600, metadata=_range(300, 604800))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ lives here.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -28,7 +27,7 @@ from kiosk.domain.central import (
 )
 from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts
-from kiosk.domain.display import safe_str
+from kiosk.domain.display import recordable
 from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import (
@@ -477,9 +476,9 @@ class CentralStore:
                 now = format_ts(self.clock.now())
                 for alert_id, kind, chain, message in rows:
                     signed = self._append_central(conn, "alert.raised", {
-                        "alert_id": f"{self.central_chain}/alert-{alert_id}", "kind": _recordable(kind),
-                        "severity": CENTRAL_ALERT_SEVERITY.get(kind, "warning"), "message": _recordable(message),
-                        "target": {"kind": "device", "id": _recordable(chain)} if chain else
+                        "alert_id": f"{self.central_chain}/alert-{alert_id}", "kind": recordable(kind),
+                        "severity": CENTRAL_ALERT_SEVERITY.get(kind, "warning"), "message": recordable(message),
+                        "target": {"kind": "device", "id": recordable(chain)} if chain else
                         {"kind": "site", "id": "central"}})
                     self._derive(conn, tx, signed.record)
                     conn.execute(text("INSERT INTO alerts_raised (id, seq, at) VALUES (:i, :s, :t)"),
@@ -654,13 +653,6 @@ class _Tx:
                           {"v": self.version})
         changed, self._rows = len(self._rows), []
         return changed
-
-
-def _recordable(text_: str, limit: int = 2000) -> str:
-    """An alert's text as a record may carry it. A message can quote what a row held (a reason, a detail); a
-    lone surrogate or a string not in NFC would make the record fail to seal, and the alert would stop every
-    publication after it."""
-    return unicodedata.normalize("NFC", safe_str(text_))[:limit]
 
 
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:

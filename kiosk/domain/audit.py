@@ -14,6 +14,7 @@ type, including ones added later:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -28,6 +29,16 @@ def actor(user_id: str, name: str, role: str) -> dict[str, str]:
 
 def target(kind: str, id: str) -> dict[str, str]:
     return {"kind": kind, "id": id}
+
+
+def alert_raised(kind: str, severity: str, message: str, about: Mapping[str, str],
+                 alert_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """An ``alert.raised`` record to append. Its id keys the alert in every directory it reaches, the central
+    one included, where the alerts of all terminals meet: a random UUID unless the caller names one that is
+    unique to its terminal (e.g. to raise an alert once per episode); an id two terminals could both make
+    (a time in seconds) would let one terminal's alert replace the other's."""
+    return ("alert.raised", {"alert_id": alert_id or str(uuid.uuid4()), "kind": kind, "severity": severity,
+                             "message": message, "target": dict(about)})
 
 
 @dataclass(frozen=True)

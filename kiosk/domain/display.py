@@ -28,3 +28,10 @@ def safe_str(value: object) -> str:
     return "".join(
         _escape_char(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
     )
+
+
+def recordable(text: object, limit: int = 2000) -> str:
+    """Text from outside (a row's reason, an error message) as a record body may carry it: made safe as above,
+    in NFC and clipped. A lone surrogate or a string not in NFC would make the record fail to seal, and an
+    alert that keeps failing to seal is an alert nobody ever sees."""
+    return unicodedata.normalize("NFC", safe_str(text))[:limit]

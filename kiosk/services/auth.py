@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from kiosk.domain import directory as dirx
-from kiosk.domain.audit import actor as actor_body, target
+from kiosk.domain.audit import actor as actor_body, alert_raised, target
 from kiosk.domain.clock import Clock, format_ts, parse_ts
 from kiosk.domain.identity import InvalidText, InvalidUserId, Role, check_text, normalize_user_id
 from kiosk.domain.lockout import FailureState, LockoutPolicy, decide
@@ -501,31 +500,27 @@ class AuthService:
         severity = "warning" if cause in ("unknown_user", "unknown_badge", "suspended", "deactivated") else "info"
         items: list[tuple[str, dict[str, Any]]] = [
             ("auth.failed", body),
-            self._alert_item(f"auth.{cause}", severity,
-                             f"failed sign-in ({cause.replace('_', ' ')}) for "
-                             f"{'user id ' + repr(key) if doc is not None else key} "
-                             f"on {self.device_id}; failures: {user_state.count}", target("user", key)),
+            alert_raised(f"auth.{cause}", severity,
+                         f"failed sign-in ({cause.replace('_', ' ')}) for "
+                         f"{'user id ' + repr(key) if doc is not None else key} "
+                         f"on {self.device_id}; failures: {user_state.count}", target("user", key)),
         ]
         if count and suspend and doc is not None and doc["status"] == "active":
             items.append(("account.suspended", {
                 "target": target("user", doc["user_id"]), "reason": f"{user_state.count} failed attempts",
                 "old": {"status": "active"}, "new": {"status": "suspended"},
             }))
-            items.append(self._alert_item("account.suspended", "critical",
-                                          f"account {doc['user_id']!r} suspended after {user_state.count} failed "
-                                          f"attempts on {self.device_id}", target("user", doc["user_id"])))
+            items.append(alert_raised("account.suspended", "critical",
+                                      f"account {doc['user_id']!r} suspended after {user_state.count} failed "
+                                      f"attempts on {self.device_id}", target("user", doc["user_id"])))
         if count and device_state.count == self.lockout.threshold:
-            items.append(self._alert_item("device.failures", "critical",
-                                          f"{device_state.count} failed sign-ins on {self.device_id} within the window",
-                                          target("device", self.device_id)))
+            items.append(alert_raised("device.failures", "critical",
+                                      f"{device_state.count} failed sign-ins on {self.device_id} within the window",
+                                      target("device", self.device_id)))
         self._append(items)
 
-    def _alert_item(self, kind: str, severity: str, message: str, about: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
-        return ("alert.raised", {"alert_id": str(uuid.uuid4()), "kind": kind, "severity": severity,
-                                 "message": message, "target": dict(about)})
-
     def raise_alert(self, kind: str, severity: str, message: str, about: Mapping[str, str]) -> None:
-        self._append([self._alert_item(kind, severity, message, about)])
+        self._append([alert_raised(kind, severity, message, about)])
 
     # -- password changes, first use ---------------------------------------
     def change_password(self, user_id: str, current: str, new: str, totp_code: str | None = None) -> AuthResult:
@@ -572,9 +567,9 @@ class AuthService:
                               "target": target("user", user.user_id),
                               "reason": f"password exposed: typed into {where}",
                               "old": {"password_exposed": False}, "new": {"password_exposed": True}}),
-            self._alert_item("credential.exposed", "warning",
-                             f"{user.user_id!r} typed their password into {where} on {self.device_id}; "
-                             "it was not recorded and must be changed", target("user", user.user_id)),
+            alert_raised("credential.exposed", "warning",
+                         f"{user.user_id!r} typed their password into {where} on {self.device_id}; "
+                         "it was not recorded and must be changed", target("user", user.user_id)),
         ])
 
     def authorise(self, user_text: str, password: str, totp_code: str | None, reason: str, *, purpose: str,
@@ -648,9 +643,9 @@ class AuthService:
         })]
         if break_glass:
             note = " (whose own account is suspended)" if sup.status == "suspended" else ""
-            items.append(self._alert_item("account.break_glass_unlock", "critical",
-                                          f"break-glass unlock of {uid!r} by admin {sup.user_id!r}{note}: {reason}",
-                                          target("user", uid)))
+            items.append(alert_raised("account.break_glass_unlock", "critical",
+                                      f"break-glass unlock of {uid!r} by admin {sup.user_id!r}{note}: {reason}",
+                                      target("user", uid)))
         self._append(items)
         return self.user(uid)  # type: ignore[return-value]
 

@@ -19,11 +19,13 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Protocol
 
 from kiosk.domain import directory
+from kiosk.domain.audit import alert_raised, target
 from kiosk.domain.central import (
     DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, CentralTrustError, DirectoryDigest, DirectoryEntry, Receipt,
     is_central_chain,
 )
-from kiosk.domain.clock import Clock, format_ts
+from kiosk.domain.clock import Clock, format_ts, site_time
+from kiosk.domain.display import recordable
 from kiosk.domain.clock_trust import skewed
 from kiosk.domain.keys import PublicKey, b64url, unb64url
 from kiosk.domain.records import RecordError, open_signed
@@ -83,7 +85,7 @@ class SyncService:
     def __init__(self, outbox: Outbox, connect: Callable[[], CentralInbox], clock: Clock, *,
                  batch_size: int = 500, interval_s: int = 30, max_backoff_s: int = 600,
                  directory_reader=None, puller: Puller | None = None, max_skew_s: int = 120,
-                 state=None) -> None:
+                 state=None, alert_offline_after_s: int = 3600) -> None:
         self.outbox = outbox
         self.connect = connect
         self.clock = clock
@@ -93,6 +95,7 @@ class SyncService:
         self.directory = directory_reader
         self.puller = puller
         self.max_skew_s = max_skew_s
+        self.alert_offline_after_s = alert_offline_after_s
         self.state = state  # where the last outcome is kept across processes (storage.sync_state)
         self._status = SyncStatus(**state.load()) if state is not None else SyncStatus()
         self._last_device_status: str | None = getattr(outbox, "device_status", lambda: None)()
@@ -152,6 +155,7 @@ class SyncService:
             self._status = replace(self._status, last_error=_clean(exc), failures=failures,
                                    offline_since=self._status.offline_since or now,
                                    next_attempt=now + dt.timedelta(seconds=wait))
+            self._offline_too_long(now, self._status.last_error)
             return self.status()
         self._status = replace(self._status, last_sync=now, last_error=pull_error, offline_since=None, failures=0,
                                next_attempt=now + dt.timedelta(seconds=self.interval_s))
@@ -282,10 +286,38 @@ class SyncService:
 
     def _alarm(self, message: str, *, kind: str = "sync.receipt_mismatch",
                error: type["SyncHalted"] | None = None) -> None:
-        self.outbox.append("alert.raised", {"alert_id": f"sync-{self.clock.now().timestamp():.0f}",
-                                            "kind": kind, "severity": "critical",
-                                            "message": message, "target": {"kind": "device", "id": self.outbox.chain}})
+        self.outbox.append(*alert_raised(kind, "critical", message, target("device", self.outbox.chain)))
         raise (error or ReceiptMismatch)(message)
+
+    def _offline_too_long(self, now: dt.datetime, error: str) -> None:
+        """One warning per outage once this terminal has not synced for ``alert_offline_after_s``.
+
+        Until it reconnects, what is signed here exists only on this terminal's disk, and a suspension
+        made elsewhere does not reach it: the status bar says OFFLINE, but nobody may be looking at it. The
+        alert is a record of this chain, so the supervisor screen here shows it at once, and the central
+        store receives it as evidence of the outage when the terminal is back. Its id names the outage
+        (this chain, and since when), so a restart while still offline does not raise it again; an alert
+        that cannot be written now (a full disk) is tried again at the next failed attempt.
+        """
+        since = self._status.offline_since
+        if since is None or self.directory is None or (now - since).total_seconds() < self.alert_offline_after_s:
+            return
+        alert_id = f"sync.offline/{self.outbox.chain}/{format_ts(since)}"
+        if self.directory.get(directory.ALERT, alert_id) is not None:
+            return
+        head = self.outbox.head()
+        queued = 0 if head is None else head.seq - head.synced_upto
+        hours = (now - since).total_seconds() / 3600
+        records = f"{queued} record{' exists' if queued == 1 else 's exist'}"
+        message = recordable(f"{self.outbox.chain} has not synced with the central store since "
+                             f"{site_time(since, self.clock.zone)} ({hours:.1f} h; last error: {error}); {records} "
+                             "only on this terminal, and changes made on other terminals (a suspension) do not "
+                             "reach it until it reconnects")
+        try:
+            self.outbox.append(*alert_raised("sync.offline", "warning", message,
+                                             target("device", self.outbox.chain), alert_id))
+        except Exception:  # noqa: BLE001 - the store refused (full disk): the next failed attempt tries again
+            pass
 
 
 class _NotAsPublished(Exception):
