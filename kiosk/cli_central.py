@@ -183,6 +183,52 @@ def quarantine(url: Url, chain: Annotated[Optional[str], typer.Option(
     typer.echo(f"{count} quarantined row{'s' if count != 1 else ''}" if count else "no quarantined rows")
 
 
+@central_app.command("status")
+def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
+        "--silent-after-h", min=0.1, help="An approved terminal not heard from for longer than this is named "
+                                          "(exit 1).")] = 24.0) -> None:
+    """Each device chain's sync health: status, head, when its records were last taken in, inbox and quarantine."""
+    from kiosk.cli import EXIT_FAILED
+    from kiosk.domain.clock import parse_ts
+    from kiosk.domain.display import safe_str
+
+    store = open_central(url)
+    try:
+        now, rows = store.now(), store.chain_status()
+    finally:
+        store.close()
+    typer.echo(f"{'CHAIN':<24} {'STATUS':<9} {'HEAD':>8}  {'LAST TAKEN IN (UTC)':<19} {'AGO':>8} {'INBOX':>7} "
+               f"{'QUARANTINED':>11}  NEWEST RECORD (TERMINAL CLOCK, UTC)")
+    silent = []
+    for row in rows:
+        taken_in = row["taken_in"]
+        ago = (now - parse_ts(taken_in)).total_seconds() if taken_in else None
+        if row["status"] == "approved" and (ago is None or ago > silent_after_h * 3600):
+            silent.append(f"{safe_str(row['chain'])} ({'never' if ago is None else _ago(ago)})")
+        typer.echo(f"{safe_str(row['chain']):<24} {row['status']:<9} {row['seq']:>8}  {_minute(taken_in):<19} "
+                   f"{'' if ago is None else _ago(ago):>8} {row['waiting']:>7} {row['quarantined']:>11}  "
+                   f"{_minute(row['last_kiosk_ts'])}")
+    typer.echo(f"{len(rows)} device chain{'s' if len(rows) != 1 else ''}")
+    if silent:
+        typer.echo(f"not heard from for more than {silent_after_h:g} h: {', '.join(silent)} (an outage keeps their "
+                   "records on the terminals; check the network and the terminals)")
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _minute(ts: Optional[str]) -> str:
+    return ts[:16].replace("T", " ") if ts else "never"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return "< 1 min"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 @devices_app.command("list")
 def devices_list(url: Url) -> None:
     """Device chains with status, key fingerprint and the reason of the last decision."""

@@ -410,7 +410,8 @@ class UiWork:
         from screens.ports import AlertView
 
         alerts, total = self.kiosk.auth.open_alerts(limit)
-        return [AlertView(a["alert_id"], a["at"], a["severity"], a["kind"], a["message"]) for a in alerts], total
+        return [AlertView(a["alert_id"], a["at"], a["severity"], a["kind"], a["message"], a.get("device") or "")
+                for a in alerts], total
 
     def suspended(self):
         from screens.ports import SuspendedUser

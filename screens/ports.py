@@ -319,6 +319,7 @@ class AlertView:
     severity: str
     kind: str
     message: str
+    device: str = ""  # the chain it was raised on (a terminal's, or the central store's)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ class ReasonDialog(KioskModal[str | None]):
     """Ask for a reason (required for GMP-relevant changes; shown in the audit trail)."""
 
     def __init__(self, title: str = "Reason for the correction",
-                 body: str = "Signed values change only with a reason; the earlier signatures become invalid "
-                             "and the step must be signed again.",
+                 body: str | Text = "Signed values change only with a reason; the earlier signatures become invalid "
+                                    "and the step must be signed again.",
                  ok_label: str = "Record correction", min_len: int = 4, back_label: str = "Cancel") -> None:
         super().__init__(classes="dialog-screen")
         self._title, self._body, self._ok_label, self._min = title, body, ok_label, min_len
@@ -41,7 +41,8 @@ class ReasonDialog(KioskModal[str | None]):
 
         with Vertical(classes="dialog"):
             yield Static(Text(self._title, style="bold"), classes="dialog-title")
-            yield Static(safe_text(self._body), classes="dialog-body")
+            # A Text body was composed by the caller from safe_text pieces (e.g. an alert it quotes whole).
+            yield Static(self._body if isinstance(self._body, Text) else safe_text(self._body), classes="dialog-body")
             yield Input(placeholder="reason", id="reason", max_length=500)
             yield Static("", id="message", classes="message")
             with Horizontal(classes="dialog-buttons"):

@@ -28,6 +28,18 @@ from screens.widgets import StatusBar, safe_text
 ALERTS_SHOWN = 200
 
 
+def alert_text(alert: AlertView) -> Text:
+    """The whole alert, as the dialog that acknowledges it shows it: the table's message column is cut at the
+    screen's edge, and an acknowledgement names what was read."""
+    text = Text()
+    text.append_text(safe_text(f"{alert.severity} · {alert.kind}", style="bold"))
+    where = f" on {alert.device}" if alert.device else ""
+    text.append_text(safe_text(f"\nraised {alert.at[:19].replace('T', ' ')} UTC{where}\n", multiline=True))
+    text.append_text(safe_text(alert.message))
+    text.append("\n\nA note for the audit trail (optional):")
+    return text
+
+
 class SupervisorScreen(NavScreen):
     AREA = "supervisor"
     KEYS = (("Enter", "Acknowledge alert / unlock account"), ("Tab", "Next table"))
@@ -87,7 +99,7 @@ class SupervisorScreen(NavScreen):
     @on(DataTable.RowSelected, "#alerts")
     def _ack(self, event: DataTable.RowSelected) -> None:
         alert_id = event.row_key.value
-        dialog = ReasonDialog("Acknowledge alert", "Optional note for the audit trail.", "Acknowledge", min_len=0)
+        dialog = ReasonDialog("Acknowledge alert", alert_text(self._shown[alert_id]), "Acknowledge", min_len=0)
         self.app.open_dialog(dialog, lambda note: self._acked(alert_id, note))  # type: ignore[attr-defined]
 
     def _acked(self, alert_id: str, note: str | None) -> None:

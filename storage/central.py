@@ -585,6 +585,26 @@ class CentralStore:
             for row in rows.mappings():
                 yield dict(row)
 
+    def chain_status(self) -> list[dict[str, Any]]:
+        """Each device chain as IT watches it, by chain: its status and head, the terminal time of its newest
+        record, when records of it were last taken in (its newest receipt, central time), and its rows waiting
+        in the inbox and kept in quarantine. A terminal that stopped syncing shows here while it is still
+        offline; its own ``sync.offline`` alert only arrives once it is back."""
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(text(
+                "SELECT h.chain, h.status, h.seq, h.last_kiosk_ts, "
+                " (SELECT r.central_ts FROM receipts r WHERE r.chain = h.chain ORDER BY r.upto DESC LIMIT 1)"
+                "  AS taken_in "
+                "FROM chain_heads h WHERE h.chain <> :central ORDER BY h.chain"),
+                {"central": self.central_chain}).mappings()]
+            # One pass over each table, not one per chain: a flood of forged rows may fill the quarantine.
+            waiting = dict(conn.execute(text("SELECT chain, count(*) FROM inbox GROUP BY chain")).all())
+            quarantined = dict(conn.execute(text("SELECT chain, count(*) FROM quarantine GROUP BY chain")).all())
+        for row in rows:
+            row["waiting"] = int(waiting.get(row["chain"], 0))
+            row["quarantined"] = int(quarantined.get(row["chain"], 0))
+        return rows
+
     def alerts(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(text("SELECT kind, chain, message, at FROM alerts ORDER BY id")).mappings()]

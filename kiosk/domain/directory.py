@@ -200,7 +200,12 @@ def _set_status(status: str) -> Callable[[Record, Getter], list[Change]]:
 
 
 def _alert_raised(record: Record, get: Getter) -> list[Change]:
+    """An alert is raised once. A second record with its id (from another terminal: every terminal's alerts
+    meet centrally) would replace its text and reopen it on every supervisor screen; it is refused, and the
+    central store keeps it in the ledger and raises a directory conflict."""
     body = record.body
+    if get(ALERT, body["alert_id"]) is not None:
+        raise DirectoryConflict(f"alert {body['alert_id']} was raised already; an alert id names one alert")
     return [(ALERT, body["alert_id"], {
         "alert_id": body["alert_id"], "kind": body["kind"], "severity": body.get("severity", "warning"),
         "message": body["message"], "target": body.get("target"), "device": record.chain, "at": record.ts,

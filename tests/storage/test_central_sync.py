@@ -95,6 +95,8 @@ def test_a_fork_quarantines_and_freezes_the_chain(central, tmp_path, clock):
     assert lines[1].endswith(f"  {local.chain} #4  chain is frozen")
     assert lines[-1] == f"{len(central.quarantine())} quarantined rows"
     assert quarantined("--chain", "line-7:1") == ["no quarantined rows"]
+    [row] = central.chain_status()  # what `kiosk central status` shows IT
+    assert (row["chain"], row["status"], row["quarantined"]) == (local.chain, "frozen", len(central.quarantine()))
     local.close()
     clone.close()
 

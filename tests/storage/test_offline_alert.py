@@ -128,3 +128,84 @@ def test_alarms_raised_on_two_terminals_in_the_same_second_are_two_alerts_centra
     central.ingest_all()
     assert all(central.directory_doc("alert", alert_id) is not None for alert_id in ids)
     impostor.close(), a.close(), b.close()
+
+
+@pytest.mark.req("A11-16")
+def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, tmp_path, clock):
+    """The terminal's own alert arrives only once it is back; while it is still offline, IT sees it centrally."""
+    import subprocess
+    import sys
+
+    from kiosk.domain.clock import format_ts
+
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
+    central.decide_device(b.store.chain, "approved", {"user_id": "site.admin", "name": "Site Admin",
+                                                      "role": "admin"}, "fingerprint compared on site")
+    cycle(central, sync_a, sync_b)
+    last_heard = format_ts(clock.now())
+    reach_b = sync_b.connect
+    go_offline(sync_b, clock)
+    clock.advance(2 * 3600)
+    assert b.session.login("ana.op", PASSWORD, None).ok  # recorded on line-b only
+    assert a.session.login("ana.op", PASSWORD, None).ok
+    cycle(central, sync_a, sync_b)
+    rows = {r["chain"]: r for r in central.chain_status()}
+    assert set(rows) == {a.store.chain, b.store.chain}  # the central chain is not a terminal
+    assert rows[a.store.chain]["taken_in"] == format_ts(clock.now())
+    assert rows[b.store.chain]["taken_in"] == last_heard and rows[b.store.chain]["status"] == "approved"
+    assert rows[b.store.chain]["last_kiosk_ts"] <= last_heard
+    sync_b.connect = reach_b
+    sync_b.sync_once()  # pushed, not taken in yet
+    waiting = central.chain_status()[1]
+    assert waiting["chain"] == b.store.chain and waiting["waiting"] == b.store.head().seq - waiting["seq"] > 0
+    assert waiting["quarantined"] == 0
+
+    def status(*args):
+        done = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "status", "--url", central.url, *args],
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout.splitlines()
+
+    # Run on the real clock, these FakeClock times lie days back: every approved terminal is named.
+    code, lines = status()
+    assert code == 1 and lines[0].startswith("CHAIN") and lines[-2] == "2 device chains"
+    assert lines[-1].startswith(f"not heard from for more than 24 h: {a.store.chain} (") and b.store.chain in lines[-1]
+    row_b = next(line for line in lines if line.startswith(b.store.chain))
+    assert row_b.split()[:3] == [b.store.chain, "approved", str(waiting["seq"])]
+    assert f"{last_heard[:10]} {last_heard[11:16]}" in row_b and f" {waiting['waiting']} " in row_b
+    code, lines = status("--silent-after-h", "1000000")
+    assert code == 0 and lines[-1] == "2 device chains"
+    a.close(), b.close()
+
+
+@pytest.mark.req("P11-300d")
+@pytest.mark.req("DI-ALCOA")
+def test_an_alert_raised_again_under_its_id_by_another_terminal_changes_nothing(central, tmp_path, clock):
+    """Every terminal's alerts meet in one directory: a record reusing an alert's id (a bug, or someone with a
+    terminal's key) must not replace the alert's text or reopen it on every supervisor screen."""
+    from kiosk.domain.audit import alert_raised, target
+    from kiosk.domain.directory import DirectoryConflict
+    from kiosk.services.auth import Actor
+
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
+    central.decide_device(b.store.chain, "approved", {"user_id": "site.admin", "name": "Site Admin",
+                                                      "role": "admin"}, "fingerprint compared on site")
+    cycle(central, sync_a, sync_b)
+    a.auth.raise_alert("scale.drift", "critical", "balance BAL-7 out of calibration", target("device", "BAL-7"))
+    [alert] = [x for x in a.auth.alerts() if x["kind"] == "scale.drift"]
+    a.auth.acknowledge_alert(Actor("site.admin", "Site Admin", "admin"), alert["alert_id"], "balance replaced")
+    cycle(central, sync_a)  # taken in centrally; line-b has not pulled it yet
+    b.store.append(*alert_raised("scale.drift", "info", "nothing to see", target("device", "BAL-7"),
+                                 alert["alert_id"]))
+    cycle(central, sync_a, sync_b)
+    kept = central.directory_doc("alert", alert["alert_id"])
+    assert kept["message"] == "balance BAL-7 out of calibration" and kept["acknowledged_by"] == "site.admin"
+    assert [x for x in central.alerts() if x["kind"] == "directory.conflict" and alert["alert_id"] in x["message"]]
+    for kiosk in (a, b):
+        assert [x["message"] for x in kiosk.auth.alerts(open_only=False) if x["kind"] == "scale.drift"] == [
+            "balance BAL-7 out of calibration"]
+    # A terminal that knows the alert refuses the record before writing it.
+    with pytest.raises(DirectoryConflict, match="raised already"):
+        a.store.append(*alert_raised("scale.drift", "info", "again", target("device", "BAL-7"), alert["alert_id"]))
+    a.close(), b.close()

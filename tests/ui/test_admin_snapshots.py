@@ -121,6 +121,14 @@ def test_supervisor(snap_compare, tmp_path, clock, size):
     assert snap_compare(app, terminal_size=size, run_before=go(app, "f3", "tab", "down"))
 
 
+@pytest.mark.req("P11-300d")
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_acknowledge_alert(snap_compare, tmp_path, clock, size):
+    """The dialog quotes the whole alert (the table cuts the message at the screen's edge at 80 columns)."""
+    app = admin_app(tmp_path, clock, setup=some_alerts)
+    assert snap_compare(app, terminal_size=size, run_before=go(app, "f3", "tab", "enter"))
+
+
 @pytest.mark.req("A11-9")
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_audit_viewer(snap_compare, tmp_path, clock, size):
