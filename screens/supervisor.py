@@ -28,14 +28,23 @@ from screens.widgets import StatusBar, safe_text
 ALERTS_SHOWN = 200
 
 
+# The characters of an alert's message its acknowledgement dialog quotes: five lines at 80 columns, so the note
+# and the buttons stay on a 24-line screen whatever the message (a central alert may quote 2,000 characters).
+MESSAGE_QUOTED = 340
+
+
 def alert_text(alert: AlertView) -> Text:
-    """The whole alert, as the dialog that acknowledges it shows it: the table's message column is cut at the
-    screen's edge, and an acknowledgement names what was read."""
+    """The alert, as the dialog that acknowledges it shows it: the table's message column is cut at the screen's
+    edge, and an acknowledgement names what was read."""
     text = Text()
     text.append_text(safe_text(f"{alert.severity} · {alert.kind}", style="bold"))
     where = f" on {alert.device}" if alert.device else ""
     text.append_text(safe_text(f"\nraised {alert.at[:19].replace('T', ' ')} UTC{where}\n", multiline=True))
-    text.append_text(safe_text(alert.message))
+    message = alert.message
+    text.append_text(safe_text(message if len(message) <= MESSAGE_QUOTED else message[:MESSAGE_QUOTED] + "…"))
+    if len(message) > MESSAGE_QUOTED:
+        text.append(f"\n(cut at {MESSAGE_QUOTED} of {len(message):,} characters: the audit viewer, F4, shows the "
+                    "whole alert.raised record)")
     text.append("\n\nA note for the audit trail (optional):")
     return text
 

@@ -309,10 +309,11 @@ class SyncService:
         queued = 0 if head is None else head.seq - head.synced_upto
         hours = (now - since).total_seconds() / 3600
         records = f"{queued} record{' exists' if queued == 1 else 's exist'}"
+        # Short enough for the acknowledgement dialog to quote whole; the status bar shows the whole error.
         message = recordable(f"{self.outbox.chain} has not synced with the central store since "
-                             f"{site_time(since, self.clock.zone)} ({hours:.1f} h; last error: {error}); {records} "
-                             "only on this terminal, and changes made on other terminals (a suspension) do not "
-                             "reach it until it reconnects")
+                             f"{site_time(since, self.clock.zone)} ({hours:.1f} h): {records} only on this "
+                             "terminal, and changes made elsewhere (a suspension) do not reach it. Last error: "
+                             f"{error[:90]}")
         try:
             self.outbox.append(*alert_raised("sync.offline", "warning", message,
                                              target("device", self.outbox.chain), alert_id))

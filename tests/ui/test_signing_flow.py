@@ -261,6 +261,36 @@ async def test_a_supervisor_acknowledges_the_info_alerts_of_one_kind_together_an
 
 
 @pytest.mark.req("P11-300d")
+async def test_the_acknowledgement_quotes_the_alert_and_its_buttons_stay_on_a_small_screen(demo, clock):
+    """The table cuts a message at the screen's edge: the dialog quotes it, up to what leaves the note and the
+    buttons on an 80x24 screen (a central alert may quote a reason of 2,000 characters)."""
+    from screens.step import ReasonDialog
+    from screens.supervisor import MESSAGE_QUOTED
+
+    kiosk, users = demo
+    long = "line-b:1 frozen at #5: " + " ".join(f"part{i:04d}" for i in range(220))
+    kiosk.auth.raise_alert("chain.frozen", "critical", long, {"kind": "device", "id": "line-b:1"})
+    raised = clock.now()
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_supervisor(pilot, app, clock, users["sam.sup"])
+        await pilot.press("tab", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonDialog), "the acknowledgement dialog")
+        body = str(app.screen.query_one(".dialog-body").render())
+        assert body.startswith(f"critical · chain.frozen\nraised {raised:%Y-%m-%d %H:%M:%S} UTC on "
+                               f"{kiosk.store.chain}\n{long[:MESSAGE_QUOTED]}…")
+        assert f"(cut at {MESSAGE_QUOTED} of {len(long):,} characters" in body
+        for widget in (app.screen.query_one("#reason"), app.screen.query_one("#ok"), app.screen.query_one("#cancel")):
+            region = widget.region
+            assert region.height > 0 and region.bottom <= 24, (widget, region)  # on the screen, not below it
+        await type_text(pilot, "chain handed to IT")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ReasonDialog), "the dialog to close")
+    assert [a["acknowledged_by"] for a in kiosk.auth.alerts(open_only=False) if a["kind"] == "chain.frozen"] == [
+        "sam.sup"]
+
+
+@pytest.mark.req("P11-300d")
 async def test_an_unforeseen_failure_while_acknowledging_together_is_told_and_a_can_be_pressed_again(
         demo, clock, monkeypatch):
     from screens.step import ReasonDialog
