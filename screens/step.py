@@ -41,7 +41,7 @@ class ReasonDialog(KioskModal[str | None]):
 
         with Vertical(classes="dialog"):
             yield Static(Text(self._title, style="bold"), classes="dialog-title")
-            # A Text body was composed by the caller from safe_text pieces (e.g. an alert it quotes whole).
+            # A Text body was composed by the caller from safe_text pieces (e.g. the alert it acknowledges).
             yield Static(self._body if isinstance(self._body, Text) else safe_text(self._body), classes="dialog-body")
             yield Input(placeholder="reason", id="reason", max_length=500)
             yield Static("", id="message", classes="message")

@@ -27,7 +27,6 @@ from screens.widgets import StatusBar, safe_text
 # one), tens of thousands may be open, and a table of them all would not load on a thin client.
 ALERTS_SHOWN = 200
 
-
 # The characters of an alert's message its acknowledgement dialog quotes: five lines at 80 columns, so the note
 # and the buttons stay on a 24-line screen whatever the message (a central alert may quote 2,000 characters).
 MESSAGE_QUOTED = 340

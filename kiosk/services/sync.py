@@ -25,8 +25,8 @@ from kiosk.domain.central import (
     is_central_chain,
 )
 from kiosk.domain.clock import Clock, format_ts, site_time
-from kiosk.domain.display import recordable
 from kiosk.domain.clock_trust import skewed
+from kiosk.domain.display import recordable
 from kiosk.domain.keys import PublicKey, b64url, unb64url
 from kiosk.domain.records import RecordError, open_signed
 
@@ -309,7 +309,7 @@ class SyncService:
         queued = 0 if head is None else head.seq - head.synced_upto
         hours = (now - since).total_seconds() / 3600
         records = f"{queued} record{' exists' if queued == 1 else 's exist'}"
-        # Short enough for the acknowledgement dialog to quote whole; the status bar shows the whole error.
+        # Short enough for the acknowledgement dialog to quote whole; `kiosk sync status` shows the whole error.
         message = recordable(f"{self.outbox.chain} has not synced with the central store since "
                              f"{site_time(since, self.clock.zone)} ({hours:.1f} h): {records} only on this "
                              "terminal, and changes made elsewhere (a suspension) do not reach it. Last error: "

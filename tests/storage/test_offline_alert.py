@@ -1,14 +1,17 @@
-"""A terminal that cannot reach the central store for longer than the site allows says so (A11-16, P11-10c).
+"""A terminal that stops syncing is noticed, and every terminal's alert stays its own (A11-16, P11-10c).
 
-Until it reconnects, what is signed on it exists only on its disk, and a
-suspension made on another terminal does not reach it. The status bar says
-OFFLINE, but nobody may be looking: after ``sync.alert_offline_after_s`` one
-warning alert per outage goes to its supervisor screen, and to the central
-store once it is back. Real SQLite and PostgreSQL, FakeClock, a closed port
-for the outage.
+Until a terminal reconnects, what is signed on it exists only on its disk,
+and a suspension made on another terminal does not reach it. The status bar
+says OFFLINE, but nobody may be looking: after ``sync.alert_offline_after_s``
+one warning alert per outage goes to its supervisor screen, and to the central
+store once it is back; meanwhile `kiosk central status` names it. Alerts of all
+terminals meet in one central directory, so an alert id names one alert. Real
+SQLite and PostgreSQL, FakeClock, a closed port for the outage.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +20,7 @@ from kiosk.config import KioskConfig, SyncConfig
 from kiosk.services.sync import CentralUntrusted
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
+from tests.storage.conftest import ADMIN
 from tests.storage.test_central_trust import PASSWORD, admin_terminal, cycle, second_terminal
 from tests.storage.test_outage import CLOSED_PORT
 
@@ -96,8 +100,8 @@ def test_a_site_sets_how_long_an_outage_may_last_before_it_is_alerted(central, t
     with pytest.raises(ConfigError, match="alert_offline_after_s"):
         load_config(path)
     a, sync_a = admin_terminal(tmp_path, clock, central)
-    _, sync_a = central_sync(a, central.url, central=central)
-    sync_a.alert_offline_after_s = 900
+    a.config = replace(a.config, sync=replace(a.config.sync, alert_offline_after_s=900))
+    _, sync_a = central_sync(a, central.url, central=central)  # the kiosk's sync, as `kiosk run` builds it
     go_offline(sync_a, clock)
     sync_a.sync_once()
     clock.advance(900)
@@ -112,8 +116,7 @@ def test_alarms_raised_on_two_terminals_in_the_same_second_are_two_alerts_centra
     that changed its key halts every terminal at its next sync) made one alert centrally, the other replaced."""
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", {"user_id": "site.admin", "name": "Site Admin",
-                                                      "role": "admin"}, "fingerprint compared on site")
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     cycle(central, sync_a, sync_b)
     impostor = CentralStore.open(f"sqlite:///{tmp_path / 'impostor.db'}", clock,
                                  load_or_create_central_key(tmp_path / "impostor.key"), central_time=clock)
@@ -143,8 +146,7 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
 
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", {"user_id": "site.admin", "name": "Site Admin",
-                                                      "role": "admin"}, "fingerprint compared on site")
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     cycle(central, sync_a, sync_b)
     last_heard = format_ts(clock.now())
     reach_b = sync_b.connect
@@ -192,8 +194,7 @@ def test_an_alert_raised_again_under_its_id_by_another_terminal_changes_nothing(
 
     a, sync_a = admin_terminal(tmp_path, clock, central)
     b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", {"user_id": "site.admin", "name": "Site Admin",
-                                                      "role": "admin"}, "fingerprint compared on site")
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
     cycle(central, sync_a, sync_b)
     a.auth.raise_alert("scale.drift", "critical", "balance BAL-7 out of calibration", target("device", "BAL-7"))
     [alert] = [x for x in a.auth.alerts() if x["kind"] == "scale.drift"]
