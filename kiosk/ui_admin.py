@@ -131,7 +131,7 @@ class UiAdmin:
             return DeviceList((), f"the central store cannot be read now ({type(exc).__name__}); try again later")
         own = self.kiosk.store.chain
         return DeviceList(tuple(DeviceRegistration(d.chain, d.status, d.fingerprint, d.reason, d.head_seq,
-                                                   d.chain == own) for d in rows))
+                                                   d.chain == own, d.last_heard) for d in rows))
 
     def decide_device(self, chain: str, decision: str, reason: str, credentials: Credentials) -> ActionResult:
         try:

@@ -26,10 +26,19 @@ from screens.widgets import StatusBar, safe_text
 DECISIONS = (("approve", "Approve (fingerprints match)"), ("reject", "Reject"), ("revoke", "Revoke"))
 
 
+def heard(ts: str | None) -> str:
+    """When the central store last took in a terminal's records: a silent terminal holds its records alone.
+    ``None``: the central store runs a version that does not say."""
+    if ts is None:
+        return "unknown"
+    return f"{ts[:16].replace('T', ' ')} UTC" if ts else "never"
+
+
 def registration_text(row: DeviceRegistration) -> Text:
     text = Text()
     for label, value in (("Chain", row.chain), ("Status", row.status), ("Reason", row.reason or "—"),
-                         ("Records", str(row.head_seq))):
+                         ("Records", str(row.head_seq)), ("Heard", heard(row.last_heard) + " (records last taken "
+                                                                    "in centrally)")):
         text.append(f"{label:<9}", style="bold")
         text.append_text(safe_text(value))
         text.append("\n")
@@ -63,7 +72,8 @@ class DevicesScreen(NavScreen):
         yield StatusBar(self.nav.clock, self.nav.services.status)
 
     def on_mount(self) -> None:
-        self.query_one("#device-table", DataTable).add_columns("Chain", "Status", "Fingerprint", "Reason")
+        self.query_one("#device-table", DataTable).add_columns("Chain", "Status", "Last heard", "Fingerprint",
+                                                                "Reason")
         self.action_refresh()
         self.query_one("#device-table", DataTable).focus()
 
@@ -75,8 +85,8 @@ class DevicesScreen(NavScreen):
         for row in listing.rows:
             self._rows[row.chain] = row
             chain = safe_text(row.chain + (" (this terminal)" if row.this_terminal else ""))
-            table.add_row(chain, safe_text(row.status), safe_text(row.fingerprint), safe_text(row.reason),
-                          key=row.chain)
+            table.add_row(chain, safe_text(row.status), heard(row.last_heard), safe_text(row.fingerprint),
+                          safe_text(row.reason), key=row.chain)
         if listing.message:
             self.show_message(listing.message)
 

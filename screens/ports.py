@@ -463,6 +463,7 @@ class DeviceRegistration:
     reason: str
     head_seq: int = 0
     this_terminal: bool = False  # a terminal never decides about itself
+    last_heard: str | None = ""  # when the central store last took in its records (UTC); "" never; None unknown
 
 
 @dataclass(frozen=True)

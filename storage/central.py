@@ -288,10 +288,10 @@ class CentralStore:
 
     # -- devices -----------------------------------------------------------
     def devices(self) -> list[dict[str, Any]]:
+        """The device registry (what a kiosk login may read): status, key, head, and since c0007 when each
+        chain's records were last taken in (``taken_in``; absent from a store not migrated yet)."""
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(text(
-                "SELECT chain, device_id, epoch, kid, public_key, status, seq, reason FROM device_registry "
-                "ORDER BY chain")).mappings()]
+            rows = [dict(r) for r in conn.execute(text("SELECT * FROM device_registry ORDER BY chain")).mappings()]
         for r in rows:
             r["fingerprint"] = PublicKey(_unb64(r["public_key"])).fingerprint
         return rows
@@ -591,12 +591,10 @@ class CentralStore:
         in the inbox and kept in quarantine. A terminal that stopped syncing shows here while it is still
         offline; its own ``sync.offline`` alert only arrives once it is back."""
         with self.engine.connect() as conn:
+            # The registry's "taken in" (one definition: migration c0007), with what only admins may read.
             rows = [dict(r) for r in conn.execute(text(
-                "SELECT h.chain, h.status, h.seq, h.last_kiosk_ts, "
-                " (SELECT r.central_ts FROM receipts r WHERE r.chain = h.chain ORDER BY r.upto DESC LIMIT 1)"
-                "  AS taken_in "
-                "FROM chain_heads h WHERE h.chain <> :central ORDER BY h.chain"),
-                {"central": self.central_chain}).mappings()]
+                "SELECT d.chain, d.status, d.seq, d.taken_in, h.last_kiosk_ts FROM device_registry d "
+                "JOIN chain_heads h ON h.chain = d.chain ORDER BY d.chain")).mappings()]
             # One pass over each table, not one per chain: a flood of forged rows may fill the quarantine.
             waiting = dict(conn.execute(text("SELECT chain, count(*) FROM inbox GROUP BY chain")).all())
             quarantined = dict(conn.execute(text("SELECT chain, count(*) FROM quarantine GROUP BY chain")).all())

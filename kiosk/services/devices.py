@@ -49,6 +49,9 @@ class DeviceRow:
     fingerprint: str
     reason: str
     head_seq: int
+    # When the central store last took in its records (central time, UTC); "" never; None: a central store of
+    # a version before 0.7.0 does not say.
+    last_heard: str | None = ""
 
     @classmethod
     def from_registry(cls, row: Mapping[str, Any]) -> "DeviceRow":
@@ -59,7 +62,8 @@ class DeviceRow:
             fingerprint = "(unreadable public key)"
         return cls(chain=str(row["chain"]), device_id=str(row.get("device_id") or ""), epoch=int(row.get("epoch") or 0),
                    status=str(row.get("status") or ""), kid=str(row.get("kid") or ""), fingerprint=fingerprint,
-                   reason=str(row.get("reason") or ""), head_seq=int(row.get("seq") or 0))
+                   reason=str(row.get("reason") or ""), head_seq=int(row.get("seq") or 0),
+                   last_heard=str(row["taken_in"] or "") if "taken_in" in row else None)
 
 
 class DeviceSource(Protocol):

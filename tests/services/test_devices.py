@@ -140,3 +140,27 @@ def test_a_password_typed_into_the_reason_is_refused_and_never_recorded(site, ki
         "user.updated", "alert.raised"]
     assert not any(PW.encode() in r.raw for r in kiosk.store.iter_rows())
     assert kiosk.auth.user("site.admin").must_change_password
+
+
+@pytest.mark.req("P11-10h")
+def test_the_devices_list_says_when_each_terminals_records_were_last_taken_in(site, clock):
+    """A terminal that stopped syncing holds its records alone: the admin's Devices screen shows it as silent."""
+    from kiosk.domain.clock import format_ts
+    from kiosk.services.devices import DeviceRow
+    from screens.admin_devices import heard
+
+    devices, other, _ = site
+    central = devices.source.central
+    rows = {d.chain: d for d in devices.devices()}
+    assert [(r.status, r.last_heard) for r in rows.values()] == [("pending", "")] * 2  # held, not taken in
+    central.decide_device(devices.store.chain, "approved", {**SITE_ADMIN, "user_id": "central-key-holder"},
+                          "first terminal")
+    clock.advance(60)
+    central.ingest_all()
+    rows = {d.chain: d for d in devices.devices()}
+    assert rows[devices.store.chain].last_heard == format_ts(clock.now()) and rows[other.chain].last_heard == ""
+    assert heard(rows[devices.store.chain].last_heard) == f"{clock.now():%Y-%m-%d %H:%M} UTC"
+    assert heard("") == "never"
+    # A central store of a version before 0.7.0 does not say: unknown, not "never".
+    old = {k: v for k, v in central.devices()[0].items() if k != "taken_in"}
+    assert DeviceRow.from_registry(old).last_heard is None and heard(None) == "unknown"

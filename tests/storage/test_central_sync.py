@@ -276,7 +276,7 @@ def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend
             conn.execute(text("UPDATE alembic_version SET version_num = 'c0005'"))
         store.close()
         refused = kiosk("central", "ingest", "--once")
-        assert refused.returncode == 2 and "the schema (c0005) is older than this software's (c0006)" in refused.stderr
+        assert refused.returncode == 2 and "the schema (c0005) is older than this software's (c0007)" in refused.stderr
         assert "migrate it with `kiosk central init`" in refused.stderr
         assert kiosk("central", "init").returncode == 0
         for command in commands:
@@ -430,6 +430,8 @@ def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_databas
         assert pubs and any(e.kind == "alert" for e in kiosk_side.directory_entries(0, 10**9))
         assert kiosk_side.next_epoch(local.identity.device_id) == 2
         assert [d["chain"] for d in kiosk_side.devices()] == [local.chain]  # an admin kiosk's Devices screen
+        # ... with when its records were last taken in, which the kiosk login cannot read from receipts itself.
+        assert kiosk_side.devices()[0]["taken_in"] == store.receipt(local.chain)[0].central_ts
         for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
                           "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine",
                           "SELECT public_key FROM chain_heads", "UPDATE central_state SET value = 0",
