@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
 from kiosk.domain import batches, directory
@@ -647,6 +647,29 @@ class _Tx:
                                          "ORDER BY version DESC LIMIT 1"), {"k": kind, "key": key}).first()
             self._docs[(kind, key)] = None if row is None else load_doc(row[0])
         return self._docs[(kind, key)]
+
+    def prefetch(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """Read the latest version of each of these documents in one query per kind (see
+        ``directory.documents_named``); those already known are not read again."""
+        by_kind: dict[str, set[str]] = {}
+        for kind, key in wanted:
+            if (kind, key) not in self._docs:
+                by_kind.setdefault(kind, set()).add(key)
+        if not by_kind:
+            return
+        self.lock()
+        for kind, keys in by_kind.items():
+            ordered = sorted(keys)
+            for i in range(0, len(ordered), 500):
+                chunk = ordered[i:i + 500]
+                latest: dict[str, tuple[int, str]] = {}
+                for key, version, doc in self.conn.execute(
+                        text("SELECT key, version, doc FROM directory_changes WHERE kind = :k AND key IN :keys")
+                        .bindparams(bindparam("keys", expanding=True)), {"k": kind, "keys": chunk}):
+                    if key not in latest or version > latest[key][0]:
+                        latest[key] = (version, doc)
+                for key in chunk:
+                    self._docs[(kind, key)] = load_doc(latest[key][1]) if key in latest else None
 
     def put(self, kind: str, key: str, doc: dict[str, Any], chain: str, seq: int) -> None:
         self.lock()

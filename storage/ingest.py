@@ -56,6 +56,7 @@ from sqlalchemy.engine import Connection
 from kiosk.domain.central import DEVICE_DECISIONS, is_central_chain
 from kiosk.domain.chain import ChainVerifier
 from kiosk.domain.clock import format_ts
+from kiosk.domain.directory import documents_named
 from kiosk.domain.keys import PublicKey, unb64url
 from kiosk.domain.merkle import MerkleFrontier
 from kiosk.domain.records import BrokenLink, RecordError, SignedRecord, check_signature, parse_raw, where_of
@@ -449,6 +450,7 @@ class Ingestor:
         writer.close()
         self._drop_inbox(conn, outcome.drop_ids)
         derivation = _Tx(conn, self.pg)
+        derivation.prefetch(named for signed in outcome.ingested for named in documents_named(signed.record))
         for signed in outcome.ingested:
             self.store._derive(conn, derivation, signed.record)
         outcome.directory_changes = derivation.flush(conn)

@@ -5,8 +5,9 @@ and a suspension made on another terminal does not reach it. The status bar
 says OFFLINE, but nobody may be looking: after ``sync.alert_offline_after_s``
 one warning alert per outage goes to its supervisor screen, and to the central
 store once it is back; meanwhile `kiosk central status` names it. Alerts of all
-terminals meet in one central directory, so an alert id names one alert. Real
-SQLite and PostgreSQL, FakeClock, a closed port for the outage.
+terminals meet in one central directory, so an alert id names one alert, and
+ingest reads a batch's alerts together. Real SQLite and PostgreSQL, FakeClock,
+a closed port for the outage.
 """
 
 from __future__ import annotations
@@ -213,3 +214,30 @@ def test_an_alert_raised_again_under_its_id_by_another_terminal_changes_nothing(
     with pytest.raises(DirectoryConflict, match="raised already"):
         a.store.append(*alert_raised("scale.drift", "info", "again", target("device", "BAL-7"), alert["alert_id"]))
     a.close(), b.close()
+
+
+def test_ingest_reads_the_alerts_a_batch_names_in_one_query_each_at_its_latest_version(central, clock):
+    """Alerts are raised and acknowledged by the hundred: a batch's are read together (one round trip, not one
+    per alert), and what is read is what a single read gives, the latest version."""
+    from sqlalchemy import event
+
+    from storage.central import _Tx
+
+    with central.engine.begin() as conn:
+        tx = _Tx(conn, central.pg)
+        tx.put("alert", "a-1", {"v": 1}, "line-a:1", 1)
+        tx.put("alert", "a-1", {"v": 2}, "line-a:1", 2)
+        tx.put("alert", "a-2", {"v": 1}, "line-a:1", 3)
+        tx.put("user", "a-1", {"v": "another kind"}, "line-a:1", 4)
+        tx.flush()
+    statements = []
+    with central.engine.begin() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        tx = _Tx(conn, central.pg)
+        tx.prefetch([("alert", f"a-{i}") for i in range(1, 4)])
+        prefetched = [tx.get("alert", f"a-{i}") for i in range(1, 4)]
+    assert prefetched == [{"v": 2}, {"v": 1}, None]
+    assert len([s for s in statements if "directory_changes" in s]) == 1
+    with central.engine.begin() as conn:
+        one_by_one = _Tx(conn, central.pg)
+        assert [one_by_one.get("alert", f"a-{i}") for i in range(1, 4)] == prefetched
