@@ -169,6 +169,7 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
 def quarantine(url: Url, chain: Annotated[Optional[str], typer.Option(
         "--chain", help="Only this device chain, e.g. line-3:1.")] = None) -> None:
     """List the quarantined rows (never dropped), oldest first, each with its reason."""
+    from kiosk.domain.clock import utc_text
     from kiosk.domain.display import safe_str
 
     store = open_central(url)
@@ -176,7 +177,7 @@ def quarantine(url: Url, chain: Annotated[Optional[str], typer.Option(
         count = 0
         for row in store.quarantined(chain):
             count += 1
-            typer.echo(f"{row['at'][:19].replace('T', ' ')}  {safe_str(row['chain'])} #{row['seq']}  "
+            typer.echo(f"{utc_text(row['at'], seconds=True)}  {safe_str(row['chain'])} #{row['seq']}  "
                        f"{safe_str(row['reason'])}")
     finally:
         store.close()
@@ -216,7 +217,9 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
 
 
 def _minute(ts: Optional[str]) -> str:
-    return ts[:16].replace("T", " ") if ts else "never"
+    from kiosk.domain.clock import utc_text
+
+    return utc_text(ts) if ts else "never"
 
 
 def _ago(seconds: float) -> str:

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from kiosk.domain.clock import utc_text
 from screens.admin_dialogs import ChoiceDialog
 from screens.dialogs import CredentialsDialog
 from screens.nav import Navigator, NavScreen
@@ -31,7 +32,7 @@ def heard(ts: str | None) -> str:
     ``None``: the central store runs a version that does not say."""
     if ts is None:
         return "unknown"
-    return f"{ts[:16].replace('T', ' ')} UTC" if ts else "never"
+    return f"{utc_text(ts)} UTC" if ts else "never"
 
 
 def registration_text(row: DeviceRegistration) -> Text:

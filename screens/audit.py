@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Static
 
+from kiosk.domain.clock import utc_text
 from screens.base import KioskModal
 from screens.nav import Navigator, NavScreen
 from screens.ports import ActionResult, AuditFilters, AuditPageView, AuditRecordView, AuditServices
@@ -145,7 +146,7 @@ class AuditScreen(NavScreen):
         table = self.query_one("#audit-table", DataTable)
         table.clear()
         for n, line in reversed(list(enumerate(page.lines))):  # newest at the top
-            table.add_row(safe_text(line.ts_utc[:19].replace("T", " ")), safe_text(line.type), safe_text(line.who),
+            table.add_row(safe_text(utc_text(line.ts_utc, seconds=True)), safe_text(line.type), safe_text(line.who),
                           safe_text(line.about), safe_text(line.reason), key=f"{n}")
         info = f"{len(page.lines)} shown"
         info += " · PgDn older" if page.has_older else " · no older"

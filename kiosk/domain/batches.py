@@ -21,6 +21,7 @@ import hashlib
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kiosk.domain.canonical import encode
+from kiosk.domain.clock import utc_text
 from kiosk.domain.directory import Change, DirectoryConflict, Getter
 from kiosk.domain.records import Record
 from kiosk.domain.recipes import Meaning, Recipe, Step, check_values, parse_recipe_dict
@@ -157,7 +158,7 @@ def cancelled_note(batch: Mapping[str, Any]) -> str:
     c = batch.get("cancelled")
     if not c:
         return ""
-    return (f"batch {batch['batch_id']} was cancelled by {c['name']} ({c['role']}) at {c['at'][:16].replace('T', ' ')} "
+    return (f"batch {batch['batch_id']} was cancelled by {c['name']} ({c['role']}) at {utc_text(c['at'])} "
             f"UTC: {c['reason']}. Nothing more is recorded on it.")
 
 
@@ -201,7 +202,7 @@ def exceptions(recipe: Recipe, batch: Mapping[str, Any]) -> list[str]:
             if sig.get("comment") or sig.get("deviation_ref"):
                 out.append(f"{step.title}: {sig['meaning']} by {sig['name']} with comment "
                            f"'{sig.get('comment', '')}', deviation '{sig.get('deviation_ref', '')}'")
-        out += [f"{step.title}: corrected by {c['by']} ({c['at'][:16].replace('T', ' ')} UTC): {c['reason']}"
+        out += [f"{step.title}: corrected by {c['by']} ({utc_text(c['at'])} UTC): {c['reason']}"
                 for c in state.get("corrections", ())]
         out += _corrected_without_authority(step, state)
         out += _out_of_order(step, state)

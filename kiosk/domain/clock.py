@@ -63,6 +63,12 @@ def parse_ts(text: str) -> dt.datetime:
     return moment
 
 
+def utc_text(ts: str, *, seconds: bool = False) -> str:
+    """A record's UTC timestamp as lists and messages show it, "2026-12-07 19:34" (with ``seconds``,
+    "2026-12-07 19:34:06"); the caller says "UTC" where the context does not."""
+    return ts[:19 if seconds else 16].replace("T", " ")
+
+
 def local_time(moment: dt.datetime, zone: str) -> dt.datetime:
     return moment.astimezone(ZoneInfo(zone))
 

@@ -305,8 +305,7 @@ class SyncService:
         alert_id = f"sync.offline/{self.outbox.chain}/{format_ts(since)}"
         if self.directory.get(directory.ALERT, alert_id) is not None:
             return
-        head = self.outbox.head()
-        queued = 0 if head is None else head.seq - head.synced_upto
+        queued = self.status().queued
         hours = (now - since).total_seconds() / 3600
         records = f"{queued} record{' exists' if queued == 1 else 's exist'}"
         # Short enough for the acknowledgement dialog to quote whole; `kiosk sync status` shows the whole error.

@@ -60,6 +60,15 @@ def second_terminal(tmp_path, clock, central, a, sync_a):
     return b, sync_b
 
 
+def two_approved_terminals(tmp_path, clock, central):
+    """line-a (the admin's) and line-b, both approved and synced: a site's usual state."""
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
+    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
+    cycle(central, sync_a, sync_b)
+    return a, sync_a, b, sync_b
+
+
 def admin_and_ana(kiosk, clock):
     """The site admin, and ana.op (operator, no TOTP), both with PASSWORD."""
     issued = kiosk.auth.bootstrap("site.admin", "Site Admin")
@@ -105,10 +114,7 @@ def test_info_alerts_from_two_terminals_acknowledged_together_on_one_are_acknowl
         central, tmp_path, clock):
     from kiosk.domain.clock import format_ts
 
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     for kiosk in (a, b, a):
         clock.advance(600)
         kiosk.auth.authenticate("ana.op", "wrong password entirely", require_totp=False)
@@ -201,10 +207,7 @@ def test_only_an_approved_terminal_pulls_the_directory(central, tmp_path, clock)
 def test_a_directory_document_changed_after_signing_is_refused_by_the_kiosk(central, tmp_path, clock):
     import json
 
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     assert b.directory.get("user", "ana.op")["roles"] == ["operator"]
     a.auth.update_user(Actor("site.admin", "Site Admin", "admin"), "ana.op", reason="name corrected",
                        printed_name="Ana Ortiz-Diaz")

@@ -21,8 +21,7 @@ from kiosk.config import KioskConfig, SyncConfig
 from kiosk.services.sync import CentralUntrusted
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
-from tests.storage.conftest import ADMIN
-from tests.storage.test_central_trust import PASSWORD, admin_terminal, cycle, second_terminal
+from tests.storage.test_central_trust import PASSWORD, admin_terminal, cycle, two_approved_terminals
 from tests.storage.test_outage import CLOSED_PORT
 
 ALLOWED_S = KioskConfig().sync.alert_offline_after_s
@@ -115,10 +114,7 @@ def test_a_site_sets_how_long_an_outage_may_last_before_it_is_alerted(central, t
 def test_alarms_raised_on_two_terminals_in_the_same_second_are_two_alerts_centrally(central, tmp_path, clock):
     """A halted sync's alarm was keyed by the time in seconds: two terminals halting together (a central store
     that changed its key halts every terminal at its next sync) made one alert centrally, the other replaced."""
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     impostor = CentralStore.open(f"sqlite:///{tmp_path / 'impostor.db'}", clock,
                                  load_or_create_central_key(tmp_path / "impostor.key"), central_time=clock)
     for sync in (sync_a, sync_b):
@@ -145,10 +141,7 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
 
     from kiosk.domain.clock import format_ts
 
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     last_heard = format_ts(clock.now())
     reach_b = sync_b.connect
     go_offline(sync_b, clock)
@@ -193,10 +186,7 @@ def test_an_alert_raised_again_under_its_id_by_another_terminal_changes_nothing(
     from kiosk.domain.directory import DirectoryConflict
     from kiosk.services.auth import Actor
 
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
-    cycle(central, sync_a, sync_b)
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     a.auth.raise_alert("scale.drift", "critical", "balance BAL-7 out of calibration", target("device", "BAL-7"))
     [alert] = [x for x in a.auth.alerts() if x["kind"] == "scale.drift"]
     a.auth.acknowledge_alert(Actor("site.admin", "Site Admin", "admin"), alert["alert_id"], "balance replaced")

@@ -15,7 +15,7 @@ from kiosk.services.auth import Actor
 from storage.central import CentralStore
 from tests.storage.conftest import ADMIN, central_key
 from tests.storage.test_central_trust import (FAST, PASSWORD, admin_and_ana, admin_terminal, cycle,
-                                             second_terminal, terminal)
+                                             second_terminal, terminal, two_approved_terminals)
 
 
 def signed_batch(kiosk, clock):
@@ -79,9 +79,7 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
 
 def two_lines_with_batches(central, tmp_path, clock):
     """Lines A and B, both approved; line A's signed_batch, synced to both."""
-    a, sync_a = admin_terminal(tmp_path, clock, central)
-    b, sync_b = second_terminal(tmp_path, clock, central, a, sync_a)
-    central.decide_device(b.store.chain, "approved", ADMIN, "fingerprint compared on site")
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
     signed_batch(a, clock)
     cycle(central, sync_a, sync_b)
     return a, sync_a, b, sync_b
