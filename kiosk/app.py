@@ -81,7 +81,8 @@ def build_kiosk(config: KioskConfig, data_dir: Path, clock: Clock, *, device_id:
     identity = load_or_create_identity(data_dir, device_id or config.device.id or None, epoch)
     store = LocalStore.open(
         data_dir, identity, clock,
-        checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s),
+        checkpoints=CheckpointPolicy(config.checkpoint.every_records, config.checkpoint.every_s,
+                                     config.checkpoint.idle_every_s),
         projectors=[directory_projector], txn_reader=TransactionDirectory,
         registration={"site": config.site.name, "location": config.device.location},
     )

@@ -89,6 +89,9 @@ class ClockConfig:
 class CheckpointConfig:
     every_records: int = field(default=256, metadata=_range(2, 100000))
     every_s: int = field(default=300, metadata=_range(10, 86400))
+    # Nothing written for this long: a checkpoint at the next sync, so the central store still hears from an
+    # idle terminal (`kiosk central status`, the Devices screen's "Last heard").
+    idle_every_s: int = field(default=14400, metadata=_range(600, 43200))
 
 
 @dataclass(frozen=True)

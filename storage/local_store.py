@@ -55,6 +55,8 @@ Items = Sequence[tuple[str, Mapping[str, Any]]]
 class CheckpointPolicy:
     every_records: int = 256
     every_s: int = 300
+    # A chain with nothing written for this long gets a checkpoint when it syncs (checkpoint_if_idle); None: never.
+    idle_every_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +376,31 @@ class LocalStore:
             project(db, signed, reader)
         return state, signed
 
+    def checkpoint_if_idle(self) -> SignedRecord | None:
+        """A checkpoint when nothing was written for ``checkpoints.idle_every_s``; None when it is not due.
+
+        The sync calls this on an approved terminal: a terminal nobody signs on (a night, a weekend) would
+        otherwise send nothing, and the central store, which hears a terminal only through its records, could
+        not tell it from one that is off or cut off. The checkpoint is also a signed statement of the head at
+        that time, which bounds what a truncated tail could hide.
+        """
+        if self.checkpoints.idle_every_s is None:
+            return None
+        try:
+            with self._write_lock, self._transaction() as db:
+                state = self._load_state(db)
+                if state is None:
+                    raise StoreUnavailable(f"{self.path}: the chain has not been opened")
+                if (self.clock.now() - parse_ts(state.high_ts)).total_seconds() < self.checkpoints.idle_every_s:
+                    self._cached_state = state
+                    return None
+                state, signed = self._checkpoint(db, state)
+                self._save_state(db, state)
+                self._cached_state = state
+            return signed
+        except WRITE_ERRORS as exc:
+            raise explain_operational_error(exc, self.path) from None
+
     def _maybe_checkpoint(self, db: sqlite3.Connection, state: "_State") -> "_State":
         pending = state.seq - state.cp_seq
         if pending <= 0:
@@ -381,6 +408,10 @@ class LocalStore:
         age = (self.clock.now() - parse_ts(state.cp_ts)).total_seconds()
         if pending < self.checkpoints.every_records and age < self.checkpoints.every_s:
             return state
+        return self._checkpoint(db, state)[0]
+
+    def _checkpoint(self, db: sqlite3.Connection, state: "_State") -> tuple["_State", SignedRecord]:
+        """Append a checkpoint (the Merkle root of the chain so far) and anchor it."""
         body = {"size": state.frontier.size, "root": state.frontier.root().hex()}
         state, signed = self._append_one(db, state, CHECKPOINT, body)  # changes no directory document
         db.execute(
@@ -389,7 +420,7 @@ class LocalStore:
         )
         state.cp_seq = signed.record.seq
         state.cp_ts = signed.record.ts
-        return state
+        return state, signed
 
     def _save_state(self, db: sqlite3.Connection, state: "_State") -> None:
         params = (state.seq, state.head_hash, dump_doc(state.frontier.state()), state.cp_seq, state.cp_ts,

@@ -70,6 +70,10 @@ class Outbox(Protocol):
 
     def append(self, type: str, body: dict): ...
 
+    def checkpoint_if_idle(self):
+        """A checkpoint if nothing was written for the site's idle interval, so an idle terminal is heard."""
+        ...
+
 
 @dataclass(frozen=True)
 class SyncStatus:
@@ -127,6 +131,8 @@ class SyncService:
             key = self._pin(central)
             self._observe_device(central)  # first, so the observation travels in this push
             self._observe_clock(central)
+            if self._last_device_status == "approved":
+                self.outbox.checkpoint_if_idle()  # an idle terminal is heard all the same; it travels in this push
             # The receipt first: a local store older than the central head (an old backup restored) is
             # an alarm before anything is pushed. Then send everything the central store has not
             # receipted: a link that drops mid-push still makes progress, and after the central store

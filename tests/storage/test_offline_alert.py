@@ -4,7 +4,8 @@ Until a terminal reconnects, what is signed on it exists only on its disk,
 and a suspension made on another terminal does not reach it. The status bar
 says OFFLINE, but nobody may be looking: after ``sync.alert_offline_after_s``
 one warning alert per outage goes to its supervisor screen, and to the central
-store once it is back; meanwhile `kiosk central status` names it. Alerts of all
+store once it is back; meanwhile `kiosk central status` names it, and an idle
+terminal writes a checkpoint now and then so that it is not named. Alerts of all
 terminals meet in one central directory, so an alert id names one alert, and
 ingest reads a batch's alerts together. Real SQLite and PostgreSQL, FakeClock,
 a closed port for the outage.
@@ -21,7 +22,7 @@ from kiosk.config import KioskConfig, SyncConfig
 from kiosk.services.sync import CentralUntrusted
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
-from tests.storage.test_central_trust import PASSWORD, admin_terminal, cycle, two_approved_terminals
+from tests.storage.test_central_trust import ADMIN, PASSWORD, admin_terminal, cycle, two_approved_terminals
 from tests.storage.test_outage import CLOSED_PORT
 
 ALLOWED_S = KioskConfig().sync.alert_offline_after_s
@@ -174,6 +175,56 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
     assert f"{last_heard[:10]} {last_heard[11:16]}" in row_b and f" {waiting['waiting']} " in row_b
     code, lines = status("--silent-after-h", "1000000")
     assert code == 0 and lines[-1] == "2 device chains"
+    a.close(), b.close()
+
+
+@pytest.mark.req("A11-16")
+@pytest.mark.req("P11-10c")
+def test_an_idle_terminal_is_still_heard_and_anchors_its_head(central, tmp_path, clock):
+    """Nobody signs at night: a terminal that is on and online writes a checkpoint after the site's idle
+    interval, so the central store hears from it, and only from the terminals that can reach it."""
+    from kiosk.domain.clock import format_ts
+    from kiosk.domain.records import open_signed
+    from storage.verify_local import verify_local_store
+
+    idle_s = KioskConfig().checkpoint.idle_every_s
+    assert idle_s == 4 * 3600 and idle_s * 6 <= 24 * 3600  # heard several times within status's default 24 h
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
+    def heads():
+        return {"a": a.store.head().seq, "b": b.store.head().seq}
+
+    before, setup = heads(), format_ts(clock.now())
+    clock.advance(idle_s - 1)
+    cycle(central, sync_a, sync_b)
+    assert heads() == before  # not idle long enough: nothing written
+    # A sync with nothing to send is not heard centrally: only records are taken in (and receipted).
+    assert {r["taken_in"] for r in central.chain_status()} == {setup}
+    reach_b = sync_b.connect
+    go_offline(sync_b, clock)
+    clock.advance(1)
+    cycle(central, sync_a, sync_b)
+    checkpoint = a.store.head().seq
+    assert heads() == {"a": before["a"] + 1, "b": before["b"]}  # cut off: no record that goes nowhere
+    row = next(iter(a.store.iter_rows(after_seq=checkpoint - 1)))
+    record = open_signed(row.raw, row.sig, a.store.identity.key.public).record
+    assert record.type == "checkpoint" and record.body["size"] == before["a"]
+    rows = {r["chain"]: r for r in central.chain_status()}
+    assert rows[a.store.chain]["taken_in"] == format_ts(clock.now()) and rows[a.store.chain]["seq"] == checkpoint
+    assert rows[b.store.chain]["taken_in"] == setup
+    cycle(central, sync_a, sync_b)
+    assert a.store.head().seq == checkpoint  # one per idle interval, not one per sync
+    sync_b.connect = reach_b
+    cycle(central, sync_a, sync_b)
+    assert heads()["b"] == before["b"] + 1 and central.chain_status()[1]["taken_in"] == format_ts(clock.now())
+    for k in (a, b):
+        assert verify_local_store(k.data_dir).ok  # its root is the chain's, as every checkpoint's
+    # A revoked terminal's records after its revocation are quarantined: it writes none to be heard.
+    central.decide_device(b.store.chain, "revoked", ADMIN, "terminal replaced")
+    cycle(central, sync_a, sync_b)
+    revoked = heads()["b"]
+    clock.advance(idle_s)
+    cycle(central, sync_a, sync_b)
+    assert heads()["b"] == revoked and heads()["a"] == checkpoint + 1  # line-a, idle again, is heard again
     a.close(), b.close()
 
 

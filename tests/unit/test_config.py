@@ -31,6 +31,7 @@ def test_shipped_defaults_load_and_equal_the_safe_defaults():
         ('[site]\ntimezone = "Mars/Olympus"\n', r"'site.timezone'.*IANA"),
         ("[session\n", r"not valid TOML"),
         ("[password]\nmax_length = 32\n", r"allowed 64 .. 1024"),
+        ("[checkpoint]\nidle_every_s = 86400\n", r"'checkpoint.idle_every_s' = 86400 is out of range; allowed 600 .. 43200"),
     ],
 )
 def test_bad_config_names_file_key_and_range(tmp_path, text, expected):
