@@ -246,6 +246,15 @@ def devices_list(url: Url) -> None:
 
 def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Optional[str], key_holder: bool,
          reason: str, site_key: Optional[Path]) -> None:
+    _as_admin(url, key_file, admin, key_holder, reason, site_key,
+              lambda store, actor: store.decide_device(chain, status, actor, reason))
+    typer.echo(f"{chain}: {status} (a signed record in the central chain)")
+
+
+def _as_admin(url: str, key_file: Optional[Path], admin: Optional[str], key_holder: bool, reason: str,
+              site_key: Optional[Path], act) -> None:
+    """``act(store, actor)`` with the central key, as an admin authenticated against the central directory
+    (or as the key holder before any admin exists there): what the central chain records as who."""
     from kiosk.cli import EXIT_FAILED, fail
     from kiosk.domain.passwords import PasswordHasher
     from kiosk.services.central_admin import CentralAdmin, CentralAdminError
@@ -275,12 +284,11 @@ def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Opt
             else:
                 password = typer.prompt(f"password for {admin}", hide_input=True)
                 actor = gate.authenticate(admin, password, recorded=[reason])
-            store.decide_device(chain, status, actor, reason)
+            act(store, actor)
         except (CentralAdminError, CentralError) as exc:
             raise fail(str(exc), code=EXIT_FAILED)
     finally:
         store.close()
-    typer.echo(f"{chain}: {status} (a signed record in the central chain)")
 
 
 Admin = Annotated[Optional[str], typer.Option("--admin", help="Your admin user id; your password is prompted.")]
@@ -380,7 +388,27 @@ def now(url: SyncUrl = None, data_dir: Annotated[Optional[Path], typer.Option("-
         s = service.sync_once()
     finally:
         store.close()
-    if s.last_error:
+    if s.offline_since:
         typer.echo(f"offline: {s.last_error}; {s.queued} queued (kept, retried later)")
         raise typer.Exit(EXIT_FAILED)
+    if s.last_error:  # sent and receipted, but the directory was not pulled
+        typer.echo(f"sent; {s.queued} queued; directory not updated: {s.last_error}")
+        raise typer.Exit(EXIT_FAILED)
     typer.echo(f"synced; {s.queued} queued")
+
+
+@central_app.command()
+def rebase(url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = None,
+           as_key_holder: Annotated[bool, typer.Option("--as-key-holder",
+                                                       help="Only before any admin exists centrally.")] = False,
+           site_key: SiteKey = None) -> None:
+    """After restoring this store from a backup: publish the whole directory for the terminals to start again.
+
+    Terminals that applied publications the backup does not hold stop pulling (a critical sync.central_behind
+    alert) until this runs. First let them send their records again, and make again the device decisions made
+    since the backup."""
+    done = []
+    _as_admin(url, key_file, admin, as_key_holder, reason, site_key,
+              lambda store, actor: done.append(store.rebase_directory(actor, reason)))
+    typer.echo(f"directory rebased: publication #{done[0].record.seq}, a snapshot that terminals which stopped "
+               "pulling take in place of what they hold")

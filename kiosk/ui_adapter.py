@@ -82,8 +82,9 @@ class UiServices:
         s = self.kiosk.session.session
         if self._sync_status is not None:
             st = self._sync_status()
-            sync = SyncState(queued=st.queued, last_sync=st.last_sync, offline=st.last_sync is None or
-                             st.offline_since is not None)
+            offline = st.last_sync is None or st.offline_since is not None
+            sync = SyncState(queued=st.queued, last_sync=st.last_sync, offline=offline,
+                             not_pulling=not offline and st.last_error is not None)  # online: a pull error
         elif not self._central_configured:
             sync = SyncState(standalone=True)
         else:

@@ -79,6 +79,9 @@ class SyncState:
     last_sync: dt.datetime | None = None  # aware UTC, None = never synced
     offline: bool = False
     standalone: bool = False  # no central store configured: nothing to be offline from
+    # Online, but the directory is not updated (versions differ, or the central store was restored from a
+    # backup): a suspension made at another terminal does not reach this one.
+    not_pulling: bool = False
 
 
 @dataclass(frozen=True)

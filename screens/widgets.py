@@ -82,7 +82,7 @@ def _fmt_sync(status: KioskStatus, now: dt.datetime) -> str:
         when = sync.last_sync.astimezone(UTC)
         same_day = when.date() == now.astimezone(UTC).date()
         last = f"last sync {when:%H:%M} UTC" if same_day else f"last sync {when:%Y-%m-%d %H:%M} UTC"
-    head = "OFFLINE" if sync.offline else "Online"
+    head = "OFFLINE" if sync.offline else "Online · DIRECTORY NOT UPDATING" if sync.not_pulling else "Online"
     return f"{head} · {sync.queued} queued · {last}"
 
 
@@ -157,7 +157,8 @@ class StatusBar(Widget):
             else:
                 who.append("Nobody logged in", style="bold")
             tail.append(" │ ")
-            tail.append(_fmt_sync(status, now), style="bold reverse" if status.sync.offline else "")
+            alarming = status.sync.offline or status.sync.not_pulling
+            tail.append(_fmt_sync(status, now), style="bold reverse" if alarming else "")
         if width and who.cell_len + tail.cell_len > width:
             who.truncate(max(8, width - tail.cell_len), overflow="ellipsis")
         line1 = who + tail

@@ -13,6 +13,7 @@ lives here.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -272,6 +273,28 @@ class CentralStore:
                                 {"s": after_seq}).all()
         return [Publication(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
 
+    def latest_rebase(self) -> Publication | None:
+        """The newest rebase publication (``kiosk central rebase``), or None: what a terminal that finds this
+        store behind what it applied may take in place of it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT p.seq, p.raw, p.sig FROM directory_publications p "
+                                    "JOIN directory_rebase r ON p.seq = r.seq")).first()
+        return None if row is None else Publication(int(row[0]), bytes(row[1]), bytes(row[2]))
+
+    def rebase_directory(self, actor: dict[str, str], reason: str) -> SignedRecord:
+        """After a restore from an older backup: publish the whole directory as a rebase (see publish_directory).
+
+        Run once the terminals have sent their records again (``kiosk central status``: each heard since the
+        restore), and after making again the device decisions made since the backup: the central chain's own
+        records after it are gone with it.
+        """
+        if len(reason.strip()) < 4:
+            raise CentralError("give a reason (at least 4 characters)")
+        signed = self.publish_directory(rebase={"id": uuid.uuid4().hex, "reason": recordable(reason.strip()),
+                                                "actor": actor})
+        assert signed is not None
+        return signed
+
     def directory_entries(self, after_version: int, upto_version: int) -> Iterator[DirectoryEntry]:
         """The latest version of each document changed in (after, upto], in version order (what was signed).
 
@@ -476,7 +499,10 @@ class CentralStore:
                 now = format_ts(self.clock.now())
                 for alert_id, kind, chain, message in rows:
                     signed = self._append_central(conn, "alert.raised", {
-                        "alert_id": f"{self.central_chain}/alert-{alert_id}", "kind": recordable(kind),
+                        # The row's number, for the admin, and a random part: a store restored from an older
+                        # backup numbers its rows again, and an acknowledgement sent again names the alert seen.
+                        "alert_id": f"{self.central_chain}/alert-{alert_id}-{uuid.uuid4().hex[:12]}",
+                        "kind": recordable(kind),
                         "severity": CENTRAL_ALERT_SEVERITY.get(kind, "warning"), "message": recordable(message),
                         "target": {"kind": "device", "id": recordable(chain)} if chain else
                         {"kind": "site", "id": "central"}})
@@ -486,9 +512,14 @@ class CentralStore:
                 tx.flush(conn)
                 raised += len(rows)
 
-    def publish_directory(self) -> SignedRecord | None:
+    def publish_directory(self, rebase: dict[str, Any] | None = None) -> SignedRecord | None:
         """Sign what the directory became since the last publication (a snapshot now and then), the central
-        store's own alerts raised first."""
+        store's own alerts raised first.
+
+        ``rebase`` (``kiosk central rebase``, after this store was restored from a backup): a snapshot of the
+        whole directory even if nothing changed, marked with the rebase (a new id, the reason, who), that
+        terminals which applied publications this store no longer has take in place of what they hold.
+        """
         self.raise_alerts()
         with self.engine.begin() as conn:
             lock = " FOR UPDATE" if self.pg else ""
@@ -496,22 +527,27 @@ class CentralStore:
                             .scalar_one())
             current = int(conn.execute(text("SELECT value FROM central_state WHERE name = 'directory_version'"))
                           .scalar_one())
-            if current <= published:
+            if current <= published and rebase is None:
                 return None
             last_snapshot = conn.execute(text(
                 "SELECT count(*) FROM ledger WHERE chain = :c AND type = :t"),
                 {"c": self.central_chain, "t": DIRECTORY_PUBLISHED}).scalar_one()
-            snapshot = published == 0 or last_snapshot == 0 or (
+            snapshot = rebase is not None or published == 0 or last_snapshot == 0 or (
                 current // SNAPSHOT_EVERY_VERSIONS > published // SNAPSHOT_EVERY_VERSIONS)
             start = 0 if snapshot else published
             entries = self._entries_in(conn, start, current)
             heads = {c: int(s) for c, s in conn.execute(text(
                 "SELECT chain, seq FROM chain_heads WHERE status != 'central'")).all()}
-            signed = self._append_central(conn, DIRECTORY_PUBLISHED, {
-                "kind": "snapshot" if snapshot else "delta", "directory_format": DIRECTORY_FORMAT,
-                "from_version": start, "to_version": current,
-                "digest": directory_digest(entries), "count": len(entries), "heads": heads})
+            body = {"kind": "snapshot" if snapshot else "delta", "directory_format": DIRECTORY_FORMAT,
+                    "from_version": start, "to_version": current,
+                    "digest": directory_digest(entries), "count": len(entries), "heads": heads}
+            if rebase is not None:
+                body["rebase"] = rebase
+            signed = self._append_central(conn, DIRECTORY_PUBLISHED, body)
             conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'published_version'"), {"v": current})
+            if rebase is not None:
+                conn.execute(text("UPDATE central_state SET value = :s WHERE name = 'rebase_seq'"),
+                             {"s": signed.record.seq})
         return signed
 
     def _entries_in(self, conn: Connection, after: int, upto: int) -> list[DirectoryEntry]:

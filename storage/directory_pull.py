@@ -25,6 +25,8 @@ class PullState:
     publication_seq: int
     version: int
     own_upto: int
+    publication_hash: str = ""  # the publication applied last ('' before the first pull, and before l0007)
+    publication_ts: str = ""  # its time (the central clock)
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,18 @@ class PullResult:
 
 def pull_state(store) -> PullState:
     with store.read_engine().connect() as conn:
-        row = conn.exec_driver_sql("SELECT publication_seq, version, own_upto FROM pull_state WHERE id = 1").first()
+        row = conn.exec_driver_sql("SELECT publication_seq, version, own_upto, publication_hash, publication_ts "
+                                   "FROM pull_state WHERE id = 1").first()
     return PullState(*row) if row else PullState(0, 0, 0)
 
 
 def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq: int, version: int,
-                    own_upto: int) -> PullResult:
+                    own_upto: int, publication_hash: str = "", publication_ts: str = "",
+                    rebase: bool = False) -> PullResult:
     """Upsert the verified entries into the base, then make the working directory base + own tail again.
+
+    ``rebase``: the entries are a rebase snapshot (the central store was restored from a backup), which
+    replaces the whole base: a document the central store no longer has leaves it too.
 
     Only the documents that can differ from the new base are reset to it:
     those the entries changed, and those this terminal's own records wrote
@@ -58,6 +65,9 @@ def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq
         db.execute("CREATE TEMP TABLE IF NOT EXISTS pull_touched (kind TEXT, key TEXT, PRIMARY KEY (kind, key))")
         db.execute("DELETE FROM pull_touched")
         count = 0
+        if rebase:
+            db.execute("INSERT OR IGNORE INTO pull_touched SELECT kind, key FROM directory WHERE chain = 'central'")
+            db.execute("DELETE FROM central_directory")
         for e in entries:
             db.execute("INSERT INTO central_directory (kind, key, doc, version) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, version = excluded.version",
@@ -87,8 +97,9 @@ def apply_directory(store, entries: Iterable[DirectoryEntry], *, publication_seq
                     conflicts.append(f"{signed.record.type} #{signed.record.seq}: {exc}")
                 db.execute("RELEASE SAVEPOINT replay")
                 replayed += 1
-        db.execute("UPDATE pull_state SET publication_seq = ?, version = ?, own_upto = ? WHERE id = 1",
-                   (publication_seq, version, own_upto))
+        db.execute("UPDATE pull_state SET publication_seq = ?, version = ?, own_upto = ?, publication_hash = ?, "
+                   "publication_ts = ? WHERE id = 1",
+                   (publication_seq, version, own_upto, publication_hash, publication_ts))
     store.directory_changed()
     return PullResult(count, replayed, tuple(conflicts))
 
@@ -102,6 +113,8 @@ class LocalPuller:
     def state(self) -> PullState:
         return pull_state(self.store)
 
-    def apply(self, entries, *, publication_seq: int, version: int, own_upto: int) -> PullResult:
+    def apply(self, entries, *, publication_seq: int, version: int, own_upto: int, publication_hash: str = "",
+              publication_ts: str = "", rebase: bool = False) -> PullResult:
         return apply_directory(self.store, entries, publication_seq=publication_seq, version=version,
-                               own_upto=own_upto)
+                               own_upto=own_upto, publication_hash=publication_hash, publication_ts=publication_ts,
+                               rebase=rebase)

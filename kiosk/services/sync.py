@@ -46,14 +46,18 @@ class CentralInbox(Protocol):
 
     def directory_entries(self, after_version: int, upto_version: int) -> Iterator[DirectoryEntry]: ...
 
+    def latest_rebase(self): ...
+
 
 class Puller(Protocol):
     """The kiosk side of a directory pull (storage.directory_pull over the local store)."""
 
     def state(self): ...
 
-    def apply(self, entries: Iterable[DirectoryEntry], *, publication_seq: int, version: int, own_upto: int):
-        """Apply ``entries`` in one transaction; what iterating them raises aborts it, with nothing applied."""
+    def apply(self, entries: Iterable[DirectoryEntry], *, publication_seq: int, version: int, own_upto: int,
+              publication_hash: str = "", publication_ts: str = "", rebase: bool = False):
+        """Apply ``entries`` in one transaction; what iterating them raises aborts it, with nothing applied.
+        ``rebase``: they replace the whole central base."""
         ...
 
 
@@ -151,7 +155,7 @@ class SyncService:
             if self._last_device_status == "approved" and self.puller is not None:
                 try:
                     self._pull(central, key)
-                except DirectoryFormatMismatch as exc:
+                except (DirectoryFormatMismatch, CentralBehind) as exc:
                     pull_error = str(exc)  # records went out and were receipted: online, but not pulling
         except SyncHalted:
             raise
@@ -209,24 +213,27 @@ class SyncService:
                                                   "offset_s": f"{(kiosk_now - central_now).total_seconds():.6f}"})
 
     def _pull(self, central: CentralInbox, key: PublicKey | None) -> None:
-        """Apply every new directory publication whose signature and digest check; all or nothing."""
+        """Apply every new directory publication whose signature and digest check; all or nothing.
+
+        The terminal follows the central chain by the publication it applied last, not by its number alone: a
+        central store restored from an older backup no longer holds it, or holds another record under its
+        number, and a delta from it would apply onto a directory that store no longer has. Then the terminal
+        keeps what it holds and stops pulling (pushing goes on: that store needs the records again), until the
+        central-key holder publishes a rebase (``kiosk central rebase``) signed after what it applied.
+        """
         if key is None:
             return
         state = self.puller.state()
-        pubs = []
-        for pub in central.publications(after_seq=state.publication_seq):
-            try:
-                signed = open_signed(pub.raw, pub.sig, key)
-            except RecordError as exc:
-                self._alarm(f"a directory publication does not verify ({exc}); nothing applied",
-                            kind="sync.central_untrusted", error=CentralUntrusted)
-            if signed.record.type != DIRECTORY_PUBLISHED or not is_central_chain(signed.record.chain):
-                self._alarm("the directory publications include a record that is not one",
-                            kind="sync.central_untrusted", error=CentralUntrusted)
-            pubs.append(signed.record)
+        anchored = state.publication_seq > 0 and bool(state.publication_hash)
+        pubs = self._verified(central.publications(after_seq=state.publication_seq - anchored), key)
+        if anchored:
+            if not pubs or pubs[0].record.seq != state.publication_seq or pubs[0].hash_hex != state.publication_hash:
+                pubs = self._rebase_after(central, key, state)
+            else:
+                pubs = pubs[1:]
         if not pubs:
             return
-        served = pubs[-1].body.get("directory_format", 1)
+        served = pubs[-1].record.body.get("directory_format", 1)
         if served != DIRECTORY_FORMAT:
             # Not a trust problem: the two sides run different versions. Nothing is applied, and the terminal
             # keeps working on the directory it has; pushing is unaffected.
@@ -235,12 +242,16 @@ class SyncService:
                 f"the central store publishes directory format {served}, this terminal applies format "
                 f"{DIRECTORY_FORMAT}: upgrade {side} (nothing was pulled)")
         version = state.version
-        if version == 0:
-            snapshots = [i for i, r in enumerate(pubs) if r.body["kind"] == "snapshot"]
+        rebases = [i for i, p in enumerate(pubs) if p.record.body.get("rebase")]
+        if rebases:
+            pubs = pubs[rebases[-1]:]  # the whole directory again, in place of what this terminal holds
+        elif version == 0:
+            snapshots = [i for i, p in enumerate(pubs) if p.record.body["kind"] == "snapshot"]
             if not snapshots:
                 return  # nothing this terminal can start from yet
             pubs = pubs[snapshots[-1]:]
-        for record in pubs:
+        records = [p.record for p in pubs]
+        for record in records:
             body = record.body
             if body["kind"] == "delta" and body["from_version"] != version:
                 self._alarm(f"directory publication #{record.seq} starts at version {body['from_version']}, "
@@ -248,11 +259,44 @@ class SyncService:
             version = body["to_version"]
         last = pubs[-1]
         try:
-            self.puller.apply(_checked_entries(central, pubs), publication_seq=last.seq, version=version,
-                              own_upto=int(last.body["heads"].get(self.outbox.chain, 0)))
+            self.puller.apply(_checked_entries(central, records), publication_seq=last.record.seq, version=version,
+                              own_upto=int(last.record.body["heads"].get(self.outbox.chain, 0)),
+                              publication_hash=last.hash_hex, publication_ts=last.record.ts, rebase=bool(rebases))
         except _NotAsPublished as exc:  # raised inside the pull's transaction: nothing was applied
             self._alarm(f"directory publication #{exc.seq} does not match the documents served; nothing applied",
                         kind="sync.central_untrusted", error=CentralUntrusted)
+
+    def _verified(self, pubs: Iterable, key: PublicKey) -> list:
+        """The publications, each signed by the pinned key and a directory publication of the central chain."""
+        out = []
+        for pub in pubs:
+            try:
+                signed = open_signed(pub.raw, pub.sig, key)
+            except RecordError as exc:
+                self._alarm(f"a directory publication does not verify ({exc}); nothing applied",
+                            kind="sync.central_untrusted", error=CentralUntrusted)
+            if signed.record.type != DIRECTORY_PUBLISHED or not is_central_chain(signed.record.chain):
+                self._alarm("the directory publications include a record that is not one",
+                            kind="sync.central_untrusted", error=CentralUntrusted)
+            out.append(signed)
+        return out
+
+    def _rebase_after(self, central: CentralInbox, key: PublicKey, state) -> list:
+        """The central store went back (restored from an older backup): its rebase and what followed, if one was
+        signed after the publication this terminal applied last; otherwise pulls stop here, with one alert."""
+        latest = central.latest_rebase()
+        rebase = self._verified([latest], key)[0] if latest is not None else None
+        if rebase is not None and rebase.record.body.get("kind") == "snapshot" and \
+                rebase.record.ts > state.publication_ts:
+            return [rebase, *self._verified(central.publications(after_seq=rebase.record.seq), key)]
+        message = (f"the central store no longer holds directory publication #{state.publication_seq}, which this "
+                   "terminal applied: was it restored from an older backup? This terminal keeps its directory and "
+                   "stops pulling until an admin runs `kiosk central rebase`; its records are still sent.")
+        alert_id = f"sync.central_behind/{self.outbox.chain}/{state.publication_seq}/{state.publication_hash[:16]}"
+        if self.directory is not None and self.directory.get(directory.ALERT, alert_id) is None:
+            self.outbox.append(*alert_raised("sync.central_behind", "critical", message,
+                                             target("device", self.outbox.chain), alert_id))
+        raise CentralBehind(message)
 
     def _apply_receipt(self, central: CentralInbox, key: PublicKey | None = None) -> int:
         """Check the signed receipt against the local chain and move the marker; returns the seq it names."""
@@ -360,6 +404,11 @@ class CentralUntrusted(SyncHalted):
 
 class DirectoryFormatMismatch(Exception):
     """The central store and this terminal run versions with different directory formats; the pull waits."""
+
+
+class CentralBehind(Exception):
+    """The central store no longer holds the publication this terminal applied last; the pull waits for a
+    rebase."""
 
 
 def _clean(exc: BaseException) -> str:

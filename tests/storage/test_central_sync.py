@@ -273,10 +273,12 @@ def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend
         store = CentralStore(url, None)
         with store.engine.begin() as conn:  # the store as c0005 left it
             conn.execute(text("DROP TABLE alerts_raised"))
+            conn.execute(text("DROP VIEW directory_rebase"))
+            conn.execute(text("DELETE FROM central_state WHERE name = 'rebase_seq'"))
             conn.execute(text("UPDATE alembic_version SET version_num = 'c0005'"))
         store.close()
         refused = kiosk("central", "ingest", "--once")
-        assert refused.returncode == 2 and "the schema (c0005) is older than this software's (c0007)" in refused.stderr
+        assert refused.returncode == 2 and "the schema (c0005) is older than this software's (c0008)" in refused.stderr
         assert "migrate it with `kiosk central init`" in refused.stderr
         assert kiosk("central", "init").returncode == 0
         for command in commands:
@@ -432,9 +434,14 @@ def test_a_kiosk_login_can_only_append_to_the_inbox_and_read_receipts(pg_databas
         assert [d["chain"] for d in kiosk_side.devices()] == [local.chain]  # an admin kiosk's Devices screen
         # ... with when its records were last taken in, which the kiosk login cannot read from receipts itself.
         assert kiosk_side.devices()[0]["taken_in"] == store.receipt(local.chain)[0].central_ts
+        # ... and which publication is the newest rebase (after a restore), nothing else of central_state.
+        assert kiosk_side.latest_rebase() is None
+        store.rebase_directory(ADMIN, "restored from the nightly backup")
+        assert kiosk_side.latest_rebase().seq == kiosk_side.publications()[-1].seq
         for forbidden in ("UPDATE ledger SET type = 'x'", "DELETE FROM inbox", "SELECT raw FROM ledger",
                           "UPDATE chain_heads SET status = 'approved'", "DELETE FROM quarantine",
                           "SELECT public_key FROM chain_heads", "UPDATE central_state SET value = 0",
+                          "SELECT value FROM central_state",
                           "INSERT INTO directory_changes (version, kind, key, doc, chain, seq) "
                           "VALUES (999999, 'user', 'x', '{}', 'x:1', 1)",
                           "INSERT INTO receipts (chain, upto, hash, central_ts) VALUES ('x:1', 1, 'h', 't')"):

@@ -190,7 +190,10 @@ def test_an_alert_whose_text_a_record_cannot_carry_as_it_is_is_raised_escaped_an
                           "'2026-11-24T10:00:00.000000Z')"), {"m": "cafe\u0301 \x1b[2J"})
         alert_id = conn.execute(text("SELECT max(id) FROM alerts")).scalar_one()
     central.publish_directory()
-    doc = central.directory_doc("alert", f"{central.central_chain}/alert-{alert_id}")
+    with central.engine.connect() as conn:
+        key = conn.execute(text("SELECT DISTINCT key FROM directory_changes WHERE kind = 'alert' AND key LIKE :p"),
+                           {"p": f"{central.central_chain}/alert-{alert_id}-%"}).scalar_one()
+    doc = central.directory_doc("alert", key)
     assert doc["message"] == "caf\u00e9 \\x1b[2J" and doc["target"] == {"kind": "site", "id": "central"}
     assert doc["severity"] == "warning"
 

@@ -65,6 +65,8 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
         merge_steps(db, "central_directory")
         db.execute("DROP INDEX directory_batch_newest")  # l0005's and l0006's, which an l0003 store has not
         db.execute("DROP INDEX directory_open_alerts")
+        db.execute("ALTER TABLE pull_state DROP COLUMN publication_hash")  # l0007's
+        db.execute("ALTER TABLE pull_state DROP COLUMN publication_ts")
         db.execute("UPDATE alembic_version SET version_num = 'l0003'")
     kiosk = build_kiosk(KioskConfig(), tmp_path / "line-a", clock, device_id="line-a", hasher=FAST)  # migrates
     try:
@@ -109,6 +111,8 @@ def test_a_central_store_from_before_step_documents_is_split_and_published(centr
                      {"v": version + 1, "d": json.dumps(merged, separators=(",", ":"))})
         conn.execute(text("UPDATE central_state SET value = :v WHERE name = 'directory_version'"), {"v": version + 1})
         conn.execute(text("DROP TABLE alerts_raised"))  # c0006's, which a c0004 store has not
+        conn.execute(text("DROP VIEW directory_rebase"))  # c0008's
+        conn.execute(text("DELETE FROM central_state WHERE name = 'rebase_seq'"))
         conn.execute(text("UPDATE alembic_version SET version_num = 'c0004'"))
     reopened = CentralStore.open(central.url, clock, central_key(tmp_path), central_time=clock)  # migrates, publishes
     try:

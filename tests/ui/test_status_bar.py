@@ -64,6 +64,22 @@ async def test_status_bar_shows_offline_and_never_synced(clock) -> None:
         assert "OFFLINE · 12 queued · never synced" in bar.render_line(0).text
 
 
+@pytest.mark.req("A11-16")
+async def test_status_bar_says_when_the_directory_is_not_updating(clock) -> None:
+    """Online and sending, but not pulling (a central store restored from a backup): a suspension made at
+    another terminal does not arrive, which the people at this one need to see as plainly as OFFLINE."""
+    app = BarApp(clock, _status(sync=SyncState(queued=0, last_sync=dt.datetime(2026, 11, 24, 9, 58, tzinfo=UTC),
+                                               not_pulling=True)))
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        bar = app.query_one(StatusBar)
+        assert bar.render_line(0).text.rstrip().endswith("Online · DIRECTORY NOT UPDATING · 0 queued · last sync "
+                                                         "09:58 UTC")
+        line1, _ = bar.line_texts()
+        shouted = [line1.plain[s.start:s.end] for s in line1.spans if "reverse" in str(s.style)]
+        assert shouted == ["Online · DIRECTORY NOT UPDATING · 0 queued · last sync 09:58 UTC"]
+
+
 async def test_a_standalone_terminal_is_not_shown_as_offline(clock) -> None:
     app = BarApp(clock, _status(user_id=None, display_name=None, role=None, sync=SyncState(standalone=True)))
     async with app.run_test(size=(120, 10)) as pilot:
