@@ -12,6 +12,9 @@ central_app = typer.Typer(help="The central store (PostgreSQL, or SQLite for a s
 devices_app = typer.Typer(help="Device registrations in the central store.", no_args_is_help=True)
 sync_app = typer.Typer(help="This kiosk's sync with the central store.", no_args_is_help=True)
 
+# An approved terminal's records this long in the inbox: ingest is not running, or failing (`central status`).
+INGEST_LATE_S = 900
+
 Url = Annotated[str, typer.Option("--url", envvar="KIOSK_CENTRAL_URL",
                                   help="e.g. postgresql+psycopg://user@host/db or sqlite:///central.db")]
 KeyFile = Annotated[Optional[Path], typer.Option(
@@ -200,19 +203,27 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
         store.close()
     typer.echo(f"{'CHAIN':<24} {'STATUS':<9} {'HEAD':>8}  {'LAST TAKEN IN (UTC)':<19} {'AGO':>8} {'INBOX':>7} "
                f"{'QUARANTINED':>11}  NEWEST RECORD (TERMINAL CLOCK, UTC)")
-    silent = []
+    silent, stuck = [], []
     for row in rows:
         taken_in = row["taken_in"]
         ago = (now - parse_ts(taken_in)).total_seconds() if taken_in else None
         if row["status"] == "approved" and (ago is None or ago > silent_after_h * 3600):
             silent.append(f"{safe_str(row['chain'])} ({'never' if ago is None else _ago(ago)})")
+        waited = (now - parse_ts(row["waiting_since"])).total_seconds() if row["waiting"] else 0
+        if row["status"] == "approved" and waited > INGEST_LATE_S:
+            stuck.append(f"{safe_str(row['chain'])} ({row['waiting']} since {_minute(row['waiting_since'])} UTC)")
         typer.echo(f"{safe_str(row['chain']):<24} {row['status']:<9} {row['seq']:>8}  {_minute(taken_in):<19} "
                    f"{'' if ago is None else _ago(ago):>8} {row['waiting']:>7} {row['quarantined']:>11}  "
                    f"{_minute(row['last_kiosk_ts'])}")
     typer.echo(f"{len(rows)} device chain{'s' if len(rows) != 1 else ''}")
+    if stuck:
+        # First: with no ingest, nothing is receipted, and every terminal also looks silent.
+        typer.echo(f"records of approved terminals waiting in the inbox for more than {INGEST_LATE_S // 60} min: "
+                   f"{', '.join(stuck)}: is `kiosk central ingest` running? (its log says why it fails)")
     if silent:
         typer.echo(f"not heard from for more than {silent_after_h:g} h: {', '.join(silent)} (an outage keeps their "
                    "records on the terminals; check the network and the terminals)")
+    if silent or stuck:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -623,19 +623,21 @@ class CentralStore:
 
     def chain_status(self) -> list[dict[str, Any]]:
         """Each device chain as IT watches it, by chain: its status and head, the terminal time of its newest
-        record, when records of it were last taken in (its newest receipt, central time), and its rows waiting
-        in the inbox and kept in quarantine. A terminal that stopped syncing shows here while it is still
-        offline; its own ``sync.offline`` alert only arrives once it is back."""
+        record, when records of it were last taken in (its newest receipt, central time), its rows waiting in
+        the inbox (and the oldest's push time) and kept in quarantine. A terminal that stopped syncing shows here
+        while it is still offline; its own ``sync.offline`` alert only arrives once it is back."""
         with self.engine.connect() as conn:
             # The registry's "taken in" (one definition: migration c0007), with what only admins may read.
             rows = [dict(r) for r in conn.execute(text(
                 "SELECT d.chain, d.status, d.seq, d.taken_in, h.last_kiosk_ts FROM device_registry d "
                 "JOIN chain_heads h ON h.chain = d.chain ORDER BY d.chain")).mappings()]
             # One pass over each table, not one per chain: a flood of forged rows may fill the quarantine.
-            waiting = dict(conn.execute(text("SELECT chain, count(*) FROM inbox GROUP BY chain")).all())
+            waiting = {c: (n, since) for c, n, since in conn.execute(text(
+                "SELECT chain, count(*), min(received_at) FROM inbox GROUP BY chain")).all()}
             quarantined = dict(conn.execute(text("SELECT chain, count(*) FROM quarantine GROUP BY chain")).all())
         for row in rows:
-            row["waiting"] = int(waiting.get(row["chain"], 0))
+            count, since = waiting.get(row["chain"], (0, None))
+            row["waiting"], row["waiting_since"] = int(count), since  # since: the terminal's clock at the push
             row["quarantined"] = int(quarantined.get(row["chain"], 0))
         return rows
 

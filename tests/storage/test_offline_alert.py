@@ -166,13 +166,21 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
                               capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout.splitlines()
 
-    # Run on the real clock, these FakeClock times lie days back: every approved terminal is named.
+    # Run on the real clock, these FakeClock times lie days back: every approved terminal is named, and
+    # line-b's rows have waited in the inbox for days (no ingest worker is running here).
     code, lines = status()
-    assert code == 1 and lines[0].startswith("CHAIN") and lines[-2] == "2 device chains"
+    assert code == 1 and lines[0].startswith("CHAIN") and lines[-3] == "2 device chains"
+    pushed = format_ts(clock.now())
+    assert lines[-2] == (f"records of approved terminals waiting in the inbox for more than 15 min: {b.store.chain} "
+                         f"({waiting['waiting']} since {pushed[:10]} {pushed[11:16]} UTC): is `kiosk central ingest` "
+                         "running? (its log says why it fails)")
     assert lines[-1].startswith(f"not heard from for more than 24 h: {a.store.chain} (") and b.store.chain in lines[-1]
     row_b = next(line for line in lines if line.startswith(b.store.chain))
     assert row_b.split()[:3] == [b.store.chain, "approved", str(waiting["seq"])]
     assert f"{last_heard[:10]} {last_heard[11:16]}" in row_b and f" {waiting['waiting']} " in row_b
+    code, lines = status("--silent-after-h", "1000000")
+    assert code == 1 and lines[-1].startswith("records of approved terminals waiting in the inbox")
+    central.ingest_all()
     code, lines = status("--silent-after-h", "1000000")
     assert code == 0 and lines[-1] == "2 device chains"
     a.close(), b.close()
