@@ -243,14 +243,18 @@ def _alerts_ack(record: Record, get: Getter) -> list[Change]:
 
     As for one alert, the first acknowledgement stands. Anything but an info
     alert of the named kind refuses the whole record: the rule holds
-    centrally too, whatever a terminal sends.
+    centrally too, whatever a terminal sends. An alert the directory does
+    not hold is passed over, not a refusal: a central store restored from an
+    older backup has lost some of the alerts a supervisor acknowledged
+    together with others it still holds, and those stay acknowledged (the
+    record itself, in the ledger, names them all).
     """
     body = record.body
     kind, changes = body["kind"], []
     for alert_id in body["alert_ids"]:
         alert = get(ALERT, alert_id)
         if alert is None:
-            raise DirectoryConflict(f"no alert {alert_id}")
+            continue
         if alert["kind"] != kind or alert["severity"] != ACKNOWLEDGED_TOGETHER:
             raise DirectoryConflict(f"alert {alert_id} is a {alert['severity']} {alert['kind']} alert: only "
                                     f"{ACKNOWLEDGED_TOGETHER} alerts of kind {kind} are acknowledged together")

@@ -26,6 +26,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from kiosk.domain.clock import format_ts
 from kiosk.services.auth import Actor
 from kiosk.ui_adapter import UiServices
 from storage.central import CentralStore
@@ -75,7 +76,11 @@ def _central_alert(store, message: str) -> None:
 
 
 def _behind_alerts(kiosk) -> list[dict]:
-    return [a for a in kiosk.auth.alerts(open_only=False) if a["kind"] == "sync.central_behind"]
+    return restored_alerts(kiosk, "sync.central_behind")
+
+
+def restored_alerts(kiosk, kind: str) -> list[dict]:
+    return [a for a in kiosk.auth.alerts(open_only=False) if a["kind"] == kind]
 
 
 @pytest.mark.req("A11-7")
@@ -107,6 +112,10 @@ def test_terminals_keep_their_directory_after_a_central_restore_until_the_admin_
     central.decide_device(c.store.chain, "approved", ADMIN, "fingerprint compared on site")
     cycle(central, sync_a, sync_b, sync_c)
     assert b.auth.user("ana.op").status == "suspended" and c.auth.user("ana.op").status == "suspended"
+    # The three approvals acknowledged together: two are in the backup, line-c's is not.
+    assert a.auth.acknowledge_alike(Actor("site.admin", "Site Admin", "admin"), "device.approved",
+                                    format_ts(clock.now()), "new terminals reviewed") == 3
+    cycle(central, sync_a, sync_b, sync_c)
     pairs = [(a, sync_a), (b, sync_b), (c, sync_c)]
     syncs = [sync_a, sync_b, sync_c]
 
@@ -167,6 +176,10 @@ def test_terminals_keep_their_directory_after_a_central_restore_until_the_admin_
             assert k.auth.user("ana.op").status == "suspended"  # derived again from line-a's record
             assert k.directory.get("device", c.store.chain)["status"] == "approved"
         assert a.directory.get("alert", lost["alert_id"]) is None  # the rebase replaces the whole base
+        # The acknowledgement of the three, sent again, stands for the two the store holds (the alert for
+        # line-c's approval made again is new: nobody has seen it).
+        approvals = sorted((x["target"]["id"], x["acknowledged_by"] or "") for x in restored_alerts(a, "device.approved"))
+        assert approvals == [(a.store.chain, "site.admin"), (b.store.chain, "site.admin"), (c.store.chain, "")]
         # Pulling goes on as usual after it: a change made now reaches every terminal.
         a.auth.create_user(Actor("site.admin", "Site Admin", "admin"), "bo.op", "Bo Berg", ["operator"],
                            reason="new starter", identity_verified=True, with_totp=False)
