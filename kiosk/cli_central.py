@@ -413,11 +413,10 @@ def rebase(url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = No
            as_key_holder: Annotated[bool, typer.Option("--as-key-holder",
                                                        help="Only before any admin exists centrally.")] = False,
            site_key: SiteKey = None) -> None:
-    """After restoring this store from a backup: publish the whole directory for the terminals to start again.
-
-    Terminals that applied publications the backup does not hold stop pulling (a critical sync.central_behind
-    alert) until this runs. First let them send their records again, and make again the device decisions made
-    since the backup."""
+    """After restoring this store from a backup, publish the whole directory for terminals to start again from."""
+    # Terminals that applied publications the backup does not hold stop pulling (a critical sync.central_behind
+    # alert) until this runs. First let them send their records again, and make again the device decisions made
+    # since the backup (docs/operations.md).
     done = []
     _as_admin(url, key_file, admin, as_key_holder, reason, site_key,
               lambda store, actor: done.append(store.rebase_directory(actor, reason)))
