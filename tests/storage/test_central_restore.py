@@ -76,10 +76,10 @@ def _central_alert(store, message: str) -> None:
 
 
 def _behind_alerts(kiosk) -> list[dict]:
-    return restored_alerts(kiosk, "sync.central_behind")
+    return alerts_of(kiosk, "sync.central_behind")
 
 
-def restored_alerts(kiosk, kind: str) -> list[dict]:
+def alerts_of(kiosk, kind: str) -> list[dict]:
     return [a for a in kiosk.auth.alerts(open_only=False) if a["kind"] == kind]
 
 
@@ -178,7 +178,7 @@ def test_terminals_keep_their_directory_after_a_central_restore_until_the_admin_
         assert a.directory.get("alert", lost["alert_id"]) is None  # the rebase replaces the whole base
         # The acknowledgement of the three, sent again, stands for the two the store holds (the alert for
         # line-c's approval made again is new: nobody has seen it).
-        approvals = sorted((x["target"]["id"], x["acknowledged_by"] or "") for x in restored_alerts(a, "device.approved"))
+        approvals = sorted((x["target"]["id"], x["acknowledged_by"] or "") for x in alerts_of(a, "device.approved"))
         assert approvals == [(a.store.chain, "site.admin"), (b.store.chain, "site.admin"), (c.store.chain, "")]
         # Pulling goes on as usual after it: a change made now reaches every terminal.
         a.auth.create_user(Actor("site.admin", "Site Admin", "admin"), "bo.op", "Bo Berg", ["operator"],
