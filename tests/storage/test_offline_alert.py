@@ -22,7 +22,7 @@ from kiosk.config import KioskConfig, SyncConfig
 from kiosk.services.sync import CentralUntrusted
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
-from tests.storage.test_central_trust import ADMIN, PASSWORD, admin_terminal, cycle, two_approved_terminals
+from tests.storage.test_central_trust import ADMIN, PASSWORD, admin_terminal, cycle, terminal, two_approved_terminals
 from tests.storage.test_outage import CLOSED_PORT
 
 ALLOWED_S = KioskConfig().sync.alert_offline_after_s
@@ -184,6 +184,25 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
     code, lines = status("--silent-after-h", "1000000")
     assert code == 0 and lines[-1] == "2 device chains"
     a.close(), b.close()
+
+
+@pytest.mark.req("A11-16")
+def test_a_pending_terminals_held_records_are_no_stalled_ingest(central, tmp_path, clock):
+    """Records of a terminal not yet approved wait in the inbox by design: `kiosk central status` does not send
+    IT after the ingest worker for them."""
+    import subprocess
+    import sys
+
+    a, sync_a = admin_terminal(tmp_path, clock, central)
+    c, sync_c = terminal(tmp_path, clock, central, "line-c", site_of=a)
+    cycle(central, sync_a, sync_c)
+    pending = next(r for r in central.chain_status() if r["chain"] == c.store.chain)
+    assert pending["status"] == "pending" and pending["waiting"] > 0
+    # On the real clock these rows have waited for days.
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "status", "--url", central.url,
+                           "--silent-after-h", "1000000"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "waiting in the inbox" not in done.stdout, done.stdout
+    a.close(), c.close()
 
 
 @pytest.mark.req("A11-16")
