@@ -263,9 +263,10 @@ def _set(url: str, key_file: Optional[Path], chain: str, status: str, admin: Opt
 
 
 def _as_admin(url: str, key_file: Optional[Path], admin: Optional[str], key_holder: bool, reason: str,
-              site_key: Optional[Path], act) -> None:
-    """``act(store, actor)`` with the central key, as an admin authenticated against the central directory
-    (or as the key holder before any admin exists there): what the central chain records as who."""
+              site_key: Optional[Path], act):
+    """``act(store, actor)`` and what it returns, with the central key, as an admin authenticated against the
+    central directory (or as the key holder before any admin exists there): what the central chain records as
+    who."""
     from kiosk.cli import EXIT_FAILED, fail
     from kiosk.domain.passwords import PasswordHasher
     from kiosk.services.central_admin import CentralAdmin, CentralAdminError
@@ -295,7 +296,7 @@ def _as_admin(url: str, key_file: Optional[Path], admin: Optional[str], key_hold
             else:
                 password = typer.prompt(f"password for {admin}", hide_input=True)
                 actor = gate.authenticate(admin, password, recorded=[reason])
-            act(store, actor)
+            return act(store, actor)
         except (CentralAdminError, CentralError) as exc:
             raise fail(str(exc), code=EXIT_FAILED)
     finally:
@@ -417,8 +418,7 @@ def rebase(url: Url, reason: Reason, key_file: KeyFile = None, admin: Admin = No
     # Terminals that applied publications the backup does not hold stop pulling (a critical sync.central_behind
     # alert) until this runs. First let them send their records again, and make again the device decisions made
     # since the backup (docs/operations.md).
-    done = []
-    _as_admin(url, key_file, admin, as_key_holder, reason, site_key,
-              lambda store, actor: done.append(store.rebase_directory(actor, reason)))
-    typer.echo(f"directory rebased: publication #{done[0].record.seq}, a snapshot that terminals which stopped "
+    signed = _as_admin(url, key_file, admin, as_key_holder, reason, site_key,
+                       lambda store, actor: store.rebase_directory(actor, reason))
+    typer.echo(f"directory rebased: publication #{signed.record.seq}, a snapshot that terminals which stopped "
                "pulling take in place of what they hold")

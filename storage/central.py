@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
-from kiosk.domain import batches, directory
+from kiosk.domain import audit, batches, directory
 from kiosk.domain.central import (
     CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt,
     directory_digest,
@@ -498,14 +498,12 @@ class CentralStore:
                 rows = conn.execute(text(_PENDING_ALERTS), {"n": RAISED_PER_TRANSACTION}).all()
                 now = format_ts(self.clock.now())
                 for alert_id, kind, chain, message in rows:
-                    signed = self._append_central(conn, "alert.raised", {
+                    signed = self._append_central(conn, *audit.alert_raised(
+                        recordable(kind), CENTRAL_ALERT_SEVERITY.get(kind, "warning"), recordable(message),
+                        audit.target("device", recordable(chain)) if chain else audit.target("site", "central"),
                         # The row's number, for the admin, and a random part: a store restored from an older
                         # backup numbers its rows again, and an acknowledgement sent again names the alert seen.
-                        "alert_id": f"{self.central_chain}/alert-{alert_id}-{uuid.uuid4().hex[:12]}",
-                        "kind": recordable(kind),
-                        "severity": CENTRAL_ALERT_SEVERITY.get(kind, "warning"), "message": recordable(message),
-                        "target": {"kind": "device", "id": recordable(chain)} if chain else
-                        {"kind": "site", "id": "central"}})
+                        f"{self.central_chain}/alert-{alert_id}-{uuid.uuid4().hex[:12]}"))
                     self._derive(conn, tx, signed.record)
                     conn.execute(text("INSERT INTO alerts_raised (id, seq, at) VALUES (:i, :s, :t)"),
                                  {"i": alert_id, "s": signed.record.seq, "t": now})
