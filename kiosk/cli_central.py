@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from kiosk.domain.severity import SEVERITIES
+
 central_app = typer.Typer(help="The central store (PostgreSQL, or SQLite for a single site).", no_args_is_help=True)
 # `kiosk admin devices ...` (ARCHITECTURE.md's command line): decisions made against the central store.
 devices_app = typer.Typer(help="Device registrations in the central store.", no_args_is_help=True)
 sync_app = typer.Typer(help="This kiosk's sync with the central store.", no_args_is_help=True)
+
+# The choices of --severity (typer offers an Enum's values).
+Severity = Enum("Severity", {s: s for s in SEVERITIES}, type=str)
 
 # An approved terminal's records this long in the inbox: ingest is not running, or failing (`central status`).
 INGEST_LATE_S = 900
@@ -224,6 +230,40 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
         typer.echo(f"not heard from for more than {silent_after_h:g} h: {', '.join(silent)} (an outage keeps their "
                    "records on the terminals; check the network and the terminals)")
     if silent or stuck:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@central_app.command("alerts")
+def central_alerts(url: Url, level: Annotated[Severity, typer.Option(
+        "--severity", help="List the alerts this urgent and above (critical: what waits on a person now).")]
+        = Severity.info,
+                   limit: Annotated[int, typer.Option("--limit", min=1, max=10000,
+                                                      help="How many of the newest to list.")] = 50) -> None:
+    """The alerts nobody has acknowledged yet, every terminal's and the central store's, newest first (exit 1
+    while a critical one is open)."""
+    from kiosk.cli import EXIT_FAILED
+    from kiosk.domain.display import safe_str
+
+    severity = level.value
+    store = open_central(url)
+    try:
+        alerts, counts = store.open_alerts(limit, severity)
+    finally:
+        store.close()
+    matching = sum(n for s, n in counts.items() if s in SEVERITIES[SEVERITIES.index(severity):])
+    if alerts:
+        typer.echo(f"{'RAISED (UTC)':<16}  {'SEVERITY':<8}  {'KIND':<22} {'DEVICE':<20} MESSAGE")
+    for alert in alerts:
+        typer.echo(f"{_minute(alert.get('at')):<16}  {safe_str(alert.get('severity')):<8}  "
+                   f"{safe_str(alert.get('kind')):<22} {safe_str(alert.get('device')):<20} "
+                   f"{safe_str(alert.get('message'))}")
+    known = ", ".join(f"{n:,} {safe_str(s)}" for s, n in counts.items())
+    which = "" if severity == "info" else f"{matching:,} {' or '.join(reversed(SEVERITIES[SEVERITIES.index(severity):]))}; "
+    typer.echo(f"open alerts: {known} ({which}the newest {len(alerts):,} shown)" if alerts else
+               f"open alerts: {known} (none {'' if severity == 'info' else severity + ' or above '}to show)")
+    if alerts:
+        typer.echo("acknowledge them on a terminal's supervisor screen (F3); each acknowledgement is a signed record")
+    if counts.get("critical"):
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -31,6 +31,7 @@ from kiosk.domain.clock import Clock, format_ts
 from kiosk.domain.display import recordable
 from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
+from kiosk.domain.severity import SEVERITIES
 from kiosk.domain.records import (
     GENESIS_PREV, Record, RecordError, SignedRecord, chain_id, parse_raw, seal, split_chain,
 )
@@ -639,6 +640,34 @@ class CentralStore:
             row["quarantined"] = int(quarantined.get(row["chain"], 0))
         return rows
 
+    def open_alerts(self, limit: int, at_least: str = "info") -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The newest ``limit`` open alerts of severity ``at_least`` or above, newest first, and how many alerts
+        of each severity are open in all (whatever ``at_least``).
+
+        Every terminal's alerts and the central store's own meet here, as on a supervisor screen, for whoever
+        watches the site from the server. The latest version of each alert is read once, streamed, and only
+        ``limit`` documents are kept: a site collects failed sign-ins by the hundred thousand.
+        """
+        wanted = set(SEVERITIES[SEVERITIES.index(at_least):])
+        newest: list[tuple[str, str, dict[str, Any]]] = []  # cut back to ``limit`` now and then
+        counts = dict.fromkeys(reversed(SEVERITIES), 0)
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=2000).execute(text(
+                "SELECT c.key, c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
+                "FROM directory_changes WHERE kind = 'alert' GROUP BY key) m "
+                "ON c.kind = 'alert' AND c.key = m.key AND c.version = m.v"))
+            for key, raw in rows:
+                doc = load_doc(raw)
+                if doc.get("acknowledged_by"):
+                    continue
+                severity = doc.get("severity")
+                counts[severity] = counts.get(severity, 0) + 1
+                if severity in wanted:
+                    newest.append((str(doc.get("at") or ""), key, doc))
+                    if len(newest) > 2 * limit:
+                        newest = _newest_first(newest)[:limit]
+        return [doc for _, _, doc in _newest_first(newest)[:limit]], counts
+
     def alerts(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(text("SELECT kind, chain, message, at FROM alerts ORDER BY id")).mappings()]
@@ -730,6 +759,11 @@ class _Tx:
                           {"v": self.version})
         changed, self._rows = len(self._rows), []
         return changed
+
+
+def _newest_first(alerts: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(raised at, id, alert) in a supervisor screen's order: newest first, then by id."""
+    return sorted(sorted(alerts, key=lambda a: a[1]), key=lambda a: a[0], reverse=True)
 
 
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:

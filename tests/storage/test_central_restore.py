@@ -145,6 +145,10 @@ def test_terminals_keep_their_directory_after_a_central_restore_until_the_admin_
             assert k.auth.user("ana.op").status == "suspended"
             assert not k.auth.authenticate("ana.op", PASSWORD, require_totp=False).ok
 
+        # IT at the server sees each terminal's alert: it came in with the records.
+        behind = [x["device"] for x in restored.open_alerts(100, "critical")[0] if x["kind"] == "sync.central_behind"]
+        assert sorted(behind) == sorted(k.store.chain for k, _ in pairs)
+
         # `kiosk sync now` at a terminal says the same, and fails.
         now = subprocess.run([sys.executable, "-m", "kiosk.cli", "sync", "now", "--url", restored.url, "--data-dir",
                               str(b.data_dir)], capture_output=True, text=True, timeout=120)

@@ -284,6 +284,68 @@ def test_an_alert_raised_again_under_its_id_by_another_terminal_changes_nothing(
     a.close(), b.close()
 
 
+@pytest.mark.req("A11-16")
+@pytest.mark.req("P11-300d")
+def test_the_central_store_lists_the_open_alerts_a_supervisor_screen_shows(central, tmp_path, clock):
+    """IT at the server sees what waits on the floor's supervisors (`kiosk central alerts`): every terminal's
+    open alerts and the central store's own, in the supervisor screen's order, and exit 1 while one is
+    critical, for a monitoring job."""
+    import subprocess
+    import sys
+
+    from kiosk.domain.audit import target
+    from kiosk.services.auth import Actor
+
+    admin = Actor("site.admin", "Site Admin", "admin")
+    a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
+    a.auth.raise_alert("scale.drift", "critical", "balance BAL-7 out of calibration", target("device", "BAL-7"))
+    clock.advance(1)
+    b.auth.raise_alert("scale.zeroed", "info", "balance BAL-8 re-zeroed", target("device", "BAL-8"))
+    clock.advance(1)
+    a.auth.raise_alert("room.pressure", "warning", "room 4 pressure low", target("device", "ROOM-4"))
+    [seen] = [x for x in b.auth.alerts() if x["kind"] == "scale.zeroed"]
+    b.auth.acknowledge_alert(admin, seen["alert_id"], "seen")
+    cycle(central, sync_a, sync_b)
+    cycle(central, sync_a, sync_b)  # b has pulled what a raised, a what b acknowledged
+
+    on_screen, total = b.auth.open_alerts(100)
+    assert [x["alert_id"] for x in a.auth.open_alerts(100)[0]] == [x["alert_id"] for x in on_screen]
+    listed, counts = central.open_alerts(100)
+    assert [x["alert_id"] for x in listed] == [x["alert_id"] for x in on_screen]
+    assert [x["kind"] for x in listed[:2]] == ["room.pressure", "scale.drift"] and "scale.zeroed" not in str(listed)
+    assert counts == {s: sum(x["severity"] == s for x in on_screen) for s in ("critical", "warning", "info")}
+    assert sum(counts.values()) == total and counts["critical"] == 1
+    assert [x["kind"] for x in central.open_alerts(1)[0]] == ["room.pressure"]
+    assert [x["kind"] for x in central.open_alerts(100, "critical")[0]] == ["scale.drift"]
+    warning_up = central.open_alerts(100, "warning")[0]
+    assert {x["severity"] for x in warning_up} == {"critical", "warning"} and len(warning_up) == total - counts["info"]
+
+    def alerts(*args):
+        done = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "alerts", "--url", central.url, *args],
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout.splitlines()
+
+    code, lines = alerts("--severity", "critical")
+    assert code == 1 and lines[0].startswith("RAISED (UTC)") and len(lines) == 4, lines
+    assert lines[1].split()[2:5] == ["critical", "scale.drift", a.store.chain]
+    assert lines[1].endswith("balance BAL-7 out of calibration")
+    assert lines[2] == (f"open alerts: 1 critical, {counts['warning']} warning, {counts['info']} info "
+                        "(1 critical; the newest 1 shown)")
+    code, lines = alerts("--limit", "2")
+    assert code == 1 and [line.split()[3] for line in lines[1:3]] == ["room.pressure", "scale.drift"]
+    assert lines[3].endswith(f"info (the newest 2 shown)")
+    [drift] = [x for x in listed if x["kind"] == "scale.drift"]
+    b.auth.acknowledge_alert(admin, drift["alert_id"], "balance recalibrated")
+    cycle(central, sync_a, sync_b)
+    assert "scale.drift" not in str(central.open_alerts(100)[0]) and central.open_alerts(100)[1]["critical"] == 0
+    code, lines = alerts("--severity", "critical")
+    assert code == 0 and lines == [f"open alerts: 0 critical, {counts['warning']} warning, {counts['info']} info "
+                                   "(none critical or above to show)"]
+    code, lines = alerts("--severity", "urgent")
+    assert code == 2
+    a.close(), b.close()
+
+
 def test_ingest_reads_the_alerts_a_batch_names_in_one_query_each_at_its_latest_version(central, clock):
     """Alerts are raised and acknowledged by the hundred: a batch's are read together (one round trip, not one
     per alert), and what is read is what a single read gives, the latest version."""
