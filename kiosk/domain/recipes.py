@@ -414,6 +414,30 @@ def normalize_values(values: Mapping[str, Any]) -> dict[str, str]:
     return clean
 
 
+def as_recipe_writes(step: Step, values: Mapping[str, str]) -> dict[str, str]:
+    """Answers to yes/no and choice fields in the recipe's own spelling: "Yes" typed with a gloved finger on
+    shift is the recipe's "yes", and "Closed" its "closed" (unless two of its choices differ only in case).
+    What is signed, and shown in the sign dialog, then reads as the recipe does; anything else is left as
+    typed, for ``check_values`` to judge."""
+    spelled = dict(values)
+    for f in step.fields:
+        raw = spelled.get(f.name)
+        options = f.choices if f.type == "choice" else ("yes", "no") if f.type == "bool" else ()
+        if raw is None or not options or raw in options:
+            continue
+        alike = [option for option in options if option.casefold() == raw.casefold()]
+        if len(alike) == 1:
+            spelled[f.name] = alike[0]
+    return spelled
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
 @dataclass(frozen=True)
 class Finding:
     field: str
@@ -436,7 +460,9 @@ def check_values(step: Step, values: Mapping[str, str]) -> list[Finding]:
                 if not number.is_finite():
                     raise InvalidOperation
             except InvalidOperation:
-                findings.append(Finding(f.name, f"{f.label}: {raw!r} is not a number", False))
+                point = raw.replace(",", ".")
+                hint = f"; write decimals with a point: {point}" if "," in raw and _is_number(point) else ""
+                findings.append(Finding(f.name, f"{f.label}: {raw!r} is not a number{hint}", False))
                 continue
             if f.type == "integer" and number != number.to_integral_value():
                 findings.append(Finding(f.name, f"{f.label}: enter a whole number", False))

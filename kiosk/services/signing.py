@@ -23,9 +23,9 @@ from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, local_time, site_time
 from kiosk.domain.directory import DirectoryConflict
 from kiosk.domain.identity import InvalidText, check_text
-from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, Step, check_listing_order,
-                                  check_values, describe_rule, describe_starters, normalize_values, parse_recipe_toml,
-                                  unmet_requirements)
+from kiosk.domain.recipes import (DECIDING, InvalidValue, Meaning, Recipe, RecipeError, Step, as_recipe_writes,
+                                  check_listing_order, check_values, describe_rule, describe_starters,
+                                  normalize_values, parse_recipe_toml, unmet_requirements)
 from kiosk.domain.session import components_required
 from kiosk.services.auth import AuthService, UserView, typed_in
 from kiosk.services.ports import ListingDirectory, DirectoryReader, RecordWriter
@@ -480,7 +480,7 @@ class SigningService:
             raise SigningError(f"{wanted.value} follows {first} on this step, and {first} is not signed yet: "
                                "a step's signatures are given in the order its recipe lists them (21 CFR 11.10(f))")
         self._check_clock(reader)
-        clean = self._values(values)
+        clean = self._values(step, values)
         findings = check_values(step, clean)
         errors = [f.message for f in findings if not f.out_of_range]
         if errors:
@@ -651,7 +651,7 @@ class SigningService:
         if not state.get("signatures") and not state.get("corrections"):
             raise SigningError("nothing is recorded for this step yet to correct; enter the values and sign it")
         old = dict(state.get("values", {}))
-        new = self._values(values)
+        new = self._values(step, values)
         if old == new:
             raise SigningError("these are the values already recorded; change a value first, then record the correction")
         errors = [f.message for f in check_values(step, new) if not f.out_of_range]
@@ -811,9 +811,10 @@ class SigningService:
         if rule.qualification and rule.qualification not in user.qualifications:
             raise SigningError(f"this signature needs the training record '{rule.qualification}' (ask QA)")
 
-    def _values(self, values: Mapping[str, str]) -> dict[str, str]:
+    def _values(self, step: Step, values: Mapping[str, str]) -> dict[str, str]:
+        """The values as they will be signed or recorded: normalized, answers in the recipe's spelling."""
         try:
-            return normalize_values(values)
+            return as_recipe_writes(step, normalize_values(values))
         except InvalidValue as exc:
             raise SigningError(str(exc)) from None
 

@@ -147,6 +147,31 @@ def test_correction_invalidates_signatures_and_needs_resign(kiosk, floor, clock)
     assert types == ["step.corrected", "signature.invalidated"]
 
 
+@pytest.mark.req("P11-10f")
+@pytest.mark.req("DI-ALCOA")
+def test_an_answer_typed_in_another_case_is_signed_as_the_recipe_spells_it(kiosk, floor, clock):
+    """"Yes" typed with shift held is the recipe's "yes": signed, shown and corrected as such, never refused
+    with "answer yes or no"."""
+    from kiosk.ui_adapter import UiWork
+
+    shown = UiWork(kiosk).prepare_signature("B-1", "line-clearance", "Performed", {"area_clear": "Yes"}, "", "")
+    assert "Values: area_clear = yes" in shown.lines
+    p = kiosk.signing.prepare("B-1", "line-clearance", "Performed", {"area_clear": " YES "})
+    assert p.values == (("area_clear", "yes"),)
+    assert p.content_hash == kiosk.signing.prepare("B-1", "line-clearance", "Performed",
+                                                   {"area_clear": "yes"}).content_hash
+    signed = kiosk.signing.sign(p, PW, "jane.op", code(floor, "jane.op", clock))
+    assert signed["new"] == {"area_clear": "yes"}
+    kiosk.signing.witness(kiosk.signing.prepare("B-1", "line-clearance", "Verified", {"area_clear": "yES"},
+                                                witness=True), "omar.op", PW, code(floor, "omar.op", clock))
+    with pytest.raises(SigningError, match="these are the values already recorded"):
+        kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "Yes"}, "typed again")
+    kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "No"}, "labels of the last batch found")
+    assert kiosk.signing.batch("B-1")["steps"]["line-clearance"]["values"] == {"area_clear": "no"}
+    with pytest.raises(SigningError, match="answer yes or no"):
+        kiosk.signing.correct("B-1", "line-clearance", {"area_clear": "y"}, "an answer is yes or no")
+
+
 NO_VALUES = '''
 id = "sop-read"
 version = 1
@@ -300,8 +325,10 @@ def test_out_of_range_needs_comment_and_deviation(kiosk, floor, clock):
     clear_line(kiosk, floor, clock)
     with pytest.raises(SigningError, match="deviation reference"):
         kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.600"})
-    with pytest.raises(SigningError, match="not a number"):
+    with pytest.raises(SigningError, match="'1,5' is not a number; write decimals with a point: 1.5$"):
         kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1,5"})
+    with pytest.raises(SigningError, match="'1,500.2' is not a number$"):  # a thousands separator: no guess
+        kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1,500.2"})
     p = kiosk.signing.prepare("B-1", "weigh-salts", "Performed", {"balance_id": "BAL-7", "net_kg": "1.600"},
                               comment="balance re-checked", deviation_ref="DEV-2026-118")
     assert p.out_of_range

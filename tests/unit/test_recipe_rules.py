@@ -3,8 +3,8 @@
 import pytest
 
 from kiosk.domain import batches as bx
-from kiosk.domain.recipes import (ROLES, RecipeError, describe_rule, describe_starters, parse_recipe_dict,
-                                  unmet_requirements)
+from kiosk.domain.recipes import (ROLES, RecipeError, as_recipe_writes, check_values, describe_rule,
+                                  describe_starters, parse_recipe_dict, unmet_requirements)
 
 
 def release_step(**signature):
@@ -24,6 +24,22 @@ def recipe(*, start_roles=None, **signature):
     if start_roles is not None:
         data["start_roles"] = start_roles
     return parse_recipe_dict(data, "r.toml")
+
+
+@pytest.mark.req("P11-10f")
+def test_answers_typed_in_another_case_take_the_recipes_spelling_and_nothing_else_changes():
+    step = recipe().step("release")
+    assert as_recipe_writes(step, {"deviations": "Closed", "reviewed": "YES", "note": "Yes"}) == {
+        "deviations": "closed", "reviewed": "yes", "note": "Yes"}  # a text field is what was typed
+    assert as_recipe_writes(step, {"deviations": "shut", "reviewed": "y"}) == {"deviations": "shut", "reviewed": "y"}
+    assert check_values(step, as_recipe_writes(step, {"deviations": "NONE", "reviewed": "No"})) == []
+    # Two choices that differ only in case: what was typed decides, never a guess.
+    twins = parse_recipe_dict({"id": "t", "version": 1, "title": "T", "steps": [{
+        "id": "s", "title": "S", "fields": [{"name": "grade", "type": "choice", "choices": ["Aa", "aA"]}],
+        "signatures": [{"meaning": "Performed", "roles": ["operator"]}]}]}, "t.toml").step("s")
+    assert as_recipe_writes(twins, {"grade": "aA"}) == {"grade": "aA"}
+    assert as_recipe_writes(twins, {"grade": "AA"}) == {"grade": "AA"}
+    assert [f.message for f in check_values(twins, {"grade": "AA"})] == ["grade: choose one of Aa, aA"]
 
 
 @pytest.mark.req("P11-10g")
