@@ -134,7 +134,7 @@ class NewUserDialog(_Form):
         with VerticalScroll(classes="dialog", id="new-user-box"):
             yield _title("New user")
             if self._problem:  # at the top, beside the fields to fix, not below them out of sight
-                yield Static(safe_text(self._problem), classes="message", id="problem")
+                yield Static(safe_text(self._problem, multiline=True), classes="message", id="problem")
             for fid, label, hint, size in (("user-id", "User ID", "e.g. jane.doe (never reused)", 64),
                                           ("name", "Printed name", "as it appears on signatures", 120),
                                           ("badge", "Badge (optional)", "scan or type the badge id", 70)):
@@ -159,17 +159,12 @@ class NewUserDialog(_Form):
         self.query_one("#user-id").focus()
 
     def _ok(self) -> None:
-        roles = tuple(r for r in self._roles if self.query_one(f"#role-{r}", Tick).value)
-        if not roles:
-            self.show_message("Choose at least one role.")
-            return
-        reason = self._reason()
-        if reason is None:
-            return
+        # Checked as a whole by the service, which names every problem at once; the form opens again with them.
         self.dismiss(NewUser(
             user_id=self.query_one("#user-id", Input).value.strip(),
             name=self.query_one("#name", Input).value.strip(),
-            roles=roles, reason=reason,
+            roles=tuple(r for r in self._roles if self.query_one(f"#role-{r}", Tick).value),
+            reason=self.query_one("#reason", Input).value.strip(),
             identity_verified=self.query_one("#identity", Tick).value,
             verification_method=self.query_one("#method", Input).value.strip(),
             badge=badge_value(self.query_one("#badge", Input).value),

@@ -67,7 +67,7 @@ class UsersScreen(NavScreen):
 
     def show_message(self, text: str) -> None:
         if self.is_attached:
-            self.query_one("#message", Static).update(safe_text(text))
+            self.query_one("#message", Static).update(safe_text(text, multiline=True))  # problems, one a line
 
     @property
     def message_text(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from kiosk.domain import directory as dirx
 from kiosk.domain.audit import actor as actor_body, alert_raised, target
@@ -296,20 +296,32 @@ class AuthService:
         badge_id: str | None = None, with_totp: bool = True, qualifications: Iterable[str] = (),
     ) -> IssuedCredentials:
         self._require(actor, "admin")
-        if not identity_verified:
-            raise InvalidInput("confirm that you verified this person's identity before issuing a signature (11.100(b))")
-        uid = self._uid(user_id)
-        name = self._text("printed name", printed_name)
-        roles = self._clean_roles(roles)
-        reason = self._reason(reason)
-        method = self._text("verification method", verification_method, 200)
-        badge = self._text("badge id", badge_id, 64) if badge_id else None
-        if self.directory.get(dirx.USER, uid) is not None:
-            raise InvalidInput(f"user id {uid!r} is taken (ids are never reused, even after deactivation)")
+        # Every problem at once, in the order of the form: the admin fixes them in one pass, not one a try.
+        problems: list[str] = []
+
+        def checked(check: Callable[[], Any]) -> Any:
+            try:
+                return check()
+            except InvalidInput as exc:
+                problems.append(str(exc))
+                return None
+
+        uid = checked(lambda: self._uid(user_id))
+        if uid is not None and self.directory.get(dirx.USER, uid) is not None:
+            problems.append(f"user id {uid!r} is taken (ids are never reused, even after deactivation)")
+        name = checked(lambda: self._text("printed name", printed_name))
+        badge = checked(lambda: self._text("badge id", badge_id, 64)) if badge_id else None
         if badge and self.directory.get(dirx.BADGE, badge) is not None:
-            raise InvalidInput("that badge id was already assigned once; badge ids are never reused")
+            problems.append("that badge id was already assigned once; badge ids are never reused")
+        granted = checked(lambda: self._clean_roles(roles))
+        if not identity_verified:
+            problems.append("confirm that you verified this person's identity before issuing a signature (11.100(b))")
+        method = checked(lambda: self._text("verification method", verification_method, 200))
+        reason = checked(lambda: self._reason(reason))
+        if problems:
+            raise InvalidInput("\n".join(problems))
         issued, cred, totp = self._issue(uid, with_totp)
-        new: dict[str, Any] = {"user_id": uid, "printed_name": name, "roles": roles,
+        new: dict[str, Any] = {"user_id": uid, "printed_name": name, "roles": granted,
                                "qualifications": sorted({self._text("qualification", q, 64) for q in qualifications})}
         if badge:
             new["badge_id"] = badge

@@ -106,6 +106,29 @@ async def test_without_the_identity_check_nothing_is_issued_and_the_reason_shows
     assert kiosk.auth.user("new.op") is not None
 
 
+async def test_the_form_names_every_problem_at_once_in_its_own_order(demo, clock):
+    """An admin who got four things wrong fixes them in one pass, not four tries."""
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_new_user_form(pilot, clock, users)
+        await type_text(pilot, "Jane Doe")
+        form = app.screen
+        form.query_one("#role-operator").value = False
+        form.query_one("#ok").press()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewUserDialog) and app.screen is not form,
+                       "the form again")
+        assert form_problem(app).splitlines() == [
+            "a user id is 2-64 characters: letters a-z, digits, '.', '_' or '-', starting with a letter or digit",
+            "printed name cannot be empty",
+            "roles must be one or more of admin, operator, qa, supervisor",
+            "confirm that you verified this person's identity before issuing a signature (11.100(b))",
+            "reason cannot be empty"]
+        assert "reason cannot be empty" in screen_text(app)  # all of them in sight, even on an 80x24 terminal
+        assert app.screen.query_one("#user-id").value == "Jane Doe"
+    assert [u.user_id for u in kiosk.auth.users() if u.user_id.startswith("jane")] == []
+
+
 async def test_a_taken_user_id_reopens_the_form_as_typed(demo, clock):
     kiosk, users = demo
     app = make_app(kiosk, idle_check_s=3600)
