@@ -35,6 +35,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
     return typer.Exit(code)
 
 
+def existing_store(data_dir: Optional[Path], hint: str = "") -> Path:
+    """The data directory of a kiosk store that exists. Opening a store makes one where there is none, with a
+    device key and a site key: a mistyped --data-dir must be named, never turned into a new terminal that an
+    admin might then list as having no users, or bootstrap."""
+    from kiosk.paths import resolve_data_dir
+    from storage.local_store import DB_FILE
+
+    directory = resolve_data_dir(data_dir)
+    if not (directory / DB_FILE).is_file():
+        raise fail(f"{directory / DB_FILE}: no local store here (wrong --data-dir?){hint}")
+    return directory
+
+
 @contextlib.contextmanager
 def output_file(out: Path) -> Iterator[None]:
     """A file a command cannot write is a message naming it, not a traceback (and never half a file:
@@ -140,7 +153,11 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         cfg = load_config(config)
         clock = SystemClock(cfg.site.timezone)
         directory = resolve_data_dir(data_dir)
-        if cfg.sync.central_url and not (directory / SITE_KEY_FILE).exists():
+        if not cfg.sync.central_url:
+            # A standalone kiosk's store is made by `kiosk admin bootstrap`, with its first admin.
+            existing_store(directory, f"; a new standalone kiosk starts with `kiosk admin bootstrap --data-dir "
+                                      f"{directory}`")
+        elif not (directory / SITE_KEY_FILE).exists():
             # A fresh site key here would seal nothing the site's other terminals can read, and open nothing
             # the central directory holds: a terminal joining a site gets the site's key installed.
             raise fail(f"{directory / SITE_KEY_FILE}: missing. This terminal syncs with a central store, so it "

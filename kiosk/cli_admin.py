@@ -81,10 +81,16 @@ def restore(
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar="KIOSK_CONFIG", help="Policy file.")]
 
 
-def _open_kiosk(data_dir: Optional[Path], config_path: Optional[Path]):
-    """Open this terminal's kiosk (store, directory, services) for an admin command."""
+# Where a kiosk's store comes from, for a command run where there is none.
+NEW_KIOSK_HINT = ("; a new kiosk's store is made by `kiosk admin bootstrap` (a standalone kiosk) or by its first "
+                  "`kiosk run` (a terminal of a site with a central store)")
+
+
+def _open_kiosk(data_dir: Optional[Path], config_path: Optional[Path], *, create: bool = False):
+    """Open this terminal's kiosk (store, directory, services) for an admin command; only ``create``
+    (`kiosk admin bootstrap`, a standalone kiosk's first admin) makes a store where there is none."""
     from kiosk.app import build_kiosk
-    from kiosk.cli import fail
+    from kiosk.cli import existing_store, fail
     from kiosk.config import ConfigError, load_config
     from kiosk.paths import resolve_data_dir
     from kiosk.system_clock import SystemClock
@@ -94,7 +100,11 @@ def _open_kiosk(data_dir: Optional[Path], config_path: Optional[Path]):
 
     try:
         config = load_config(config_path)
-        return build_kiosk(config, resolve_data_dir(data_dir), SystemClock(config.site.timezone))
+    except ConfigError as exc:
+        raise fail(str(exc))
+    directory = resolve_data_dir(data_dir) if create else existing_store(data_dir, NEW_KIOSK_HINT)
+    try:
+        return build_kiosk(config, directory, SystemClock(config.site.timezone))
     except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:
         raise fail(str(exc))
 
@@ -127,7 +137,7 @@ def bootstrap(
     from kiosk.cli import fail
     from kiosk.services.auth import AuthError
 
-    kiosk = _open_kiosk(data_dir, config)
+    kiosk = _open_kiosk(data_dir, config, create=True)
     try:
         issued = kiosk.auth.bootstrap(user_id, name)
     except AuthError as exc:

@@ -374,9 +374,8 @@ def revoke(chain: str, url: Url, reason: Reason, key_file: KeyFile = None, admin
 
 def _sync_service(data_dir: Optional[Path], url: Optional[str], config: Optional[Path]):
     """This terminal's sync, against ``url`` or else the central store its configuration names."""
-    from kiosk.cli import fail
+    from kiosk.cli import existing_store, fail
     from kiosk.config import ConfigError, load_config
-    from kiosk.paths import resolve_data_dir
     from kiosk.system_clock import SystemClock
     from storage.central import CentralStore
     from storage.keyfile import KeyFileError, load_identity
@@ -390,19 +389,20 @@ def _sync_service(data_dir: Optional[Path], url: Optional[str], config: Optional
     if not url:
         raise fail("this terminal's configuration names no central store (sync.central_url); "
                    "give one with --url or KIOSK_CENTRAL_URL")
-    directory = resolve_data_dir(data_dir)
+    directory = existing_store(data_dir)
     clock = SystemClock()
     try:
         identity = load_identity(directory)
     except KeyFileError as exc:
         raise fail(str(exc))
     if identity is None:
-        raise fail(f"{directory}: no kiosk here (wrong --data-dir?)")
+        raise fail(f"{directory}: the store has no device key here (device.key, device.json); restore them "
+                   "from the terminal's backup")
+    central = _reported(url, lambda: CentralStore(url, clock))  # a URL no central store can have, named
     from kiosk.app import sync_service
     from storage.directory_local import LocalDirectory, directory_projector
 
     store = LocalStore.open(directory, identity, clock, projectors=[directory_projector])
-    central = CentralStore(url, clock)
     return store, sync_service(store, LocalDirectory(store.read_engine()), cfg, clock, lambda: central)
 
 

@@ -17,8 +17,7 @@ def bundle(
     url: Annotated[Optional[str], typer.Option("--url", help="Export the central ledger instead (all devices).")] = None,
 ) -> None:
     """Write an inspector bundle: raw signed records, device keys, anchors and a standalone verifier."""
-    from kiosk.cli import fail, output_file
-    from kiosk.paths import resolve_data_dir
+    from kiosk.cli import existing_store, fail, output_file
     from kiosk.services.bundle import write_bundle
     from kiosk.system_clock import SystemClock
     from kiosk.domain.clock import format_ts
@@ -35,9 +34,7 @@ def bundle(
         source = CentralBundleSource(open_central(url))
         filters = {"source": "central", "url": safe_url(url)}
     else:
-        db = resolve_data_dir(data_dir) / DB_FILE
-        if not db.is_file():
-            raise fail(f"{db}: no local store here (wrong --data-dir?)")
+        db = existing_store(data_dir) / DB_FILE
         source = LocalBundleSource(db)
         filters = {"source": "local", "data_dir": str(db.parent)}
     try:
@@ -62,9 +59,8 @@ def audit(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to export.")] = None,
 ) -> None:
     """Export the audit trail: who, what (old/new, reason), when (UTC + site time), where, record hash."""
-    from kiosk.cli import fail, output_file
+    from kiosk.cli import existing_store, fail, output_file
     from kiosk.domain.audit import audit_row
-    from kiosk.paths import resolve_data_dir
     from kiosk.services import audit_export as ax
     from storage.audit_local import LocalAuditSource
     from storage.local_store import DB_FILE
@@ -76,9 +72,7 @@ def audit(
                              tuple(type_ or ()))
     except ax.ExportError as exc:
         raise fail(str(exc))
-    db = resolve_data_dir(data_dir) / DB_FILE
-    if not db.is_file():
-        raise fail(f"{db}: no local store here (wrong --data-dir?)")
+    db = existing_store(data_dir) / DB_FILE
     source = LocalAuditSource(db)
     try:
         items = ax.matching(source, flt)
@@ -108,10 +102,9 @@ def batch_report(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local store to read.")] = None,
 ) -> None:
     """The executed batch record: steps, values, deviations, corrections, signatures; chain head and verification."""
-    from kiosk.cli import fail, output_file
+    from kiosk.cli import existing_store, fail, output_file
     from kiosk.domain import batches as bx
     from kiosk.domain.clock import format_ts
-    from kiosk.paths import resolve_data_dir
     from kiosk.services.batch_report import write_batch_pdf
     from kiosk.system_clock import SystemClock
     from storage.directory_local import LocalDirectory
@@ -121,9 +114,7 @@ def batch_report(
 
     if fmt != "pdf":
         raise fail("--format must be pdf")
-    directory = resolve_data_dir(data_dir)
-    if not (directory / DB_FILE).is_file():
-        raise fail(f"{directory / DB_FILE}: no local store here (wrong --data-dir?)")
+    directory = existing_store(data_dir)
     report = verify_local_store(directory)
     engine = sqlite_engine(directory / DB_FILE, write=False)
     try:
@@ -154,10 +145,9 @@ def access_review(
     """Users, roles, status, last login, failed attempts, suspensions, unlocks; devices (Annex 11 §11)."""
     import json
 
-    from kiosk.cli import fail, output_file
+    from kiosk.cli import existing_store, fail, output_file
     from kiosk.domain.clock import format_ts
     from kiosk.domain.records import parse_raw
-    from kiosk.paths import resolve_data_dir
     from kiosk.services.access_review import render, review_rows
     from kiosk.services.atomic_file import written_atomically
     from kiosk.system_clock import SystemClock
@@ -168,9 +158,7 @@ def access_review(
 
     if fmt not in ("md", "csv"):
         raise fail("--format must be md or csv")
-    db = resolve_data_dir(data_dir) / DB_FILE
-    if not db.is_file():
-        raise fail(f"{db}: no local store here (wrong --data-dir?)")
+    db = existing_store(data_dir) / DB_FILE
     source = LocalAuditSource(db)
     try:
         users = list(LocalDirectory(source.engine).all("user"))

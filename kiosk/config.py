@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from kiosk.domain.central_url import central_url_problem
 from kiosk.domain.clock import InvalidTimeZone, check_zone
 from kiosk.resources import defaults_dir
 
@@ -180,6 +181,9 @@ def _cross_checks(c: KioskConfig) -> None:
         )
     if c.session.absolute_limit_s < c.session.idle_timeout_s:
         raise ConfigError(f"{src}: 'session.absolute_limit_s' must be at least session.idle_timeout_s")
+    problem = central_url_problem(c.sync.central_url) if c.sync.central_url else None
+    if problem is not None:
+        raise ConfigError(f"{src}: 'sync.central_url': {problem}")
     if c.auth.delay_from_failure >= c.auth.lockout_threshold:
         raise ConfigError(
             f"{src}: 'auth.delay_from_failure' = {c.auth.delay_from_failure} must be below "

@@ -28,6 +28,7 @@ from kiosk.domain.central import (
 )
 from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts
+from kiosk.domain.central_url import central_url_problem
 from kiosk.domain.display import recordable
 from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
@@ -87,6 +88,9 @@ def sqlite_file(url: str) -> Path | None:
 def central_engine(url: str, *, create: bool = False) -> Engine:
     """``create``: an embedded SQLite central store may be made here (a kiosk or a command that only uses
     one finds none, and says so, where a mistyped or unmounted path would otherwise become an empty store)."""
+    problem = central_url_problem(url)
+    if problem is not None:
+        raise CentralError(problem)
     path = sqlite_file(url)
     if path is not None:
         return sqlite_engine(path, write=True, create=create)
@@ -139,6 +143,9 @@ class CentralStore:
         """``migrate_schema=False``: the store must already exist with the current schema (only
         ``kiosk central init`` creates or migrates one; a mistyped URL must not become an empty store)."""
         where = safe_url(url)
+        problem = central_url_problem(url)
+        if problem is not None:  # before the file check: "sqlite:///" is no file either, for another reason
+            raise CentralError(problem)
         path = sqlite_file(url)
         if not migrate_schema and path is not None and not path.is_file():
             raise migrate.not_created(where, INIT_COMMAND)

@@ -31,6 +31,32 @@ def test_bad_config_stops_admin_commands_with_a_clear_message(tmp_path):
     assert result.returncode == 2 and "idle_timeout_s" in result.stderr and "30 .. 3600" in result.stderr
 
 
+@pytest.mark.req("P11-10d")
+def test_a_mistyped_data_dir_is_named_and_never_becomes_a_new_terminal(tmp_path):
+    """Opening a store makes one where there is none, with a device key and a site key: an admin command on a
+    mistyped --data-dir listed no users (exit 0) and left a new terminal behind that an admin might bootstrap.
+    Only `kiosk admin bootstrap` makes a standalone kiosk's store."""
+    data = tmp_path / "k"
+    assert kiosk("admin", "bootstrap", "--user-id", "site.admin", "--name", "Ada Admin",
+                 "--data-dir", str(data)).returncode == 0
+    typo = tmp_path / "kk"
+    for command in (("admin", "users", "list"), ("admin", "recipes", "list"), ("run",),
+                    ("admin", "unlock", "ana.op", "--admin", "site.admin", "--reason", "locked out"),
+                    ("sync", "status", "--url", f"sqlite:///{tmp_path / 'c.db'}"),
+                    ("export", "audit", "--out", str(tmp_path / "a.csv"))):
+        refused = kiosk(*command, "--data-dir", str(typo))
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert f"{typo / 'kiosk.db'}: no local store here (wrong --data-dir?)" in refused.stderr, command
+        assert "Traceback" not in refused.stderr
+    assert not typo.exists() and not (tmp_path / "a.csv").exists()
+    assert "kiosk admin bootstrap --data-dir" in kiosk("run", "--data-dir", str(typo)).stderr
+    # The right one still works, and a URL no central store can have is named there too.
+    assert "site.admin" in kiosk("admin", "users", "list", "--data-dir", str(data)).stdout
+    other = kiosk("sync", "now", "--url", "mysql://kiosk:s3cret@central/kiosk", "--data-dir", str(data))
+    assert other.returncode == 2 and "not mysql://" in other.stderr and "Traceback" not in other.stderr
+    assert "s3cret" not in other.stderr
+
+
 @pytest.mark.req("A11-11")
 def test_access_review_lists_users_roles_status_and_failures(tmp_path):
     data = tmp_path / "k"

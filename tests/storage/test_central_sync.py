@@ -268,6 +268,11 @@ def test_only_central_init_creates_or_migrates_a_central_store(tmp_path, backend
             assert "no store has been created here (wrong URL?); create it with `kiosk central init`" in refused.stderr
             assert "Traceback" not in refused.stderr
         assert not (tmp_path / "c.db").exists() and not (tmp_path / "b.zip").exists()
+        # A URL no central store can have is named for what it is, not by a driver's import error.
+        other = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "status", "--url",
+                                "mysql://kiosk:s3cret@central/kiosk"], capture_output=True, text=True, timeout=120)
+        assert other.returncode == 2 and "a central store is PostgreSQL or SQLite, not mysql://" in other.stderr
+        assert "s3cret" not in other.stdout + other.stderr and "Traceback" not in other.stderr
         assert kiosk("central", "init").returncode == 0
         # An older schema: refused until the admin migrates it with init.
         store = CentralStore(url, None)
@@ -298,9 +303,10 @@ def test_central_init_on_a_mistyped_url_makes_no_key(tmp_path):
                               capture_output=True, text=True, timeout=120)
 
     key = tmp_path / "central.key"
-    for url in ("postgresql+psycopg://postgres@127.0.0.1:1/test", "postgres//127.0.0.1/test"):
+    for url, why in (("postgresql+psycopg://postgres@127.0.0.1:1/test", "cannot open the central store"),
+                     ("postgres//127.0.0.1/test", "not a database URL")):
         failed = init(url, "--key-file", str(key))
-        assert failed.returncode == 2 and "cannot open the central store" in failed.stderr, failed.stderr
+        assert failed.returncode == 2 and why in failed.stderr, failed.stderr
         assert not key.exists()
     failed = init(f"sqlite:///{tmp_path / 'not-mounted' / 'central.db'}")
     assert failed.returncode == 2 and "unable to open database file" in failed.stderr

@@ -32,6 +32,9 @@ def test_shipped_defaults_load_and_equal_the_safe_defaults():
         ("[session\n", r"not valid TOML"),
         ("[password]\nmax_length = 32\n", r"allowed 64 .. 1024"),
         ("[checkpoint]\nidle_every_s = 86400\n", r"'checkpoint.idle_every_s' = 86400 is out of range; allowed 600 .. 43200"),
+        ('[sync]\ncentral_url = "mysql://kiosk@central/kiosk"\n',
+         r"'sync.central_url': a central store is PostgreSQL or SQLite, not mysql://"),
+        ('[sync]\ncentral_url = "central.example.org"\n', r"'sync.central_url': not a database URL"),
     ],
 )
 def test_bad_config_names_file_key_and_range(tmp_path, text, expected):
@@ -39,6 +42,24 @@ def test_bad_config_names_file_key_and_range(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected) as err:
         load_config(path)
     assert str(path) in str(err.value)
+
+
+def test_a_central_url_is_checked_at_start_and_never_echoed(tmp_path):
+    """A config file is read at start-up: a URL no central store can have stops it there, not at the first
+    sync; the message names the key and the scheme, never the URL (it may hold a password)."""
+    from kiosk.domain.central_url import central_url_problem
+
+    for url in ("postgresql+psycopg://kiosk:pw@central/kiosk", "postgresql://kiosk@central/kiosk",
+                "sqlite:///central.db", "sqlite:////var/lib/kiosk/central.db"):
+        assert central_url_problem(url) is None, url
+        assert load_config(write(tmp_path, f'[sync]\ncentral_url = "{url}"\n')).sync.central_url == url
+    assert "sqlite:///PATH" in central_url_problem("sqlite://")  # a database in memory: gone at exit
+    assert "sqlite:///PATH" in central_url_problem("sqlite:///")
+    assert "names no server" in central_url_problem("postgresql://")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, '[sync]\ncentral_url = "postgresql+psycopg2://kiosk:s3cret@central/kiosk"\n'))
+    assert "postgresql+psycopg://, not postgresql+psycopg2://" in str(err.value) and "s3cret" not in str(err.value)
+    assert "postgresql+psycopg://, not postgres://" in central_url_problem("postgres://kiosk@central/kiosk")
 
 
 def test_missing_file_is_named(tmp_path):
