@@ -51,8 +51,9 @@ def audit(
     out: Annotated[Path, typer.Option("--out", help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, json (raw signed records) or pdf.")] = "csv",
     start: Annotated[Optional[str], typer.Option("--from", help="From this UTC date/time (inclusive).")] = None,
-    end: Annotated[Optional[str], typer.Option("--to", help="Up to this UTC date/time (exclusive).")] = None,
-    user: Annotated[Optional[str], typer.Option(help="Only records by or about this user id.")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="Up to this UTC date-time (exclusive), or through "
+                                                              "this UTC date (the whole day included).")] = None,
+    user: Annotated[Optional[str], typer.Option(help="Only records by or about this user id (any case).")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Only records of this batch.")] = None,
     device: Annotated[Optional[str], typer.Option(help="Only records of this device id.")] = None,
     type_: Annotated[Optional[list[str]], typer.Option("--type", help="Only this record type (repeatable).")] = None,
@@ -62,15 +63,16 @@ def audit(
     from kiosk.cli import existing_store, fail, output_file
     from kiosk.domain.audit import audit_row
     from kiosk.services import audit_export as ax
+    from kiosk.services.audit_view import AuditQuery, AuditQueryError, to_filter
     from storage.audit_local import LocalAuditSource
     from storage.local_store import DB_FILE
 
     if fmt not in ax.FORMATS:
         raise fail(f"--format must be one of {', '.join(ax.FORMATS)}")
-    try:
-        flt = ax.AuditFilter(ax.parse_bound(start, "--from"), ax.parse_bound(end, "--to"), user, batch, device,
-                             tuple(type_ or ()))
-    except ax.ExportError as exc:
+    try:  # read as the audit viewer reads its filters: one meaning for a filter, wherever it is typed
+        flt = to_filter(AuditQuery(user or "", batch or "", ",".join(type_ or ()), start or "", end or "",
+                                   device or ""))
+    except AuditQueryError as exc:
         raise fail(str(exc))
     db = existing_store(data_dir) / DB_FILE
     source = LocalAuditSource(db)
@@ -84,7 +86,7 @@ def audit(
             else:
                 count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
                                      title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
-        why = ax.unknown_types(source, flt) if count == 0 and flt.types else ""
+        why = ax.why_nothing(source, flt) if count == 0 else ""
     except ax.ExportError as exc:
         raise fail(str(exc), code=1)
     finally:
@@ -121,7 +123,12 @@ def batch_report(
         reader = LocalDirectory(engine)
         batch = reader.get(bx.BATCH, batch_id)
         if batch is None:
-            raise fail(f"no batch {batch_id!r} in this store")
+            alike = bx.ids_alike(reader.batch_ids(), batch_id)
+            if len(alike) > 1:
+                raise fail(f"batches {', '.join(alike)} differ only in case; give the id exactly")
+            if not alike:
+                raise fail(f"no batch {batch_id!r} in this store")
+            batch = reader.get(bx.BATCH, alike[0])
         recipe = reader.get(bx.RECIPE, batch["recipe_key"])
         if recipe is None:
             raise fail(f"batch {batch_id!r} names recipe {batch['recipe_key']!r}, which this store does not hold")

@@ -196,9 +196,9 @@ class UiAdmin:
         if not page.rows and direction in ("older", "newer") and token is not None:
             return AuditPageView((), False, False, token, "No more records that way.", stay=True)
         message = ""
-        if not page.rows and flt.types:
+        if not page.rows and (flt.types or flt.batch):
             try:
-                message = self.audit.unknown_types(actor, flt)
+                message = self.audit.why_nothing(actor, flt)
             except ERRORS as exc:
                 message = str(exc)
         return AuditPageView(lines, page.has_older, page.has_newer, (page.first, page.last), message)

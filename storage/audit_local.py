@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from kiosk.domain.batches import ids_alike
 from kiosk.domain.chain import genesis_key
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import RecordError, parse_raw
@@ -67,6 +68,14 @@ class LocalAuditSource:
     def has_type(self, record_type: str) -> bool:
         with self.engine.connect() as conn:  # the records_type index answers it
             return conn.exec_driver_sql("SELECT 1 FROM records WHERE type = ? LIMIT 1", (record_type,)).first() is not None
+
+    def batches_named(self, batch_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            keys = conn.exec_driver_sql("SELECT key FROM directory WHERE kind = 'batch' AND key = ?", (batch_id,))
+            if keys.first() is not None:
+                return [batch_id]
+            return ids_alike((key for (key,) in conn.exec_driver_sql(  # only the ids: short even at 50,000
+                "SELECT key FROM directory WHERE kind = 'batch'")), batch_id)
 
     def chain_key(self, chain: str) -> PublicKey | None:
         with self.engine.connect() as conn:

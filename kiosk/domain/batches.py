@@ -31,6 +31,14 @@ STEP = "batch_step"
 RECIPE = "recipe"
 
 
+def ids_alike(batch_ids: Iterable[str], wanted: str) -> list[str]:
+    """The ids among ``batch_ids`` that are ``wanted`` without case: PB-2026-001 and pb-2026-001 on one floor
+    are one batch to the people on it (a terminal refuses to start the second). Several only where offline
+    terminals each started one."""
+    folded = wanted.casefold()
+    return sorted(bid for bid in batch_ids if bid.casefold() == folded)
+
+
 def step_key(batch_id: str, step_id: str) -> str:
     """A step document's key; step ids never hold "/" (recipes.py), so the last "/" separates the two."""
     return f"{batch_id}/{step_id}"

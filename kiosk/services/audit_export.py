@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
+from dataclasses import replace
 from typing import Iterable, Iterator, Protocol
 
 from kiosk.domain.audit import AuditRow
@@ -58,21 +59,42 @@ class AuditSource(Protocol):
         """Whether any record of this type is in the store."""
         ...
 
+    def batches_named(self, batch_id: str) -> list[str]:
+        """The ids of the batches this store knows whose id is ``batch_id`` in any case."""
+        ...
 
-def unknown_types(source: AuditSource, flt: AuditFilter) -> str:
-    """Why a type filter found nothing, when the reason is the type itself: a mistyped type must not read
-    as "no such events". Empty when every filtered type exists in the store."""
+
+def why_nothing(source: AuditSource, flt: AuditFilter) -> str:
+    """Why a filter found nothing, when the reason is the filter itself: a mistyped type or batch id must
+    not read as "no such events". Empty when what the filter names exists in the store."""
     absent = [t for t in flt.types if not source.has_type(t)]
-    if not absent:
-        return ""
-    names = ", ".join(repr(t) for t in absent)
-    return (f"no record in this store has type {names}; check the spelling "
-            "(e.g. step.signed, witness.signed, session.login, auth.failed)")
+    if absent:
+        names = ", ".join(repr(t) for t in absent)
+        return (f"no record in this store has type {names}; check the spelling "
+                "(e.g. step.signed, witness.signed, session.login, auth.failed)")
+    if flt.batch is not None:
+        named = source.batches_named(flt.batch)
+        if not named:
+            return f"this store has no batch {flt.batch!r}; check the id"
+        if len(named) > 1:
+            return f"batches {', '.join(named)} differ only in case; give the id exactly"
+    return ""
+
+
+def _batch_as_stored(source: AuditSource, flt: AuditFilter) -> AuditFilter:
+    """The filter with its batch id as the store spells it. Batch ids are compared without case (a terminal
+    refuses a second batch that differs only in case), so "pb-2026-001" finds PB-2026-001's records, as the
+    worklist's Go to batch does; only ids that two batches share in different cases must be exact."""
+    if flt.batch is None:
+        return flt
+    named = source.batches_named(flt.batch)
+    return replace(flt, batch=named[0]) if len(named) == 1 and flt.batch != named[0] else flt
 
 
 def matching(source: AuditSource, flt: AuditFilter, *, after: tuple[str, str, int] | None = None,
              before: tuple[str, str, int] | None = None) -> Iterator[tuple[Record, bytes, bytes, bytes]]:
     """Records that match, each with its signature checked: an export never repeats a forgery."""
+    flt = _batch_as_stored(source, flt)
     keys: dict[str, PublicKey | None] = {}
     rows = source.iter_raw(flt) if after is None and before is None else source.iter_raw(flt, after, before)
     for raw, sig, digest in rows:

@@ -23,7 +23,7 @@ from kiosk.domain.exports import AuditFilter
 from kiosk.domain.identity import InvalidUserId, normalize_user_id
 from kiosk.domain.keys import b64url
 from kiosk.domain.records import Record, RecordError, check_signature, parse_raw
-from kiosk.services.audit_export import AuditSource, ExportError, matching, parse_bound, unknown_types, write_csv
+from kiosk.services.audit_export import AuditSource, ExportError, matching, parse_bound, why_nothing, write_csv
 from kiosk.services.auth import Actor, AuthService
 from kiosk.services.ports import RecordWriter
 
@@ -47,6 +47,7 @@ class AuditQuery:
     types: str = ""   # one or more record types, separated by commas or spaces
     start: str = ""   # UTC date or date-time, inclusive
     end: str = ""     # UTC date-time (exclusive), or a date (that whole day included)
+    device: str = ""  # a device id (its chains of every epoch), or one chain
 
 
 def to_filter(query: AuditQuery) -> AuditFilter:
@@ -78,7 +79,8 @@ def to_filter(query: AuditQuery) -> AuditFilter:
         raise AuditQueryError(str(exc).replace("'", "")) from None
     if start and end and start >= end:
         raise AuditQueryError("From must be earlier than To")
-    return AuditFilter(start=start, end=end, user=user, batch=batch, types=types)
+    return AuditFilter(start=start, end=end, user=user, batch=batch, device=query.device.strip() or None,
+                       types=types)
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,10 @@ class AuditBrowser:
     def oldest(self, actor: Actor, flt: AuditFilter) -> AuditPage:
         return replace(self.newer(actor, flt, ("", "", 0)), has_older=False)
 
-    def unknown_types(self, actor: Actor, flt: AuditFilter) -> str:
-        """Why nothing matched, when a filtered type is in no record at all (a typo reads as an empty trail)."""
+    def why_nothing(self, actor: Actor, flt: AuditFilter) -> str:
+        """Why nothing matched, when what a filter names is not in the store (a typo reads as an empty trail)."""
         self._allowed(actor)
-        return unknown_types(self.source, flt)
+        return why_nothing(self.source, flt)
 
     def _take(self, items, n: int) -> list[AuditRow]:
         out: list[AuditRow] = []

@@ -259,10 +259,8 @@ class SigningService:
         if waiting is not None:
             raise SigningError(f"{recipe.key} takes effect on {waiting} (site time); until then, start the batch "
                                "from the version in effect")
-        # Compared without case: PB-2026-001 and pb-2026-001 on one floor are one batch to the people on it.
-        folded = bid.casefold()
         same = bid if self.directory.get(bx.BATCH, bid) is not None else next(
-            (other for other in self.directory.batch_ids() if other.casefold() == folded), None)
+            iter(bx.ids_alike(self.directory.batch_ids(), bid)), None)
         if same is not None:
             raise SigningError(f"batch {same} already exists" + ("" if same == bid else
                                                                    " (batch ids are compared without case)"))

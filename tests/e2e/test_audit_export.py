@@ -67,17 +67,94 @@ def test_json_export_is_the_stored_records_byte_for_byte(history, tmp_path):
 def test_csv_export_filters_and_is_formula_safe(history, tmp_path):
     out = tmp_path / "audit.csv"
     result = kiosk("export", "audit", "--format", "csv", "--out", str(out), "--data-dir", str(history),
-                   "--user", "=cmd|' /C calc'!A0", "--type", "step.signed", "--batch", "B-3")
+                   "--type", "step.signed", "--batch", "B-3")
     assert result.returncode == 0, result.stderr
     with open(out, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    expected = [i for i in range(N) if i % 3 == 1 and i % 2 == 1 and i % 7 == 3]
+    expected = [i for i in range(N) if i % 2 == 1 and i % 7 == 3]
     assert len(rows) == len(expected)
+    evil = [row for row in rows if row["name"] == "'@Evil +Name"]
+    assert len(evil) == len([i for i in expected if i % 3 == 1]) > 0
+    assert {row["user_id"] for row in evil} == {"'=cmd|' /C calc'!A0"}
     for row in rows:
-        assert row["user_id"] == "'=cmd|' /C calc'!A0" and row["name"] == "'@Evil +Name"
         assert row["type"] == "step.signed" and row["batch_id"] == "B-3"
         assert row["ts_utc"].endswith("Z") and row["zone"] == "Europe/Dublin" and len(row["hash"]) == 64
         assert not any(v.startswith(("=", "+", "-", "@")) for v in row.values())
+
+
+@pytest.mark.req("P11-10b")
+@pytest.mark.req("A11-9")
+def test_filters_mean_what_the_audit_viewer_means_by_them(history, tmp_path):
+    """A user id in any case is that user (as at login); a date in --to is that whole day (as in the audit
+    viewer); a filter that names nothing in the store says so instead of reading as an empty trail."""
+    def export(*filters):
+        out = tmp_path / "a.csv"
+        done = kiosk("export", "audit", "--out", str(out), "--data-dir", str(history), *filters)
+        assert done.returncode == 0, done.stderr
+        with open(out, encoding="utf-8-sig", newline="") as fh:
+            return [row["hash"] for row in csv.DictReader(fh)], done.stderr
+
+    jane, _ = export("--user", "jane.op")
+    assert len(jane) == len(range(0, N, 3)) and export("--user", "Jane.Op")[0] == jane
+    conn = sqlite3.connect(history / "kiosk.db")
+    (day,) = conn.execute("SELECT min(substr(ts, 1, 10)) FROM records").fetchone()
+    (through_day,) = conn.execute("SELECT count(*) FROM records WHERE substr(ts, 1, 10) <= ?", (day,)).fetchone()
+    assert len(export("--to", day)[0]) == through_day > 0
+    none, why = export("--batch", "B-33")
+    assert none == [] and "note: this store has no batch 'B-33'; check the id" in why
+    refused = kiosk("export", "audit", "--out", str(tmp_path / "b.csv"), "--data-dir", str(history),
+                    "--user", "jane op")
+    assert refused.returncode == 2 and "a user id is 2-64 characters" in refused.stderr
+
+
+@pytest.mark.req("A11-9")
+def test_a_batch_id_in_any_case_is_that_batch(tmp_path):
+    """Batch ids are compared without case on the floor (a second batch differing only in case is refused),
+    so the export finds "pb-2026-001" as the worklist's Go to batch does."""
+    from kiosk.demo import create_demo
+
+    kiosk_, _ = create_demo(tmp_path / "demo", FakeClock())
+    kiosk_.close()
+
+    def export(batch):
+        out = tmp_path / "a.csv"
+        done = kiosk("export", "audit", "--out", str(out), "--data-dir", str(tmp_path / "demo"), "--batch", batch)
+        assert done.returncode == 0, done.stderr
+        with open(out, encoding="utf-8-sig", newline="") as fh:
+            return [(row["type"], row["batch_id"]) for row in csv.DictReader(fh)]
+
+    exact = export("PB-2026-001")
+    assert exact and {b for _, b in exact} == {"PB-2026-001"} and export("pb-2026-001") == exact
+    # The executed batch record too.
+    pdf = tmp_path / "pb.pdf"
+    done = kiosk("export", "batch", "pb-2026-001", "--out", str(pdf), "--data-dir", str(tmp_path / "demo"))
+    assert done.returncode == 0 and pdf.read_bytes().startswith(b"%PDF"), done.stderr
+    done = kiosk("export", "batch", "pb-2026-0001", "--out", str(pdf), "--data-dir", str(tmp_path / "demo"))
+    assert done.returncode == 2 and "no batch 'pb-2026-0001' in this store" in done.stderr
+
+
+def test_twin_batch_ids_from_two_offline_terminals_must_be_given_exactly(tmp_path):
+    """Two terminals offline may each start "PB-2026-001" in another case; then neither is guessed."""
+    from kiosk.domain import batches as bx
+    from kiosk.demo import create_demo
+
+    demo = tmp_path / "demo"
+    kiosk_, _ = create_demo(demo, FakeClock())
+    doc = kiosk_.directory.get(bx.BATCH, "PB-2026-001")
+    kiosk_.store.append("batch.created", {  # as pulled from the other terminal
+        "actor": actor("ben.op", "Ben Okafor", "operator"), "target": target("batch", "pb-2026-001"),
+        "batch_id": "pb-2026-001", "recipe_key": doc["recipe_key"], "recipe_hash": doc["recipe_hash"],
+        "new": {"recipe": doc["recipe_key"]}})
+    kiosk_.close()
+    assert bx.ids_alike(["PB-2026-001", "pb-2026-001", "PB-2026-002"], "Pb-2026-001") == ["PB-2026-001", "pb-2026-001"]
+    out = tmp_path / "a.csv"
+    done = kiosk("export", "audit", "--out", str(out), "--data-dir", str(demo), "--batch", "Pb-2026-001")
+    assert done.returncode == 0 and "0 record(s)" in done.stdout
+    assert "note: batches PB-2026-001, pb-2026-001 differ only in case; give the id exactly" in done.stderr
+    done = kiosk("export", "audit", "--out", str(out), "--data-dir", str(demo), "--batch", "pb-2026-001")
+    assert "1 record(s)" in done.stdout  # exactly given: that one
+    done = kiosk("export", "batch", "Pb-2026-001", "--out", str(tmp_path / "b.pdf"), "--data-dir", str(demo))
+    assert done.returncode == 2 and "differ only in case" in done.stderr
 
 
 def test_time_bounds_and_bad_input(history, tmp_path):

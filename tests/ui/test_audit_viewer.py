@@ -165,3 +165,27 @@ async def test_operators_have_no_audit_viewer(demo, clock):
         await pilot.press("f4")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, AuditScreen)
+
+
+@pytest.mark.req("A11-9")
+async def test_a_batch_id_in_any_case_finds_that_batch_and_an_unknown_one_is_named(demo, clock):
+    kiosk, users = demo
+    app = make_app(kiosk, idle_check_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_audit(pilot, clock, users["quinn.qa"])
+        app.screen.query_one("#f-batch").focus()
+        await type_text(pilot, "PB-2026-001")
+        await pilot.press("enter")
+        await settle(pilot)
+        exact = table_types(app)
+        assert "batch.created" in exact
+        app.screen.query_one("#f-batch").value = "pb-2026-001"  # as the worklist's Go to batch takes it
+        app.screen.query_one("#f-batch").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table_types(app) == exact
+        app.screen.query_one("#f-batch").value = "PB-2026-0001"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table_types(app) == [] and "this store has no batch 'PB-2026-0001'; check the id" in (
+            app.screen.message_text)
