@@ -1,4 +1,12 @@
-"""The central ledger as a bundle source: every device chain with the central store's anchors."""
+"""The central ledger as a bundle source: every device chain, and the central store's own chain, with the
+central store's anchors.
+
+The central chain (``central:1``) is part of the site's record: who approved,
+rejected or revoked each terminal and why, the alerts the central store
+raised, and each directory publication (a rebase after a restore names its
+admin and reason). An inspector holding only the bundle reads and verifies
+it like any terminal's chain; its key is the one it opened with.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +29,11 @@ class CentralBundleSource:
         self.central.close()
 
     def devices(self) -> list[BundleDevice]:
-        return [BundleDevice(d["device_id"], int(d["epoch"]), d["kid"], d["public_key"], d["status"])
-                for d in self.central.devices() if d["seq"] > 0]
+        with self.central.engine.connect() as conn:
+            central = [BundleDevice(d, int(e), k, p, "central") for d, e, k, p in conn.execute(text(
+                "SELECT device_id, epoch, kid, public_key FROM chain_heads WHERE status = 'central' AND seq > 0"))]
+        return central + [BundleDevice(d["device_id"], int(d["epoch"]), d["kid"], d["public_key"], d["status"])
+                          for d in self.central.devices() if d["seq"] > 0]
 
     def record_lines(self, device: BundleDevice) -> Iterator[str]:
         chain, last = f"{device.device_id}:{device.epoch}", 0

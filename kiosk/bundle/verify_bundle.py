@@ -11,7 +11,8 @@ Ed25519 signature by the device key listed in devices.json; seq runs 1, 2, 3…
 without gaps and each `prev` is the SHA-256 of the record before; every
 checkpoint's Merkle root (RFC 9162) matches the records before it; and the
 chain is at least as long as the head the central store anchored (anchors.json),
-so a removed tail is detected. Exit code 0: all verified; 1: a check failed.
+so a removed tail is detected, and every chain anchored there is in the bundle,
+so a removed chain is detected. Exit code 0: all verified; 1: a check failed.
 """
 
 from __future__ import annotations
@@ -206,14 +207,19 @@ def verify(path: Path) -> list[str]:
         devices = {f"chains/{d['device_id']}.{d['epoch']}.jsonl": d for d in json.load(fh)}
     with source.open("anchors.json") as fh:
         anchors = json.load(fh).get("chains", {})
-    lines = []
+    lines, present = [], set()
     for name in sorted(n for n in manifest["files"] if n.startswith("chains/")):
         if name not in devices:
             raise Failed(f"{name}: no device key for this chain in devices.json")
         device = devices[name]
         chain = f"{device['device_id']}:{device['epoch']}"
+        present.add(chain)
         count, checkpoints = verify_chain(source, name, device, anchors.get(chain))
         lines.append(f"OK  {chain}: {count} records, {checkpoints} checkpoints, device status {device.get('status')}")
+    for chain, anchor in sorted(anchors.items()):
+        if anchor.get("seq", 0) > 0 and chain not in present:
+            raise Failed(f"{chain}: the central store anchored seq {anchor['seq']}, but the bundle holds no file "
+                         "for this chain: a chain was removed")
     return lines
 
 

@@ -38,6 +38,8 @@ README = """Signing kiosk inspector bundle
 chains/<device>.<epoch>.jsonl   every record of a device chain, one per line, in seq order:
                                 {"r": <record>, "s": "<Ed25519 signature, base64url>"}
                                 The signed bytes are the RFC 8785 canonical form of "r".
+                                central.1.jsonl (from a central store): the central store's
+                                own chain: device decisions, its alerts, directory publications
 devices.json                    device public keys, their status and registration records
 anchors.json                    the central store's view of each chain head and checkpoints
 MANIFEST.json                   SHA-256 of every file above, export time and filters

@@ -388,6 +388,7 @@ def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp
 @pytest.mark.req("P11-10b")
 @pytest.mark.req("P11-10c")
 def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, clock):
+    import json
     import subprocess
     import sys
     import zipfile
@@ -411,6 +412,24 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
     assert "OK  line-1:1: 31 records" in result.stdout and "OK  line-2:1: 31 records" in result.stdout
+    # The central store's own chain is in it, verified like the others: who approved each terminal, and why.
+    assert "OK  central:1: " in result.stdout and "device status central" in result.stdout
+    records = [json.loads(line)["r"] for line in (folder / "chains" / "central.1.jsonl").read_text().splitlines()]
+    decisions = {r["body"]["target"]["id"]: r["body"]["reason"] for r in records if r["type"] == "device.approved"}
+    assert set(decisions) == {"line-1:1", "line-2:1"} and len(records) == central.head(central.central_chain)["seq"]
+    # A chain taken out of the bundle, with its key and its line of the manifest, is missed against the anchors.
+    (folder / "chains" / "line-2.1.jsonl").unlink()
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    del manifest["files"]["chains/line-2.1.jsonl"]
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    devices = [d for d in json.loads((folder / "devices.json").read_text()) if d["device_id"] != "line-2"]
+    (folder / "devices.json").write_text(json.dumps(devices))
+    del manifest["files"]["devices.json"]  # as a forger would leave it: no stale hash to trip over
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(folder)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and ("FAILED: line-2:1: the central store anchored seq 31, but the bundle holds no "
+                                       "file for this chain: a chain was removed") in result.stdout, result.stdout
 
 
 @pytest.mark.req("A11-12")
