@@ -169,9 +169,9 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''})".replace(url, safe_url(url)))
     failed = [c for c in report.chains if not c.ok]
     if failed:
-        typer.echo(f"FAILED: {len(failed)} of {len(report.chains)} device chains do not verify")
+        typer.echo(f"FAILED: {len(failed)} of {len(report.chains)} chains do not verify")
         raise typer.Exit(EXIT_FAILED)
-    typer.echo(f"OK: {report.records} records in {len(report.chains)} device chains verified")
+    typer.echo(f"OK: {report.records} records in {len(report.chains)} chains verified (central and devices)")
 
 
 @central_app.command()
@@ -234,34 +234,38 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
 
 
 @central_app.command("alerts")
-def central_alerts(url: Url, level: Annotated[Severity, typer.Option(
-        "--severity", help="List the alerts this urgent and above (critical: what waits on a person now).")]
-        = Severity.info,
-                   limit: Annotated[int, typer.Option("--limit", min=1, max=10000,
-                                                      help="How many of the newest to list.")] = 50) -> None:
+def central_alerts(
+    url: Url,
+    level: Annotated[Severity, typer.Option(
+        "--severity", help="List the alerts this urgent and above (critical: what waits on a person now).")
+    ] = Severity.info,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="How many of the newest to list.")] = 50,
+) -> None:
     """The alerts nobody has acknowledged yet, every terminal's and the central store's, newest first (exit 1
     while a critical one is open)."""
     from kiosk.cli import EXIT_FAILED
     from kiosk.domain.display import safe_str
 
-    severity = level.value
     store = open_central(url)
     try:
-        alerts, counts = store.open_alerts(limit, severity)
+        alerts, counts = store.open_alerts(limit, level.value)
     finally:
         store.close()
-    matching = sum(n for s, n in counts.items() if s in SEVERITIES[SEVERITIES.index(severity):])
+    wanted = SEVERITIES[SEVERITIES.index(level.value):]
     if alerts:
         typer.echo(f"{'RAISED (UTC)':<16}  {'SEVERITY':<8}  {'KIND':<22} {'DEVICE':<20} MESSAGE")
     for alert in alerts:
         typer.echo(f"{_minute(alert.get('at')):<16}  {safe_str(alert.get('severity')):<8}  "
                    f"{safe_str(alert.get('kind')):<22} {safe_str(alert.get('device')):<20} "
                    f"{safe_str(alert.get('message'))}")
-    known = ", ".join(f"{n:,} {safe_str(s)}" for s, n in counts.items())
-    which = "" if severity == "info" else f"{matching:,} {' or '.join(reversed(SEVERITIES[SEVERITIES.index(severity):]))}; "
-    typer.echo(f"open alerts: {known} ({which}the newest {len(alerts):,} shown)" if alerts else
-               f"open alerts: {known} (none {'' if severity == 'info' else severity + ' or above '}to show)")
-    if alerts:
+    known = "open alerts: " + ", ".join(f"{n:,} {safe_str(s)}" for s, n in counts.items())
+    filtered = level is not Severity.info
+    if not alerts:
+        typer.echo(f"{known} (none {level.value + ' or above ' if filtered else ''}to show)")
+    else:
+        matching = sum(counts.get(s, 0) for s in wanted)
+        scope = f"{matching:,} {' or '.join(reversed(wanted))}; " if filtered else ""
+        typer.echo(f"{known} ({scope}the newest {len(alerts):,} shown)")
         typer.echo("acknowledge them on a terminal's supervisor screen (F3); each acknowledgement is a signed record")
     if counts.get("critical"):
         raise typer.Exit(EXIT_FAILED)

@@ -317,7 +317,7 @@ class AuthService:
         if not identity_verified:
             problems.append("confirm that you verified this person's identity before issuing a signature (11.100(b))")
         method = checked(lambda: self._text("verification method", verification_method, 200))
-        reason = checked(lambda: self._reason(reason))
+        why = checked(lambda: self._reason(reason))
         if problems:
             raise InvalidInput("\n".join(problems))
         issued, cred, totp = self._issue(uid, with_totp)
@@ -326,7 +326,7 @@ class AuthService:
         if badge:
             new["badge_id"] = badge
         self._append([("user.created", {
-            "actor": actor.body(), "target": target("user", uid), "reason": reason, "new": new,
+            "actor": actor.body(), "target": target("user", uid), "reason": why, "new": new,
             "identity_verification": {"attested_by": actor.user_id, "method": method},
             "credential": cred, "totp": totp,
         })])

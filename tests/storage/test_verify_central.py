@@ -259,11 +259,12 @@ def test_cli_reports_per_device_and_exits_1_on_a_failure(tmp_path, kiosks):
     assert ok.returncode == 0, ok.stderr
     assert f"OK    line-1:1  approved  {len(rows['line-1:1'])} records" in ok.stdout
     assert "OK    line-2:1  approved  31 records" in ok.stdout
+    assert "OK    central:1  central  " in ok.stdout and "in 3 chains verified (central and devices)" in ok.stdout
     tamper(url, ("DELETE FROM ledger WHERE chain = 'line-2:1' AND seq = 9", {}))
     bad = kiosk()
     assert bad.returncode == 1
     assert "FAIL  line-2:1" in bad.stdout and "record line-2:1 #10" in bad.stdout
-    assert "FAILED: 1 of 3 device chains" in bad.stdout
+    assert "FAILED: 1 of 3 chains do not verify" in bad.stdout  # line-1, line-2 and the central chain
     missing = subprocess.run([sys.executable, "-m", "kiosk.cli", "central", "verify", "--url",
                               "postgresql+psycopg://u:secret@127.0.0.1:1/x"], capture_output=True, text=True,
                              timeout=120)
