@@ -312,10 +312,12 @@ def test_the_central_store_lists_the_open_alerts_a_supervisor_screen_shows(centr
     assert [x["alert_id"] for x in a.auth.open_alerts(100)[0]] == [x["alert_id"] for x in on_screen]
     listed, counts = central.open_alerts(100)
     assert [x["alert_id"] for x in listed] == [x["alert_id"] for x in on_screen]
-    assert [x["kind"] for x in listed[:2]] == ["room.pressure", "scale.drift"] and "scale.zeroed" not in str(listed)
+    mine = [x["kind"] for x in listed if x["kind"] in ("room.pressure", "scale.drift", "scale.zeroed")]
+    assert mine == ["room.pressure", "scale.drift"]  # newest first; the acknowledged one is not listed
     assert counts == {s: sum(x["severity"] == s for x in on_screen) for s in ("critical", "warning", "info")}
     assert sum(counts.values()) == total and counts["critical"] == 1
-    assert [x["kind"] for x in central.open_alerts(1)[0]] == ["room.pressure"]
+    # The central store's own alerts (a terminal registered, approved) may be raised as late as this cycle.
+    assert [x["alert_id"] for x in central.open_alerts(1)[0]] == [on_screen[0]["alert_id"]]
     assert [x["kind"] for x in central.open_alerts(100, "critical")[0]] == ["scale.drift"]
     warning_up = central.open_alerts(100, "warning")[0]
     assert {x["severity"] for x in warning_up} == {"critical", "warning"} and len(warning_up) == total - counts["info"]
@@ -332,7 +334,7 @@ def test_the_central_store_lists_the_open_alerts_a_supervisor_screen_shows(centr
     assert lines[2] == (f"open alerts: 1 critical, {counts['warning']} warning, {counts['info']} info "
                         "(1 critical; the newest 1 shown)")
     code, lines = alerts("--limit", "2")
-    assert code == 1 and [line.split()[3] for line in lines[1:3]] == ["room.pressure", "scale.drift"]
+    assert code == 1 and [line.split()[3] for line in lines[1:3]] == [x["kind"] for x in on_screen[:2]]
     assert lines[3].endswith(f"info (the newest 2 shown)")
     [drift] = [x for x in listed if x["kind"] == "scale.drift"]
     b.auth.acknowledge_alert(admin, drift["alert_id"], "balance recalibrated")
