@@ -11,6 +11,7 @@ import io
 from collections import Counter
 from typing import Any, Iterable
 
+from kiosk.domain.clock import utc_text
 from kiosk.domain.records import Record
 
 COLUMNS = ("user_id", "printed_name", "roles", "status", "last_login", "failed_attempts", "suspensions",
@@ -51,9 +52,20 @@ def render(rows: list[dict[str, str]], devices: list[dict[str, str]], fmt: str, 
         for row in rows:
             writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         return buf.getvalue()
-    lines = ["# Access review", "", f"- generated: {generated_at}", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row[c] for c in COLUMNS) + " |" for row in rows]
+    # Read by people: times as lists show them, and text that cannot break a table (a "|" in a name would
+    # shift every column after it). The CSV keeps the stored forms, for a spreadsheet.
+    def cell(column: str, value: str) -> str:
+        if column in _TIMES and value and value != "never":
+            return f"{utc_text(value)} UTC"
+        return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    lines = ["# Access review", "", f"- generated: {cell('generated', generated_at)}", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(c, row[c]) for c in COLUMNS) + " |" for row in rows]
     lines += ["", "## Devices", "", "| chain | status | since |", "|---|---|---|"]
-    lines += [f"| {d['chain']} | {d['status']} | {d['since']} |" for d in devices]
+    lines += [f"| {cell('chain', d['chain'])} | {cell('status', d['status'])} | {cell('since', d['since'])} |"
+              for d in devices]
     return "\n".join(lines) + "\n"
+
+
+_TIMES = ("generated", "last_login", "created_at", "since")

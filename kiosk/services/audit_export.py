@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Protocol
 
 from kiosk.domain.audit import AuditRow
 from kiosk.domain.exports import AuditFilter
-from kiosk.domain.clock import UTC, format_ts
+from kiosk.domain.clock import UTC, format_ts, site_time, utc_text
 from kiosk.domain.keys import b64url
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import Record, RecordError, check_signature, parse_raw, where_of
@@ -150,15 +150,16 @@ def write_pdf(rows: Iterable[AuditRow], out: Path, *, title: str, footer: str, f
 
     pdf = Report(title, footer)
     pdf.paragraph("Filters: " + (", ".join(f"{k}={v}" for k, v in filters.items()) or "none"))
-    header = ["when (UTC / site)", "device #seq", "who", "what", "old -> new", "reason", "hash"]
+    header = ["when (UTC / site)", "device #seq", "who", "what", "old → new", "reason", "hash"]
     body = []
     for row in rows:
         body.append([
-            f"{row.ts_utc}\n{row.ts_site} {row.zone}",
+            # Printed for people: times as the screens show them (the CSV and JSON keep the stored forms).
+            f"{utc_text(row.ts_utc, seconds=True)} UTC\n{site_time(row.ts_utc, row.zone)} {row.zone}",
             f"{row.device} #{row.seq}",
             f"{row.name} ({row.user_id})\n{row.role}" if row.user_id else "system",
             f"{row.type}\n{row.target}".strip(),
-            f"{row.old} -> {row.new}" if (row.old or row.new) else "",
+            f"{row.old or '(none)'} → {row.new or '(none)'}" if (row.old or row.new) else "",
             row.reason,
             row.hash[:16],
         ])

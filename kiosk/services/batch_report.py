@@ -8,28 +8,46 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.domain import batches as bx
-from kiosk.domain.clock import site_time
+from kiosk.domain.clock import site_time, utc_text
+from kiosk.domain.recipes import Step
 from kiosk.services.pdf_report import Report
 
 
+def _utc(ts: str) -> str:
+    """A record's time as the printout reads it: "2026-11-24 10:02:35 UTC", never the stored form."""
+    return f"{utc_text(ts, seconds=True)} UTC"
+
+
 def _when(ts: str, tz: str) -> str:
-    return f"{site_time(ts, tz)} ({tz}; {ts} UTC)"
+    return f"{site_time(ts, tz)} ({tz}; {_utc(ts)})"
+
+
+def _changes(step: Step, old: dict[str, str], new: dict[str, str]) -> str:
+    """What a correction changed, field by field, as the step's table names and shows values:
+    "Net weight: 1.500 kg → 1.501 kg"."""
+    def shown(value: str | None, unit: str) -> str:
+        return f"{value} {unit}".strip() if value else "(empty)"
+
+    labels = {f.name: (f.label, f.unit) for f in step.fields}
+    names = [f.name for f in step.fields] + sorted((set(old) | set(new)) - set(labels))
+    return "; ".join(f"{labels.get(n, (n, ''))[0]}: {shown(old.get(n), labels.get(n, (n, ''))[1])} → "
+                     f"{shown(new.get(n), labels.get(n, (n, ''))[1])}" for n in names if old.get(n) != new.get(n))
 
 
 def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path, *, head: str, verified: str,
                     printed_at: str) -> None:
     recipe = bx.recipe_from_doc(recipe_doc)
     footer = (f"Batch {batch['batch_id']} · recipe {recipe.key} (sha256 {recipe.content_hash[:16]}…) · "
-              f"chain head {head} · verification: {verified} · printed {printed_at}")
+              f"chain head {head} · verification: {verified} · printed {_utc(printed_at)}")
     pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
     statuses = bx.step_statuses(recipe, batch)
     status = bx.batch_status(recipe, batch, statuses).replace("_", " ")
-    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {batch['created_at']} "
+    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {_utc(batch['created_at'])} "
                   f"by {batch['created_by']} · batch status: {status}")
     cancelled = batch.get("cancelled")
     if cancelled:
         pdf.paragraph(f"CANCELLED by {cancelled['name']} ({cancelled['by']}), role {cancelled['role']}, "
-                      f"{cancelled['at']} UTC; reason: {cancelled['reason']}. No signature or correction is applied "
+                      f"{_utc(cancelled['at'])}; reason: {cancelled['reason']}. No signature or correction is applied "
                       "to it after its cancellation.")
     review = bx.exceptions(recipe, batch)
     pdf.heading(f"Review by exception: {len(review) or 'none'}")
@@ -57,7 +75,8 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
                 text += f"\n   comment: {sig.get('comment', '')}; deviation: {sig.get('deviation_ref', '')}"
             pdf.paragraph(text)
         for c in state.get("corrections", []):
-            pdf.paragraph(f"Correction {c['at']} by {c['by']}: {c['old']} -> {c['new']}; reason: {c['reason']}")
+            pdf.paragraph(f"Correction {_utc(c['at'])} by {c['by']} ({c.get('role', '')}): "
+                          f"{_changes(step, c['old'], c['new']) or 'no value changed'}; reason: {c['reason']}")
         if not state.get("signatures"):
             pdf.paragraph("Not signed.")
     pdf.save(out)

@@ -1,4 +1,5 @@
 import csv
+import re
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,9 @@ def test_pdf_export_renders_a_non_blank_page(history, tmp_path):
     assert dark > 500, "the first page is blank"
     text = page.get_textpage().get_text_range()
     assert "Sam QA" in text and "Audit trail" in text
+    # Printed for people: times as the screens show them, UTC and the site's (the CSV keeps the stored forms).
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT", text), text[:300]
+    assert ".000000Z" not in text and "+00:00" not in text
 
 
 def test_a_forged_record_stops_the_export(history, tmp_path):

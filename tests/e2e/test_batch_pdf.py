@@ -31,8 +31,12 @@ def test_batch_pdf_shows_values_signatures_corrections_and_verification(kiosk, f
     for expected in ("Executed batch record B-1", "Jane Operator (jane.op)", "Omar Operator (omar.op)",
                      "Performed", "Verified", "INVALIDATED", "transcription error", "1.501", "Europe/Dublin",
                      "verification: OK", "batch status: needs resign", "Review by exception: 2",
-                     "Weigh sodium phosphate: 1 signature taken back by a correction"):
+                     "Weigh sodium phosphate: 1 signature taken back by a correction",
+                     # A correction reads as the step's table does, field by field, and times as people read them.
+                     "by jane.op (operator): Net weight: 1.500 kg → 1.501 kg; reason: transcription error",
+                     "2026-11-24 10:02:35 GMT (Europe/Dublin; 2026-11-24 10:02:35 UTC)"):
         assert expected in text, expected
+    assert "{'" not in text and ".000000Z" not in text, text  # no Python repr, no stored timestamp
     bitmap = doc[0].render(scale=0.5)
     assert sum(1 for b in bytes(bitmap.buffer)[::4] if b < 128) > 500
 
@@ -78,3 +82,18 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_partial_one(tmp_pat
     with written_atomically(out, "w") as fh:
         fh.write("the new copy")
     assert out.read_text() == "the new copy" and sorted(p.name for p in tmp_path.iterdir()) == ["review.md"]
+
+
+def test_a_printed_correction_names_each_changed_field_with_its_unit():
+    from kiosk.domain.recipes import parse_recipe_dict
+    from kiosk.services.batch_report import _changes
+
+    step = parse_recipe_dict({"id": "r", "version": 1, "title": "R", "steps": [{
+        "id": "w", "title": "Weigh", "signatures": [{"meaning": "Performed", "roles": ["operator"]}],
+        "fields": [{"name": "bal", "label": "Balance ID"}, {"name": "kg", "type": "decimal", "label": "Net weight",
+                                                             "unit": "kg"}, {"name": "note", "required": False}]}]},
+        "r.toml").step("w")
+    assert _changes(step, {"bal": "BAL-7", "kg": "1.500"}, {"bal": "BAL-7", "kg": "1.501", "note": "re-zeroed"}) == (
+        "Net weight: 1.500 kg → 1.501 kg; note: (empty) → re-zeroed")
+    assert _changes(step, {"bal": "BAL-7", "kg": "1.5"}, {"bal": "BAL-8"}) == (
+        "Balance ID: BAL-7 → BAL-8; Net weight: 1.5 kg → (empty)")

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -66,10 +67,15 @@ def test_access_review_lists_users_roles_status_and_failures(tmp_path):
     from kiosk.config import KioskConfig
     from kiosk.domain.clock import FakeClock
 
+    from kiosk.services.auth import Actor
+
     k = build_kiosk(KioskConfig(), data, FakeClock())
     for _ in range(2):
         k.auth.authenticate("site.admin", "wrong password!", None)
     k.auth.authenticate("ghost", "wrong password!", None)
+    k.auth.create_user(Actor("site.admin", "Ada Admin", "admin"), "pipe.op", "Pia | Pipe", ["operator"],
+                       reason="new starter", identity_verified=True)
+    created = k.directory.get("user", "pipe.op")["created_at"]
     k.close()
     out = tmp_path / "review.md"
     result = kiosk("export", "access-review", "--out", str(out), "--data-dir", str(data))
@@ -77,6 +83,13 @@ def test_access_review_lists_users_roles_status_and_failures(tmp_path):
     text = out.read_text()
     assert "| site.admin | Ada Admin | admin | active | never | 2 | 0 | 0 |" in text
     assert "(unknown ids)" in text
+    # Read by people: a "|" in a name stays in its cell, and times read as they do on screen.
+    assert f"| pipe.op | Pia \\| Pipe | operator | active | never | 0 | 0 | 0 | {created[:10]} {created[11:16]} UTC |" in text
+    assert ".000000Z" not in text and re.search(r"- generated: \d{4}-\d\d-\d\d \d\d:\d\d UTC\n", text)
+    csv_out = tmp_path / "review.csv"
+    assert kiosk("export", "access-review", "--format", "csv", "--out", str(csv_out), "--data-dir",
+                 str(data)).returncode == 0
+    assert f"pipe.op,Pia | Pipe,operator,active,never,0,0,0,{created}," in csv_out.read_text()  # stored forms
 
 
 @pytest.mark.req("P11-10d")
