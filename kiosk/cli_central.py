@@ -33,11 +33,11 @@ def _key_path(url: str, key_file: Optional[Path]) -> Path:
 
     if key_file is not None:
         return key_file
-    from storage.central import sqlite_file
+    from storage.central import default_key_file
 
-    database = sqlite_file(url)
-    if database is not None:
-        return database.parent / (database.name + ".key")
+    beside = default_key_file(url)
+    if beside is not None:
+        return beside
     raise fail("give the central key with --key-file (or KIOSK_CENTRAL_KEY); it signs receipts, directory "
                "publications and admin decisions")
 

@@ -75,12 +75,12 @@ def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | No
 def demo_central(kiosk: Kiosk):
     """An embedded SQLite central store next to the demo kiosk, with this terminal approved."""
     from kiosk.app import central_sync
-    from storage.central import CentralStore
-
+    from storage.central import CentralStore, default_key_file
     from storage.keyfile import load_or_create_central_key
 
     url = f"sqlite:///{kiosk.data_dir / 'central.db'}"
-    key = load_or_create_central_key(kiosk.data_dir / "central.key")
+    # Where the admin commands look by default, so `kiosk central rebase --url ...` works on the demo's store too.
+    key = load_or_create_central_key(default_key_file(url))
     central, sync = central_sync(kiosk, url, central=CentralStore.open(url, kiosk.clock, key))
     sync.sync_once()
     central.ingest_all()

@@ -85,6 +85,12 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
+def default_key_file(url: str) -> Path | None:
+    """Where an embedded SQLite central store's key lives unless told otherwise: beside it, ``F.key``."""
+    database = sqlite_file(url)
+    return None if database is None else database.parent / (database.name + ".key")
+
+
 def central_engine(url: str, *, create: bool = False) -> Engine:
     """``create``: an embedded SQLite central store may be made here (a kiosk or a command that only uses
     one finds none, and says so, where a mistyped or unmounted path would otherwise become an empty store)."""

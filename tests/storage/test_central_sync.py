@@ -345,6 +345,10 @@ def test_background_worker_syncs_the_demo_terminal(tmp_path, clock):
     kiosk, _ = create_demo(tmp_path / "demo", clock, hasher=PasswordHasher(time_cost=1, memory_kib=1024, parallelism=1))
     central, sync = demo_central(kiosk)
     assert sync.status().queued == 0 and central.devices()[0]["status"] == "approved"
+    # Its key is where the admin commands look for an embedded store's key by default.
+    from storage.keyfile import load_central_key
+
+    assert load_central_key(tmp_path / "demo" / "central.db.key").kid == central.key.kid
     kiosk.store.append("note.added", {"i": 1})
     assert sync.status().queued == 1
     clock.advance(31)  # the next sync is due
