@@ -12,7 +12,11 @@ without gaps and each `prev` is the SHA-256 of the record before; every
 checkpoint's Merkle root (RFC 9162) matches the records before it; and the
 chain is at least as long as the head the central store anchored (anchors.json),
 so a removed tail is detected, and every chain anchored there is in the bundle,
-so a removed chain is detected. Exit code 0: all verified; 1: a check failed.
+so a removed chain is detected. A bundle from the central store holds its own
+chain: every device chain must be at least as long as the central store's last
+signed directory publication counts it (anchors.json is not signed; that
+record is), and the central key's fingerprint is printed for comparison with
+the one the site holds. Exit code 0: all verified; 1: a check failed.
 """
 
 from __future__ import annotations
@@ -132,8 +136,10 @@ def sha256_of(source: Source, name: str) -> str:
     return digest.hexdigest()
 
 
-def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -> tuple[int, int]:
+def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -> tuple[int, int, tuple | None]:
+    """(records, checkpoints, (seq, heads) of the chain's last directory publication, or None)."""
     chain = f"{device['device_id']}:{device['epoch']}"
+    published = None
     public_raw = b64url_decode(device["public_key"])
     key = Ed25519PublicKey.from_public_bytes(public_raw)
     kid = hashlib.sha256(public_raw).hexdigest()[:16]
@@ -175,6 +181,8 @@ def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -
                 if body.get("size") != frontier.size or body.get("root") != frontier.root().hex():
                     raise Failed(f"{where}: checkpoint Merkle root does not match the records before it")
                 checkpoints += 1
+            if record.get("type") == "directory.published" and isinstance(record.get("body", {}).get("heads"), dict):
+                published = (expected_seq, record["body"]["heads"])
             frontier.add(digest)
             prev = digest.hex()
             expected_seq += 1
@@ -184,7 +192,7 @@ def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -
             raise Failed(f"{name}: the central store anchored seq {anchor['seq']} but the file ends at {count}: records removed")
         if anchor["seq"] == count and anchor["hash"] != prev:
             raise Failed(f"{name}: the last record's hash differs from the head the central store anchored")
-    return count, checkpoints
+    return count, checkpoints, published
 
 
 def verify(path: Path) -> list[str]:
@@ -207,19 +215,34 @@ def verify(path: Path) -> list[str]:
         devices = {f"chains/{d['device_id']}.{d['epoch']}.jsonl": d for d in json.load(fh)}
     with source.open("anchors.json") as fh:
         anchors = json.load(fh).get("chains", {})
-    lines, present = [], set()
+    lines, counts, central = [], {}, None
     for name in sorted(n for n in manifest["files"] if n.startswith("chains/")):
         if name not in devices:
             raise Failed(f"{name}: no device key for this chain in devices.json")
         device = devices[name]
         chain = f"{device['device_id']}:{device['epoch']}"
-        present.add(chain)
-        count, checkpoints = verify_chain(source, name, device, anchors.get(chain))
+        count, checkpoints, published = verify_chain(source, name, device, anchors.get(chain))
+        counts[chain] = count
         lines.append(f"OK  {chain}: {count} records, {checkpoints} checkpoints, device status {device.get('status')}")
+        if device["device_id"] == "central":
+            central = (chain, device, published)
     for chain, anchor in sorted(anchors.items()):
-        if anchor.get("seq", 0) > 0 and chain not in present:
+        if anchor.get("seq", 0) > 0 and chain not in counts:
             raise Failed(f"{chain}: the central store anchored seq {anchor['seq']}, but the bundle holds no file "
                          "for this chain: a chain was removed")
+    if central is not None:
+        # anchors.json is not signed; the central chain is. Its last directory publication counts the records
+        # it had taken in of every device chain: the bundle must hold at least those.
+        chain, device, published = central
+        if published is not None:
+            seq, heads = published
+            for other, taken in sorted(heads.items()):
+                if isinstance(taken, int) and taken > counts.get(other, 0):
+                    raise Failed(f"{other}: the central store's signed publication ({chain} #{seq}) counts {taken} "
+                                 f"records of it, but the bundle holds {counts.get(other, 0)}: records removed")
+        digest = hashlib.sha256(b64url_decode(device["public_key"])).hexdigest()
+        lines.append(f"central key fingerprint {' '.join(digest[i:i + 4] for i in range(0, 64, 4))}: compare it "
+                     "with the one the site's `kiosk central init` printed")
     return lines
 
 
@@ -238,7 +261,8 @@ def main(argv: list[str]) -> int:
         return 1
     for line in lines:
         print(line)
-    print(f"VERIFIED: {len(lines)} chain(s), every record signed, linked and complete.")
+    chains = sum(1 for line in lines if line.startswith("OK  "))
+    print(f"VERIFIED: {chains} chain(s), every record signed, linked and complete.")
     return 0
 
 

@@ -392,11 +392,13 @@ def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp
 @pytest.mark.req("P11-10b")
 @pytest.mark.req("P11-10c")
 def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, clock):
+    import hashlib
     import json
     import subprocess
     import sys
     import zipfile
 
+    from kiosk.domain import canonical
     from kiosk.services.bundle import write_bundle
     from storage.bundle_central import CentralBundleSource
 
@@ -421,6 +423,27 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
     records = [json.loads(line)["r"] for line in (folder / "chains" / "central.1.jsonl").read_text().splitlines()]
     decisions = {r["body"]["target"]["id"]: r["body"]["reason"] for r in records if r["type"] == "device.approved"}
     assert set(decisions) == {"line-1:1", "line-2:1"} and len(records) == central.head(central.central_chain)["seq"]
+    heads = [r["body"]["heads"] for r in records if r["type"] == "directory.published"][-1]
+    assert heads == {"line-1:1": 31, "line-2:1": 31}
+    assert "central key fingerprint " + central.key.public.fingerprint in result.stdout
+    # A tail cut off with its anchor rewritten (anchors.json is not signed) is caught by the central chain's
+    # signed publication, which counts what it had taken in of each chain.
+    tail_cut = tmp_path / "tail_cut"
+    zipfile.ZipFile(out).extractall(tail_cut)
+    lines = (tail_cut / "chains" / "line-1.1.jsonl").read_text().splitlines(keepends=True)[:-3]
+    (tail_cut / "chains" / "line-1.1.jsonl").write_text("".join(lines))
+    anchors = json.loads((tail_cut / "anchors.json").read_text())
+    anchors["chains"]["line-1:1"].update(seq=28, hash=hashlib.sha256(
+        canonical.encode(json.loads(lines[-1])["r"])).hexdigest())
+    (tail_cut / "anchors.json").write_text(json.dumps(anchors))
+    manifest = json.loads((tail_cut / "MANIFEST.json").read_text())
+    for name in ("chains/line-1.1.jsonl", "anchors.json"):
+        manifest["files"][name] = hashlib.sha256((tail_cut / name).read_bytes()).hexdigest()
+    (tail_cut / "MANIFEST.json").write_text(json.dumps(manifest))
+    result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(tail_cut)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "FAILED: line-1:1: the central store's signed publication (central:1 #" in (
+        result.stdout) and "counts 31 records of it, but the bundle holds 28: records removed" in result.stdout
     # A chain taken out of the bundle, with its key and its line of the manifest, is missed against the anchors.
     (folder / "chains" / "line-2.1.jsonl").unlink()
     manifest = json.loads((folder / "MANIFEST.json").read_text())
