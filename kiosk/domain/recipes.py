@@ -431,6 +431,22 @@ def as_recipe_writes(step: Step, values: Mapping[str, str]) -> dict[str, str]:
     return spelled
 
 
+def describe_changes(step: Step, old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    """What a correction changed, field by field, as the step names and shows its values: "Net weight:
+    1.500 kg → 1.501 kg" (the step screen and the printed batch record say it the same way)."""
+    def shown(value: str | None, unit: str) -> str:
+        return f"{value} {unit}".strip() if value else "(empty)"
+
+    labels = {f.name: (f.label, f.unit) for f in step.fields}
+    names = [f.name for f in step.fields] + sorted((set(old) | set(new)) - set(labels))
+    parts = []
+    for name in names:
+        if old.get(name) != new.get(name):
+            label, unit = labels.get(name, (name, ""))
+            parts.append(f"{label}: {shown(old.get(name), unit)} → {shown(new.get(name), unit)}")
+    return "; ".join(parts) or "no value changed"
+
+
 def _is_number(text: str) -> bool:
     try:
         return Decimal(text).is_finite()

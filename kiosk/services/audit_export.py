@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from kiosk.domain.audit import AuditRow

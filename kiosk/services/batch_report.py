@@ -9,7 +9,7 @@ from typing import Any
 
 from kiosk.domain import batches as bx
 from kiosk.domain.clock import site_time, utc_text
-from kiosk.domain.recipes import Step
+from kiosk.domain.recipes import describe_changes
 from kiosk.services.pdf_report import Report
 
 
@@ -20,18 +20,6 @@ def _utc(ts: str) -> str:
 
 def _when(ts: str, tz: str) -> str:
     return f"{site_time(ts, tz)} ({tz}; {_utc(ts)})"
-
-
-def _changes(step: Step, old: dict[str, str], new: dict[str, str]) -> str:
-    """What a correction changed, field by field, as the step's table names and shows values:
-    "Net weight: 1.500 kg → 1.501 kg"."""
-    def shown(value: str | None, unit: str) -> str:
-        return f"{value} {unit}".strip() if value else "(empty)"
-
-    labels = {f.name: (f.label, f.unit) for f in step.fields}
-    names = [f.name for f in step.fields] + sorted((set(old) | set(new)) - set(labels))
-    return "; ".join(f"{labels.get(n, (n, ''))[0]}: {shown(old.get(n), labels.get(n, (n, ''))[1])} → "
-                     f"{shown(new.get(n), labels.get(n, (n, ''))[1])}" for n in names if old.get(n) != new.get(n))
 
 
 def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path, *, head: str, verified: str,
@@ -76,7 +64,7 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
             pdf.paragraph(text)
         for c in state.get("corrections", []):
             pdf.paragraph(f"Correction {_utc(c['at'])} by {c['by']} ({c.get('role', '')}): "
-                          f"{_changes(step, c['old'], c['new']) or 'no value changed'}; reason: {c['reason']}")
+                          f"{describe_changes(step, c['old'], c['new'])}; reason: {c['reason']}")
         if not state.get("signatures"):
             pdf.paragraph("Not signed.")
     pdf.save(out)

@@ -83,17 +83,3 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_partial_one(tmp_pat
         fh.write("the new copy")
     assert out.read_text() == "the new copy" and sorted(p.name for p in tmp_path.iterdir()) == ["review.md"]
 
-
-def test_a_printed_correction_names_each_changed_field_with_its_unit():
-    from kiosk.domain.recipes import parse_recipe_dict
-    from kiosk.services.batch_report import _changes
-
-    step = parse_recipe_dict({"id": "r", "version": 1, "title": "R", "steps": [{
-        "id": "w", "title": "Weigh", "signatures": [{"meaning": "Performed", "roles": ["operator"]}],
-        "fields": [{"name": "bal", "label": "Balance ID"}, {"name": "kg", "type": "decimal", "label": "Net weight",
-                                                             "unit": "kg"}, {"name": "note", "required": False}]}]},
-        "r.toml").step("w")
-    assert _changes(step, {"bal": "BAL-7", "kg": "1.500"}, {"bal": "BAL-7", "kg": "1.501", "note": "re-zeroed"}) == (
-        "Net weight: 1.500 kg → 1.501 kg; note: (empty) → re-zeroed")
-    assert _changes(step, {"bal": "BAL-7", "kg": "1.5"}, {"bal": "BAL-8"}) == (
-        "Balance ID: BAL-7 → BAL-8; Net weight: 1.5 kg → (empty)")

@@ -13,7 +13,7 @@ from screens.onboarding import FirstUseDialog
 from screens.step import StepScreen
 from screens.worklist import WorklistScreen
 from tests.ui.flows import (ana_performs_line_clearance, enter_credentials, login, notices, open_first_step,
-                            open_supervisor, type_text, wait_for)
+                            open_supervisor, screen_text, type_text, wait_for)
 
 
 @pytest.fixture
@@ -404,6 +404,10 @@ async def test_a_corrected_step_can_be_corrected_again_on_the_screen_before_it_i
         await wait_for(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
         assert "TAKEN BACK: sign again" in str(app.screen.query_one("#step-status").render())
         assert app.screen.query("#correct")  # no valid signature left, but a value is recorded
+        # The correction and the signature read as the printed record does: labels, units, times.
+        shown = screen_text(app)
+        assert "UTC by ana.op: Area clear: yes → no (misread the checklist)" in shown, shown
+        assert "GMT (2026-" in shown and " UTC)" in shown and "000Z" not in shown
         # Corrected again on the screen: the new value, a reason, and the step is to be signed again.
         told = notices(app)
         app.screen.query_one("#field-area_clear").value = "yes"

@@ -135,3 +135,18 @@ def test_a_version_in_effect_supersedes_the_lower_ones_and_one_registered_ahead_
     assert bx.superseded(docs, "2026-12-01") == {"r@1": "r@2"} and bx.pending(docs, "2026-12-01") == {
         "r@3": "2026-12-15"}
     assert bx.superseded(docs, "2026-12-15") == {"r@1": "r@3", "r@2": "r@3"} and bx.pending(docs, "2026-12-15") == {}
+
+
+def test_a_correction_is_described_field_by_field_with_labels_and_units():
+    from kiosk.domain.recipes import describe_changes
+
+    step = parse_recipe_dict({"id": "r", "version": 1, "title": "R", "steps": [{
+        "id": "w", "title": "Weigh", "signatures": [{"meaning": "Performed", "roles": ["operator"]}],
+        "fields": [{"name": "bal", "label": "Balance ID"}, {"name": "kg", "type": "decimal", "label": "Net weight",
+                                                             "unit": "kg"}, {"name": "note", "required": False}]}]},
+        "r.toml").step("w")
+    assert describe_changes(step, {"bal": "BAL-7", "kg": "1.500"},
+                            {"bal": "BAL-7", "kg": "1.501", "note": "re-zeroed"}) == (
+        "Net weight: 1.500 kg → 1.501 kg; note: (empty) → re-zeroed")
+    assert describe_changes(step, {"bal": "BAL-7", "kg": "1.5"}, {"bal": "BAL-8"}) == (
+        "Balance ID: BAL-7 → BAL-8; Net weight: 1.5 kg → (empty)")
