@@ -62,6 +62,12 @@ CENTRAL_ALERT_SEVERITY = {
     "device.superseded": "info",
 }
 RAISED_PER_TRANSACTION = 500
+# The latest version of each document changed in (a, b], in version order: what a publication signs, and
+# what a terminal pulls for it.
+_ENTRIES_IN_RANGE = ("SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
+                     "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
+                     " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
+                     "ORDER BY c.version")
 _PENDING_ALERTS = ("SELECT a.id, a.kind, a.chain, a.message FROM alerts a LEFT JOIN alerts_raised r ON r.id = a.id "
                    "WHERE r.id IS NULL ORDER BY a.id LIMIT :n")
 
@@ -302,8 +308,7 @@ class CentralStore:
         restore), and after making again the device decisions made since the backup: the central chain's own
         records after it are gone with it.
         """
-        if len(reason.strip()) < 4:
-            raise CentralError("give a reason (at least 4 characters)")
+        _check_reason(reason)
         signed = self.publish_directory(rebase={"id": uuid.uuid4().hex, "reason": recordable(reason.strip()),
                                                 "actor": actor})
         assert signed is not None
@@ -315,11 +320,8 @@ class CentralStore:
         Streamed from the server in batches (a first pull is every document of the site); the terminal
         checks the publication's digest as they arrive (kiosk/services/sync.py)."""
         with self.engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, max_row_buffer=500).execute(text(
-                "SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
-                "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
-                " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
-                "ORDER BY c.version"), {"a": after_version, "b": upto_version})
+            rows = conn.execution_options(stream_results=True, max_row_buffer=500).execute(
+                text(_ENTRIES_IN_RANGE), {"a": after_version, "b": upto_version})
             for version, kind, key, doc in rows:
                 yield DirectoryEntry(int(version), kind, key, load_doc(doc))
 
@@ -339,10 +341,7 @@ class CentralStore:
 
     def has_active_admin(self) -> bool:
         with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
-                                     "FROM directory_changes WHERE kind = 'user' GROUP BY key) m "
-                                     "ON c.kind = 'user' AND c.key = m.key AND c.version = m.v")).all()
-        return any(_is_active_admin(load_doc(doc)) for (doc,) in rows)
+            return any(_is_active_admin(load_doc(doc)) for _, doc in _latest_of_kind(conn, "user"))
 
     def decide_device(self, chain: str, status: str, actor: dict[str, str], reason: str) -> SignedRecord:
         """Approve, reject or revoke a device chain as a signed record in the central chain.
@@ -354,8 +353,7 @@ class CentralStore:
         decision = {v: k for k, v in DEVICE_DECISIONS.items()}.get(status)
         if decision is None:
             raise CentralError("status must be approved, rejected or revoked")
-        if len(reason.strip()) < 4:
-            raise CentralError("give a reason (at least 4 characters)")
+        _check_reason(reason)
         with self.engine.begin() as conn:
             head = self._lock_head(conn, chain)
             if head is None or head["status"] == "central":
@@ -563,11 +561,7 @@ class CentralStore:
         return signed
 
     def _entries_in(self, conn: Connection, after: int, upto: int) -> list[DirectoryEntry]:
-        rows = conn.execute(text(
-            "SELECT c.version, c.kind, c.key, c.doc FROM directory_changes c JOIN "
-            "(SELECT kind, key, max(version) AS v FROM directory_changes WHERE version > :a AND version <= :b "
-            " GROUP BY kind, key) m ON c.kind = m.kind AND c.key = m.key AND c.version = m.v "
-            "ORDER BY c.version"), {"a": after, "b": upto}).all()
+        rows = conn.execute(text(_ENTRIES_IN_RANGE), {"a": after, "b": upto}).all()
         return [DirectoryEntry(int(v), k, key, load_doc(d)) for v, k, key, d in rows]
 
     def _enroll(self, conn: Connection, chain: str, seq: int, raw: bytes) -> dict[str, Any] | None:
@@ -665,11 +659,7 @@ class CentralStore:
         newest: list[tuple[str, str, dict[str, Any]]] = []  # cut back to ``limit`` now and then
         counts = dict.fromkeys(reversed(SEVERITIES), 0)
         with self.engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, yield_per=2000).execute(text(
-                "SELECT c.key, c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
-                "FROM directory_changes WHERE kind = 'alert' GROUP BY key) m "
-                "ON c.kind = 'alert' AND c.key = m.key AND c.version = m.v"))
-            for key, raw in rows:
+            for key, raw in _latest_of_kind(conn, "alert"):
                 doc = load_doc(raw)
                 if doc.get("acknowledged_by"):
                     continue
@@ -777,6 +767,20 @@ class _Tx:
 def _newest_first(alerts: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
     """(raised at, id, alert) in a supervisor screen's order: newest first, then by id."""
     return sorted(sorted(alerts, key=lambda a: a[1]), key=lambda a: a[0], reverse=True)
+
+
+def _latest_of_kind(conn: Connection, kind: str) -> Iterator[tuple[str, str]]:
+    """(key, doc) of the latest version of every document of ``kind``, streamed (alerts number 100,000s)."""
+    return iter(conn.execution_options(stream_results=True, yield_per=2000).execute(text(
+        "SELECT c.key, c.doc FROM directory_changes c JOIN (SELECT key, max(version) AS v "
+        "FROM directory_changes WHERE kind = :k GROUP BY key) m "
+        "ON c.kind = :k AND c.key = m.key AND c.version = m.v"), {"k": kind}))
+
+
+def _check_reason(reason: str) -> None:
+    """A decision recorded in the central chain names why (device decisions, a rebase)."""
+    if len(reason.strip()) < 4:
+        raise CentralError("give a reason (at least 4 characters)")
 
 
 def _latest_doc(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
