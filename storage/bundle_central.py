@@ -1,5 +1,5 @@
 """The central ledger as a bundle source: every device chain, and the central store's own chain, with the
-central store's anchors.
+central store's anchors and the receipt it signed at each device chain's head.
 
 The central chain (``central:1``) is part of the site's record: who approved,
 rejected or revoked each terminal and why, the alerts the central store
@@ -55,4 +55,17 @@ class CentralBundleSource:
                     text("SELECT seq, hash FROM ledger WHERE chain = :c AND type = 'checkpoint' ORDER BY seq"),
                     {"c": chain})]
                 chains[chain] = {"seq": seq, "hash": digest, "status": status, "checkpoints": cps}
+        for chain, anchor in chains.items():
+            if anchor["status"] != "central" and anchor["seq"] > 0:
+                anchor["receipt"] = self._receipt(chain)
         return {"source": "central store ledger heads", "chains": chains}
+
+    def _receipt(self, chain: str) -> dict[str, Any] | None:
+        """The last receipt the central store signed for ``chain``: anchors.json is not signed, but this
+        statement is, so the verifier holds the chain's head to it with the central key alone."""
+        found = self.central.receipt(chain)
+        if found is None or found[1] is None:
+            return None
+        receipt, sig = found
+        return {"upto": receipt.upto, "hash": receipt.hash, "central_ts": receipt.central_ts, "kid": receipt.kid,
+                "sig": b64url(sig)}

@@ -3,7 +3,7 @@
 
 Needs only Python 3.11+ and the `cryptography` package. Usage:
 
-    python verify_bundle.py BUNDLE.zip        (or a folder the zip was extracted to)
+    python verify_bundle.py BUNDLE.zip [--central-key "FINGERPRINT"]   (or a folder the zip was extracted to)
 
 Checks, for every chain in the bundle: each file's SHA-256 against
 MANIFEST.json; each record's bytes are canonical JSON (RFC 8785) and carry an
@@ -15,8 +15,11 @@ so a removed tail is detected, and every chain anchored there is in the bundle,
 so a removed chain is detected. A bundle from the central store holds its own
 chain: every device chain must be at least as long as the central store's last
 signed directory publication counts it (anchors.json is not signed; that
-record is), and the central key's fingerprint is printed for comparison with
-the one the site holds. Exit code 0: all verified; 1: a check failed.
+record is), and every device chain must match, record for record, the receipt
+the central store signed for it (its last seq and that record's hash), so a
+chain rewritten under another key is detected. The central key's fingerprint
+is printed for comparison with the one the site holds; `--central-key` makes
+that comparison part of the check. Exit code 0: all verified; 1: a check failed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 PREFIX = b"kiosk-record-v1\x00"
+STATEMENT_PREFIX = b"kiosk-statement-v1\x00"
 ZERO = "0" * 64
 
 
@@ -136,7 +140,33 @@ def sha256_of(source: Source, name: str) -> str:
     return digest.hexdigest()
 
 
-def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -> tuple[int, int, tuple | None]:
+def fingerprint(public_raw: bytes) -> str:
+    digest = hashlib.sha256(public_raw).hexdigest()
+    return " ".join(digest[i:i + 4] for i in range(0, 64, 4))
+
+
+def check_receipt(chain: str, receipt, central: dict) -> tuple[int, str]:
+    """(seq, hash) that the central store's signed receipt vouches for in ``chain``."""
+    if not isinstance(receipt, dict):
+        raise Failed(f"{chain}: no receipt signed by the central store vouches for this chain: "
+                     "its records cannot be told from a chain rewritten under another key")
+    central_raw = b64url_decode(central["public_key"])
+    statement = {"type": "sync.receipt", "chain": chain, "upto": receipt.get("upto"), "hash": receipt.get("hash"),
+                 "central_ts": receipt.get("central_ts"), "kid": receipt.get("kid")}
+    if receipt.get("kid") != hashlib.sha256(central_raw).hexdigest()[:16]:
+        raise Failed(f"{chain}: its receipt is signed by key {receipt.get('kid')}, not the central store's key")
+    try:
+        Ed25519PublicKey.from_public_bytes(central_raw).verify(
+            b64url_decode(str(receipt.get("sig", ""))), STATEMENT_PREFIX + jcs(statement))
+    except (InvalidSignature, ValueError):
+        raise Failed(f"{chain}: its receipt does not carry a valid central signature") from None
+    if not isinstance(statement["upto"], int) or not isinstance(statement["hash"], str):
+        raise Failed(f"{chain}: its receipt names no record")
+    return statement["upto"], statement["hash"]
+
+
+def verify_chain(source: Source, name: str, device: dict, anchor: dict | None,
+                 receipt: tuple[int, str] | None = None) -> tuple[int, int, tuple | None]:
     """(records, checkpoints, (seq, heads) of the chain's last directory publication, or None)."""
     chain = f"{device['device_id']}:{device['epoch']}"
     published = None
@@ -183,10 +213,16 @@ def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -
                 checkpoints += 1
             if record.get("type") == "directory.published" and isinstance(record.get("body", {}).get("heads"), dict):
                 published = (expected_seq, record["body"]["heads"])
+            if receipt is not None and expected_seq == receipt[0] and digest.hex() != receipt[1]:
+                raise Failed(f"{where}: differs from the record the central store's signed receipt names: "
+                             "the chain was rewritten")
             frontier.add(digest)
             prev = digest.hex()
             expected_seq += 1
     count = expected_seq - 1
+    if receipt is not None and receipt[0] > count:
+        raise Failed(f"{name}: the central store's signed receipt vouches for seq {receipt[0]} but the file ends "
+                     f"at {count}: records removed")
     if anchor:
         if anchor["seq"] > count:
             raise Failed(f"{name}: the central store anchored seq {anchor['seq']} but the file ends at {count}: records removed")
@@ -195,7 +231,7 @@ def verify_chain(source: Source, name: str, device: dict, anchor: dict | None) -
     return count, checkpoints, published
 
 
-def verify(path: Path) -> list[str]:
+def verify(path: Path, central_key: str | None = None) -> list[str]:
     source = Source(path)
     names = source.names()
     for required in ("MANIFEST.json", "devices.json", "anchors.json"):
@@ -215,16 +251,33 @@ def verify(path: Path) -> list[str]:
         devices = {f"chains/{d['device_id']}.{d['epoch']}.jsonl": d for d in json.load(fh)}
     with source.open("anchors.json") as fh:
         anchors = json.load(fh).get("chains", {})
-    lines, counts, central = [], {}, None
-    for name in sorted(n for n in manifest["files"] if n.startswith("chains/")):
+    chain_files = sorted(n for n in manifest["files"] if n.startswith("chains/"))
+    for name in chain_files:
         if name not in devices:
             raise Failed(f"{name}: no device key for this chain in devices.json")
+    # The central store's key vouches for every device chain through the receipt it signed at its head.
+    central_device = next((devices[n] for n in chain_files if devices[n]["device_id"] == "central"), None)
+    if central_key is not None:
+        if central_device is None:
+            raise Failed("the bundle holds no central store chain, so nothing in it is signed by the central key "
+                         "given (a terminal's own bundle, or the central chain was removed)")
+        wanted = "".join(central_key.split()).lower()
+        if hashlib.sha256(b64url_decode(central_device["public_key"])).hexdigest() != wanted:
+            raise Failed("the bundle's central key is not the central key given: compare the fingerprints")
+    lines, counts, central = [], {}, None
+    for name in chain_files:
         device = devices[name]
         chain = f"{device['device_id']}:{device['epoch']}"
-        count, checkpoints, published = verify_chain(source, name, device, anchors.get(chain))
+        receipt = None
+        if central_device is not None and device is not central_device:
+            receipt = check_receipt(chain, (anchors.get(chain) or {}).get("receipt"), central_device)
+        count, checkpoints, published = verify_chain(source, name, device, anchors.get(chain), receipt)
         counts[chain] = count
-        lines.append(f"OK  {chain}: {count} records, {checkpoints} checkpoints, device status {device.get('status')}")
-        if device["device_id"] == "central":
+        vouched = f", central receipt at #{receipt[0]}" if receipt else ""
+        lines.append(f"OK  {chain}: {count} records, {checkpoints} checkpoints{vouched}, "
+                     f"device status {device.get('status')}")
+        lines.append(f"    key fingerprint {fingerprint(b64url_decode(device['public_key']))}")
+        if device is central_device:
             central = (chain, device, published)
     for chain, anchor in sorted(anchors.items()):
         if anchor.get("seq", 0) > 0 and chain not in counts:
@@ -240,19 +293,30 @@ def verify(path: Path) -> list[str]:
                 if isinstance(taken, int) and taken > counts.get(other, 0):
                     raise Failed(f"{other}: the central store's signed publication ({chain} #{seq}) counts {taken} "
                                  f"records of it, but the bundle holds {counts.get(other, 0)}: records removed")
-        digest = hashlib.sha256(b64url_decode(device["public_key"])).hexdigest()
-        lines.append(f"central key fingerprint {' '.join(digest[i:i + 4] for i in range(0, 64, 4))}: compare it "
-                     "with the one the site's `kiosk central init` printed")
+        checked = ("it is the key given" if central_key is not None
+                   else "compare it with the one the site's `kiosk central init` printed")
+        lines.append(f"central key fingerprint {fingerprint(b64url_decode(device['public_key']))}: {checked}")
+    else:
+        lines.append("NOTE: no central store chain in this bundle: only the terminals' own keys vouch for these "
+                     "records; compare each key fingerprint with the site's device registry")
     return lines
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    args, central_key = list(argv[1:]), None
+    if "--central-key" in args[:-1]:
+        at = args.index("--central-key")
+        central_key = args.pop(at + 1)
+        del args[at]
+    if len(args) != 1:
         print(__doc__.strip().splitlines()[2].strip())
         return 2
-    path = Path(argv[1])
+    if central_key is not None and len("".join(central_key.split())) != 64:
+        print("--central-key takes the central key's fingerprint: 64 hex digits (spaces between groups are fine)")
+        return 2
+    path = Path(args[0])
     try:
-        lines = verify(path)
+        lines = verify(path, central_key)
     except Failed as exc:
         print(f"FAILED: {exc}")
         return 1
@@ -262,7 +326,9 @@ def main(argv: list[str]) -> int:
     for line in lines:
         print(line)
     chains = sum(1 for line in lines if line.startswith("OK  "))
-    print(f"VERIFIED: {chains} chain(s), every record signed, linked and complete.")
+    vouched = any(line.startswith("central key fingerprint") for line in lines)
+    print(f"VERIFIED: {chains} chain(s), every record signed, linked and complete"
+          + ("; every device chain vouched for by the central store's key." if vouched else "."))
     return 0
 
 

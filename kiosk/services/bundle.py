@@ -41,11 +41,13 @@ chains/<device>.<epoch>.jsonl   every record of a device chain, one per line, in
                                 central.1.jsonl (from a central store): the central store's
                                 own chain: device decisions, its alerts, directory publications
 devices.json                    device public keys, their status and registration records
-anchors.json                    the central store's view of each chain head and checkpoints
+anchors.json                    the central store's view of each chain head and checkpoints, and
+                                the receipt it signed at each device chain's head
 MANIFEST.json                   SHA-256 of every file above, export time and filters
 verify_bundle.py                a standalone verifier: Python 3.11+ and `cryptography` only
 
 To verify:  python3 -m pip install cryptography && python3 verify_bundle.py <this zip or folder>
+            add  --central-key "<fingerprint>"  to check the central key against the site's
 """
 
 

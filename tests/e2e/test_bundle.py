@@ -72,6 +72,11 @@ def test_bundle_verifies_offline_zip_and_folder(bundle):
         assert result.returncode == 0, result.stdout
         assert "OK  line-7:1: 123 records, 2 checkpoints" in result.stdout
         assert "VERIFIED" in result.stdout
+    # A terminal's own bundle carries no central chain: the verifier says so, and refuses a central key to pin.
+    assert "NOTE: no central store chain in this bundle" in result.stdout
+    pinned = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(out), "--central-key",
+                             "ab" * 32], capture_output=True, text=True, timeout=120)
+    assert pinned.returncode == 1 and "the bundle holds no central store chain" in pinned.stdout
 
 
 @pytest.mark.req("P11-10e")

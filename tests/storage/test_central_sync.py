@@ -426,8 +426,8 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
     heads = [r["body"]["heads"] for r in records if r["type"] == "directory.published"][-1]
     assert heads == {"line-1:1": 31, "line-2:1": 31}
     assert "central key fingerprint " + central.key.public.fingerprint in result.stdout
-    # A tail cut off with its anchor rewritten (anchors.json is not signed) is caught by the central chain's
-    # signed publication, which counts what it had taken in of each chain.
+    # A tail cut off with its anchor rewritten (anchors.json is not signed) is caught by the receipt the
+    # central store signed at the chain's head.
     tail_cut = tmp_path / "tail_cut"
     zipfile.ZipFile(out).extractall(tail_cut)
     lines = (tail_cut / "chains" / "line-1.1.jsonl").read_text().splitlines(keepends=True)[:-3]
@@ -442,8 +442,8 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
     (tail_cut / "MANIFEST.json").write_text(json.dumps(manifest))
     result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(tail_cut)],
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "FAILED: line-1:1: the central store's signed publication (central:1 #" in (
-        result.stdout) and "counts 31 records of it, but the bundle holds 28: records removed" in result.stdout
+    assert result.returncode == 1 and ("FAILED: chains/line-1.1.jsonl: the central store's signed receipt vouches "
+                                       "for seq 31 but the file ends at 28: records removed") in result.stdout
     # A chain taken out of the bundle, with its key and its line of the manifest, is missed against the anchors.
     (folder / "chains" / "line-2.1.jsonl").unlink()
     manifest = json.loads((folder / "MANIFEST.json").read_text())
@@ -457,6 +457,112 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and ("FAILED: line-2:1: the central store anchored seq 31, but the bundle holds no "
                                        "file for this chain: a chain was removed") in result.stdout, result.stdout
+    # With its anchor (and receipt) taken out too, the central chain's signed publication still counts it.
+    anchors = json.loads((folder / "anchors.json").read_text())
+    del anchors["chains"]["line-2:1"]
+    (folder / "anchors.json").write_text(json.dumps(anchors))
+    manifest["files"]["anchors.json"] = hashlib.sha256((folder / "anchors.json").read_bytes()).hexdigest()
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(folder)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "FAILED: line-2:1: the central store's signed publication (central:1 #" in (
+        result.stdout) and "counts 31 records of it, but the bundle holds 0: records removed" in result.stdout
+
+
+@pytest.mark.req("P11-10c")
+@pytest.mark.req("P11-10e")
+def test_a_central_bundle_holds_each_chain_to_its_signed_receipt(central, tmp_path, clock):
+    """devices.json and anchors.json are not signed: a forger with a key of their own could rewrite a whole
+    chain (content, key, anchor and manifest). The receipt the central store signed at the chain's head cannot
+    be rewritten without the central key."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    from kiosk.domain.keys import fingerprint_of
+    from kiosk.services.bundle import write_bundle
+    from storage.bundle_central import CentralBundleSource
+    from storage.bundle_local import LocalBundleSource
+    from storage.local_store import DB_FILE
+
+    local = kiosk_store(tmp_path, clock)
+    for i in range(30):
+        local.append("step.signed", {"i": i, "net_kg": "1.500"})
+    SyncService(local, lambda: central, clock).sync_once()
+    enroll(central, local)
+    local.close()
+    out = tmp_path / "central.zip"
+    write_bundle(out, CentralBundleSource(central), exported_at="2026-11-24T10:00:00.000000Z",
+                 filters={"source": "central"})
+    pinned = central.key.public.fingerprint
+
+    def verifier(target, *args):
+        script = tmp_path / "verify_bundle.py"
+        script.write_bytes(zipfile.ZipFile(out).read("verify_bundle.py"))
+        return subprocess.run([sys.executable, "-I", str(script), str(target), *args], capture_output=True,
+                              text=True, timeout=120)
+
+    good = verifier(out, "--central-key", pinned)
+    assert good.returncode == 0, good.stdout
+    assert "OK  line-1:1: 31 records, 0 checkpoints, central receipt at #31, device status approved" in good.stdout
+    assert f"central key fingerprint {pinned}: it is the key given" in good.stdout
+    assert "every device chain vouched for by the central store's key" in good.stdout
+    wrong = verifier(out, "--central-key", fingerprint_of(b"another key"))
+    assert wrong.returncode == 1 and "the bundle's central key is not the central key given" in wrong.stdout
+    assert verifier(out, "--central-key", "abcd").returncode == 2
+
+    # The forger: the same terminal name, a key of their own, other values, every file made to agree.
+    forger = LocalStore.open(tmp_path / "forger", load_or_create_identity(tmp_path / "forger", "line-1"), clock)
+    for i in range(30):
+        forger.append("step.signed", {"i": i, "net_kg": "1.499"})
+    forger.close()
+    source = LocalBundleSource(tmp_path / "forger" / DB_FILE)
+    forged_device = source.devices()[0]
+    forged_lines = list(source.record_lines(forged_device))
+    source.close()
+    folder = tmp_path / "forged"
+    zipfile.ZipFile(out).extractall(folder)
+    (folder / "chains" / "line-1.1.jsonl").write_text("".join(line + "\n" for line in forged_lines))
+    devices = json.loads((folder / "devices.json").read_text())
+    for d in devices:
+        if d["device_id"] == "line-1":
+            d.update(public_key=forged_device.public_key, kid=forged_device.kid)
+    (folder / "devices.json").write_text(json.dumps(devices))
+    last = json.loads(forged_lines[-1])["r"]
+    from kiosk.domain import canonical
+    anchors = json.loads((folder / "anchors.json").read_text())
+    anchors["chains"]["line-1:1"].update(seq=31, hash=hashlib.sha256(canonical.encode(last)).hexdigest())
+    (folder / "anchors.json").write_text(json.dumps(anchors))
+
+    def fix_manifest():
+        manifest = json.loads((folder / "MANIFEST.json").read_text())
+        for name in ("chains/line-1.1.jsonl", "devices.json", "anchors.json"):
+            manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+
+    fix_manifest()
+    assert forged_device.public_key != central.head(local.chain)["public_key"]
+    result = verifier(folder)
+    assert result.returncode == 1, result.stdout
+    assert "(record line-1:1 #31): differs from the record the central store's signed receipt names" in result.stdout
+    # Without the receipt, nothing vouches for the chain: refused, not passed over.
+    del anchors["chains"]["line-1:1"]["receipt"]
+    (folder / "anchors.json").write_text(json.dumps(anchors))
+    fix_manifest()
+    result = verifier(folder)
+    assert result.returncode == 1 and "line-1:1: no receipt signed by the central store vouches" in result.stdout
+    # A receipt with its seq moved (to hide a cut tail) no longer carries the central signature.
+    zipfile.ZipFile(out).extractall(cut := tmp_path / "cut")
+    anchors = json.loads((cut / "anchors.json").read_text())
+    anchors["chains"]["line-1:1"]["receipt"]["upto"] = 28
+    (cut / "anchors.json").write_text(json.dumps(anchors))
+    manifest = json.loads((cut / "MANIFEST.json").read_text())
+    manifest["files"]["anchors.json"] = hashlib.sha256((cut / "anchors.json").read_bytes()).hexdigest()
+    (cut / "MANIFEST.json").write_text(json.dumps(manifest))
+    result = verifier(cut)
+    assert result.returncode == 1 and "line-1:1: its receipt does not carry a valid central signature" in result.stdout
 
 
 @pytest.mark.req("A11-12")
