@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy.engine import Engine
 
@@ -229,6 +229,13 @@ class LocalDirectory:
                 (kind, severity, through, max(0, limit)))]
             total = conn.exec_driver_sql(f"SELECT count(*) {alike}", (kind, severity, through)).scalar_one()
         return ids, total
+
+    def open_alert_ids_about(self, kind: str, about: Mapping[str, str]) -> list[str]:
+        with self.engine.connect() as conn:
+            return [key for (key,) in conn.exec_driver_sql(
+                f"SELECT key FROM {_OPEN_ALERTS} WHERE {_OPEN} AND json_extract(doc, '$.kind') = ? AND "
+                "json_extract(doc, '$.target.kind') = ? AND json_extract(doc, '$.target.id') = ? "
+                "ORDER BY json_extract(doc, '$.at'), key", (kind, about.get("kind"), about.get("id")))]
 
 
 _CREATED = "json_extract(doc, '$.created_at')"

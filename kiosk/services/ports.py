@@ -60,3 +60,7 @@ class ListingDirectory(DirectoryReader, Protocol):
         """The newest ``limit`` open alerts of one kind and severity raised at or before ``through``, and how
         many there are in all."""
         ...
+
+    def open_alert_ids_about(self, kind: str, about: Mapping[str, str]) -> list[str]:
+        """Every open alert of ``kind`` raised about ``about`` (a record target), oldest first."""
+        ...
