@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import difflib
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
@@ -55,8 +56,8 @@ class AuditSource(Protocol):
         """The key the chain opened with (its first record)."""
         ...
 
-    def has_type(self, record_type: str) -> bool:
-        """Whether any record of this type is in the store."""
+    def record_types(self) -> set[str]:
+        """Every record type the store holds a record of."""
         ...
 
     def batches_named(self, batch_id: str) -> list[str]:
@@ -67,11 +68,15 @@ class AuditSource(Protocol):
 def why_nothing(source: AuditSource, flt: AuditFilter) -> str:
     """Why a filter found nothing, when the reason is the filter itself: a mistyped type or batch id must
     not read as "no such events". Empty when what the filter names exists in the store."""
-    absent = [t for t in flt.types if not source.has_type(t)]
+    held = source.record_types() if flt.types else set()
+    absent = [t for t in flt.types if t not in held]
     if absent:
         names = ", ".join(repr(t) for t in absent)
-        return (f"no record in this store has type {names}; check the spelling "
-                "(e.g. step.signed, witness.signed, session.login, auth.failed)")
+        alike = [m for t in absent for m in difflib.get_close_matches(t, sorted(held), n=1, cutoff=0.75)]
+        if alike:
+            return f"no record in this store has type {names}; did you mean {', '.join(repr(m) for m in alike)}?"
+        return (f"no record in this store has type {names}: none was written here, or it is misspelled "
+                "(types are written like step.signed, witness.signed, session.login, auth.failed)")
     if flt.batch is not None:
         named = source.batches_named(flt.batch)
         if not named:

@@ -173,7 +173,12 @@ def test_time_bounds_and_bad_input(history, tmp_path):
     assert bad.returncode == 2 and "csv, json, pdf" in bad.stderr
     typo = kiosk("export", "audit", "--out", str(out), "--data-dir", str(history), "--type", "step.sign")
     assert typo.returncode == 0 and "0 record(s)" in typo.stdout
-    assert "no record in this store has type 'step.sign'; check the spelling" in typo.stderr
+    assert "no record in this store has type 'step.sign'; did you mean 'step.signed'?" in typo.stderr
+    # A real type that no record here has yet is not called a typo, nor is one that is nothing like any.
+    for wanted in ("signature.invalidated", "zzz"):
+        none = kiosk("export", "audit", "--out", str(out), "--data-dir", str(history), "--type", wanted)
+        assert none.returncode == 0 and f"no record in this store has type '{wanted}': none was written here, or " \
+            "it is misspelled" in none.stderr, none.stderr
 
 
 @pytest.mark.req("P11-50")

@@ -98,7 +98,8 @@ async def test_a_mistyped_record_type_is_named_not_shown_as_an_empty_trail(demo,
         await pilot.press("enter")
         await settle(pilot)
         assert table_types(app) == []  # the earlier page is not left on screen under the new filter
-        assert "no record in this store has type 'user.create'; check the spelling" in app.screen.message_text
+        assert ("no record in this store has type 'user.create'; did you mean 'user.created'?"
+                in app.screen.message_text)
         # A real type that simply has no record in the range says so plainly.
         app.screen.query_one("#f-type").value = "user.created"
         app.screen.query_one("#f-to").focus()
