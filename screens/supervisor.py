@@ -96,7 +96,7 @@ class SupervisorScreen(NavScreen):
         open_alerts, total = self._sup.open_alerts(ALERTS_SHOWN)
         self._shown = {a.alert_id: a for a in open_alerts}
         for a in open_alerts:
-            alerts.add_row(a.at[:19], a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
+            alerts.add_row(utc_text(a.at, seconds=True), a.severity, safe_text(a.kind), safe_text(a.message), key=a.alert_id)
         shown = "newest first" if total <= len(open_alerts) else f"the newest {len(open_alerts):,} shown"
         self.query_one("#alerts-head", Static).update(
             f"Open alerts: {total:,}, {shown} (Enter acknowledges)" if total else "Open alerts: none")
