@@ -143,6 +143,7 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     from kiosk.app import build_kiosk, make_app, next_epoch_from
     from kiosk.config import ConfigError, load_config
     from kiosk.paths import resolve_data_dir
+    from kiosk.services.config_trail import record_settings
     from kiosk.system_clock import SystemClock
     from storage.keyfile import KeyFileError
     from storage.migrate import SchemaTooNew
@@ -165,6 +166,8 @@ def run(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
                        f"`kiosk admin site-key install FILE --data-dir {directory}` (docs/admin-guide.md, 'Site key').")
         epoch = next_epoch_from(cfg.sync.central_url, clock) if cfg.sync.central_url else 1
         kiosk = build_kiosk(cfg, directory, clock, epoch=epoch)
+        # Before anyone signs under them: the settings in effect, when they differ from the last recorded.
+        record_settings(kiosk.store, cfg.settings(), cfg.source, kiosk.identity.device_id)
     except (ConfigError, KeyFileError, SchemaTooNew, StoreUnavailable) as exc:
         raise fail(str(exc))
     # A terminal of a site with a central store gets its users from the central directory once approved.

@@ -30,7 +30,8 @@ def _central_heads(data_dir: Path, url: str) -> dict[str, int]:
     """What the central store has receipted for this terminal's chain (a restore must not go behind it)."""
     from kiosk.cli import EXIT_FAILED, fail
     from kiosk.system_clock import SystemClock
-    from storage.central import CentralStore, safe_url
+    from kiosk.domain.central_url import without_password
+    from storage.central import CentralStore
     from storage.keyfile import KeyFileError, load_identity
 
     try:
@@ -44,7 +45,7 @@ def _central_heads(data_dir: Path, url: str) -> dict[str, int]:
         central = CentralStore(url, SystemClock())
         got = central.receipt(identity.chain)
     except Exception as exc:  # noqa: BLE001 - a bad URL or no connection: say so, restore nothing
-        raise fail(f"{safe_url(url)}: cannot ask the central store how far {identity.chain} got "
+        raise fail(f"{without_password(url)}: cannot ask the central store how far {identity.chain} got "
                    f"({type(exc).__name__}); nothing was restored. Retry when it is reachable.", code=EXIT_FAILED)
     finally:
         if central is not None:

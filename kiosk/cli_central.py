@@ -77,7 +77,8 @@ def _connect_once(url: str) -> None:
 def _reported(url: str, step):
     """``step()``, with what can go wrong opening a central store as a one-line error naming the URL."""
     from kiosk.cli import fail
-    from storage.central import CentralError, safe_url
+    from kiosk.domain.central_url import without_password
+    from storage.central import CentralError
     from storage.migrate import SchemaNotCurrent, SchemaTooNew
 
     try:
@@ -85,9 +86,9 @@ def _reported(url: str, step):
     except (SchemaNotCurrent, SchemaTooNew) as exc:
         raise fail(str(exc))
     except CentralError as exc:
-        raise fail(f"{safe_url(url)}: {exc}")
+        raise fail(f"{without_password(url)}: {exc}")
     except Exception as exc:  # noqa: BLE001 - connection and migration failures are usage errors here
-        raise fail(f"{safe_url(url)}: cannot open the central store ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+        raise fail(f"{without_password(url)}: cannot open the central store ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
 
 
 @central_app.command()
@@ -149,7 +150,7 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
         "--workers", min=1, help="Worker processes (default: one per CPU).")] = None) -> None:
     """Re-verify every chain in the central ledger and report per device (exit 1 if any fails)."""
     from kiosk.cli import EXIT_FAILED, fail
-    from storage.central import safe_url
+    from kiosk.domain.central_url import without_password
     from storage.verify_central import verify_central
 
     def show(check) -> None:
@@ -165,8 +166,8 @@ def verify(url: Url, workers: Annotated[Optional[int], typer.Option(
     try:
         report = verify_central(url, workers, on_chain=show)
     except Exception as exc:  # noqa: BLE001 - an unreachable or unmigrated store is a usage error here
-        raise fail(f"{safe_url(url)}: cannot read the central ledger ({type(exc).__name__}: "
-                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})".replace(url, safe_url(url)))
+        raise fail(f"{without_password(url)}: cannot read the central ledger ({type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})".replace(url, without_password(url)))
     failed = [c for c in report.chains if not c.ok]
     if failed:
         typer.echo(f"FAILED: {len(failed)} of {len(report.chains)} chains do not verify")

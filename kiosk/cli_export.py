@@ -29,10 +29,10 @@ def bundle(
     if url:
         from kiosk.cli_central import open_central
         from storage.bundle_central import CentralBundleSource
-        from storage.central import safe_url
+        from kiosk.domain.central_url import without_password
 
         source = CentralBundleSource(open_central(url))
-        filters = {"source": "central", "url": safe_url(url)}
+        filters = {"source": "central", "url": without_password(url)}
     else:
         db = existing_store(data_dir) / DB_FILE
         source = LocalBundleSource(db)

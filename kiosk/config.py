@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kiosk.domain.central_url import central_url_problem
+from kiosk.domain.central_url import central_url_problem, without_password
 from kiosk.domain.clock import InvalidTimeZone, check_zone
 from kiosk.resources import defaults_dir
 
@@ -106,6 +106,14 @@ class KioskConfig:
     clock: ClockConfig = ClockConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     source: str = field(default="<defaults>", compare=False)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting in effect, as ``{"session.idle_timeout_s": 300, ...}``: what the audit trail records
+        (a password in the central URL shown as ***)."""
+        flat = {f"{f.name}.{key}": value for f in fields(self) if f.name != "source"
+                for key, value in dataclasses.asdict(getattr(self, f.name)).items()}
+        flat["sync.central_url"] = without_password(flat["sync.central_url"])
+        return flat
 
     def replace(self, **sections: Any) -> "KioskConfig":
         """A copy with some keys changed, validated like a file: ``replace(session={"idle_timeout_s": 60})``."""

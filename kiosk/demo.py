@@ -20,6 +20,7 @@ from kiosk.domain.clock import Clock
 from kiosk.domain.passwords import PasswordHasher
 from kiosk.services.auth import Actor
 from kiosk.services.central_admin import CENTRAL_KEY_HOLDER
+from kiosk.services.config_trail import record_settings
 
 DEMO_PASSWORD = "demo kiosk password"
 
@@ -50,6 +51,7 @@ def create_demo(data_dir: Path | None, clock: Clock, hasher: PasswordHasher | No
     """``device_id``: several demo terminals (reliability and load tests) need distinct chains."""
     data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kiosk-demo-"))
     kiosk = build_kiosk(demo_config(), data_dir, clock, device_id=device_id, hasher=hasher)
+    record_settings(kiosk.store, kiosk.config.settings(), "the demo's built-in configuration", device_id)
     auth = kiosk.auth
     users: list[DemoUser] = []
     admin_issued = auth.bootstrap("admin", "Ada Admin")

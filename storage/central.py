@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
+from kiosk import __version__
 from kiosk.domain import audit, batches, directory
 from kiosk.domain.central import (
     CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt,
@@ -28,7 +29,7 @@ from kiosk.domain.central import (
 )
 from kiosk.domain.chain import CHAIN_OPENED, genesis_key
 from kiosk.domain.clock import Clock, format_ts
-from kiosk.domain.central_url import central_url_problem
+from kiosk.domain.central_url import central_url_problem, without_password
 from kiosk.domain.display import recordable
 from kiosk.domain.keys import PublicKey, SigningKey, b64url
 from kiosk.domain.merkle import MerkleFrontier
@@ -109,16 +110,6 @@ def central_engine(url: str, *, create: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def safe_url(url: str) -> str:
-    """The URL without any password, for messages and logs."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder
-        return "<central url>"
-
-
 INIT_COMMAND = "`kiosk central init`"  # the one command that creates or migrates a central store
 
 # Snapshot publications let a new (or long-offline) kiosk start from one signed state instead of every delta.
@@ -154,7 +145,7 @@ class CentralStore:
              central_time: Clock | None = None) -> "CentralStore":
         """``migrate_schema=False``: the store must already exist with the current schema (only
         ``kiosk central init`` creates or migrates one; a mistyped URL must not become an empty store)."""
-        where = safe_url(url)
+        where = without_password(url)
         problem = central_url_problem(url)
         if problem is not None:  # before the file check: "sqlite:///" is no file either, for another reason
             raise CentralError(problem)
@@ -162,7 +153,7 @@ class CentralStore:
         if not migrate_schema and path is not None and not path.is_file():
             raise migrate.not_created(where, INIT_COMMAND)
         store = cls(url, clock, key, central_time=central_time, create=migrate_schema)
-        migrated = False
+        migrated = None
         try:
             with store.engine.begin() as conn:
                 if migrate_schema:
@@ -174,7 +165,10 @@ class CentralStore:
             raise
         if key is not None:
             store._open_central_chain()
-            if migrated:
+            if migrated is not None and migrated.before is not None:
+                with store.engine.begin() as conn:
+                    store._append_central(conn, migrate.SCHEMA_MIGRATED, migrated.record_body(__version__))
+            if migrated is not None:
                 store.publish_directory()  # what a migration wrote (c0005) reaches terminals at once
         return store
 

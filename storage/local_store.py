@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from sqlalchemy.engine import Engine
 
+from kiosk import __version__
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
 
 CLOCK_OBSERVED = "clock.observed"
@@ -26,7 +27,7 @@ from kiosk.domain.clock import Clock, format_ts, parse_ts
 from kiosk.domain.clock_trust import went_backwards
 from kiosk.domain.keys import b64url
 from kiosk.domain.merkle import MerkleFrontier
-from kiosk.domain.records import GENESIS_PREV, SignedRecord, seal
+from kiosk.domain.records import GENESIS_PREV, Record, SignedRecord, parse_raw, seal
 from storage import migrate
 from storage.doc_cache import DocumentCache
 from storage.doc_json import dump_doc, load_doc
@@ -122,14 +123,16 @@ class LocalStore:
     @classmethod
     def open(cls, data_dir: Path, identity: DeviceIdentity, clock: Clock, **kwargs: Any) -> "LocalStore":
         store = cls(data_dir, identity, clock, **kwargs)
-        store.migrate()
+        change = store.migrate()
         store._open_chain()
+        if change is not None and change.before is not None:
+            store.append(migrate.SCHEMA_MIGRATED, change.record_body(__version__))
         return store
 
-    def migrate(self) -> None:
+    def migrate(self) -> migrate.SchemaChange | None:
         try:
             with self._write.begin() as conn:
-                migrate.upgrade(conn, "local", str(self.path))
+                return migrate.upgrade(conn, "local", str(self.path))
         except WRITE_ERRORS as exc:
             raise explain_operational_error(exc, self.path) from None
 
@@ -460,6 +463,11 @@ class LocalStore:
     def iter_rows(self, chain: str | None = None, after_seq: int = 0, upto: int | None = None,
                   batch: int = READ_BATCH) -> Iterator[StoredRow]:
         return iter_rows(self._read, chain or self.chain, after_seq, upto, batch)
+
+    def newest(self, type: str) -> Record | None:
+        row = self._read_one("SELECT raw FROM records INDEXED BY records_type WHERE type = ? AND chain = ? "
+                             "ORDER BY seq DESC LIMIT 1", (type, self.chain))
+        return None if row is None else parse_raw(bytes(row[0]))[0]
 
     def _read_one(self, sql: str, params: tuple) -> tuple | None:
         """One row from this thread's own read connection (WAL: sees the latest commit, never blocks the writer)."""

@@ -6,6 +6,7 @@ program would not know the newer tables' rules and could break them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +16,24 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+SCHEMA_MIGRATED = "schema.migrated"
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A schema upgrade that ran: from ``before`` (None: a new store) to ``after``."""
+
+    store: str
+    before: str | None
+    after: str
+
+    def record_body(self, software: str) -> dict[str, str | None]:
+        """A ``schema.migrated`` record's body: Annex 11 §10 asks for migrations in the trail like any change.
+        A new store is not one: its first record (its chain's opening) dates it."""
+        return {"target": {"kind": "store", "id": self.store}, "from": self.before, "to": self.after,
+                "reason": f"schema upgraded by kiosk {software} when it opened the store"}
 
 
 class SchemaTooNew(Exception):
@@ -61,17 +80,17 @@ def require_current(conn: Connection, kind: str, where: str, create_with: str) -
                            f"back the store up, then migrate it with {create_with}")
 
 
-def upgrade(conn: Connection, kind: str, where: str) -> bool:
-    """Bring the schema on ``conn`` to head. Returns True when something ran."""
+def upgrade(conn: Connection, kind: str, where: str) -> SchemaChange | None:
+    """Bring the schema on ``conn`` to head. Returns what ran, if anything."""
     script = _script(kind)
     head = script.get_current_head()
     current = current_revision(conn)
     if current == head:
-        return False
+        return None
     if current is not None:
         _known(script, current, head, where)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS / kind))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
-    return True
+    return SchemaChange(kind, current, str(head))

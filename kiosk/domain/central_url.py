@@ -8,6 +8,8 @@ would otherwise fail later with a driver's message ("No module named
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 EXAMPLES = "postgresql+psycopg://USER@HOST/DATABASE or sqlite:///PATH/central.db"
 
 
@@ -25,3 +27,16 @@ def central_url_problem(url: str) -> str | None:
     if scheme.lower().startswith("postgres"):  # postgres://, postgresql+psycopg2://: PostgreSQL, another spelling
         return f"write the scheme as postgresql+psycopg://, not {scheme}:// (the kiosk connects with psycopg 3)"
     return f"a central store is PostgreSQL or SQLite, not {scheme}://; give {EXAMPLES}"
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password shown as ***, for messages, logs and records."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:  # an unparsable URL is shown as a placeholder
+        return "<central url>"

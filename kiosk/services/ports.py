@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-from kiosk.domain.records import SignedRecord
+from kiosk.domain.records import Record, SignedRecord
 
 
 class RecordWriter(Protocol):
@@ -22,6 +22,10 @@ class RecordWriter(Protocol):
     ) -> list[SignedRecord]:
         """Append what ``build`` returns; ``build`` runs inside the write transaction, before anything is
         written, with a reader of exactly the state its records apply to. What it raises aborts the append."""
+        ...
+
+    def newest(self, type: str) -> Record | None:
+        """The chain's newest record of ``type``."""
         ...
 
 

@@ -72,6 +72,12 @@ def test_a_kiosk_store_from_before_step_documents_is_split_when_opened(tmp_path,
     try:
         with contextlib.closing(sqlite3.connect(db_file)) as db:
             assert (documents(db, "directory"), documents(db, "central_directory")) == before
+        migrated = [r for r in kiosk.store.iter_rows() if r.type == "schema.migrated"]
+        assert len(migrated) == 1  # in the trail (Annex 11 §10), from the version found to this software's
+        body = json.loads(migrated[0].raw)["body"]
+        with contextlib.closing(sqlite3.connect(db_file)) as db:
+            (now,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert (body["from"], body["to"]) == ("l0003", now) and now != "l0003"
         assert kiosk.session.login("ana.op", PASSWORD, None).ok
         assert [s.status for s in kiosk.signing.steps("B-1")][:1] == ["in_progress"]
         assert [s.status for s in kiosk.signing.steps("B-2")][:1] == ["needs_resign"]
@@ -116,6 +122,11 @@ def test_a_central_store_from_before_step_documents_is_split_and_published(centr
         conn.execute(text("UPDATE alembic_version SET version_num = 'c0004'"))
     reopened = CentralStore.open(central.url, clock, central_key(tmp_path), central_time=clock)  # migrates, publishes
     try:
+        with reopened.engine.connect() as conn:
+            migrated = [json.loads(bytes(raw))["body"] for (raw,) in conn.execute(text(
+                "SELECT raw FROM ledger WHERE chain = 'central:1' AND type = 'schema.migrated'"))]
+            now = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        assert [(m["from"], m["to"]) for m in migrated] == [("c0004", now)] and now != "c0004"
         assert "steps" not in reopened.directory_doc("batch", "B-2")
         for step_id, doc in expected["steps"].items():
             assert reopened.directory_doc("batch_step", f"B-2/{step_id}") == doc
