@@ -85,7 +85,7 @@ def audit(
                 count = ax.write_csv((audit_row(r, d.hex()) for r, _, _, d in items), out)
             else:
                 count = ax.write_pdf((audit_row(r, d.hex()) for r, _, _, d in items), out,
-                                     title="Audit trail", footer=f"Exported from {db}", filters=flt.describe())
+                                     title="Audit trail", footer=f"Exported from {db}", filters=flt)
         why = ax.why_nothing(source, flt) if count == 0 else ""
     except ax.ExportError as exc:
         raise fail(str(exc), code=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kiosk.domain.clock import utc_text
+
 
 @dataclass(frozen=True)
 class AuditFilter:
@@ -15,7 +17,21 @@ class AuditFilter:
     types: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+        """The filters set, as a record's body holds them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if v not in (None, ())}
+
+    def text(self) -> str:
+        """The filters set, as a printout's reader reads them."""
+        parts = []
+        if self.start:
+            parts.append(f"from {utc_text(self.start, seconds=True)} UTC")
+        if self.end:
+            parts.append(f"before {utc_text(self.end, seconds=True)} UTC")
+        parts += [f"{name} {value}" for name, value in (("user", self.user), ("batch", self.batch),
+                                                        ("device", self.device)) if value]
+        if self.types:
+            parts.append(("type " if len(self.types) == 1 else "types ") + ", ".join(self.types))
+        return " · ".join(parts) or "none"
 
 
 @dataclass(frozen=True)

@@ -150,11 +150,11 @@ def write_jsonl(items: Iterable[tuple[bytes, bytes]], out: Path) -> int:
     return count
 
 
-def write_pdf(rows: Iterable[AuditRow], out: Path, *, title: str, footer: str, filters: dict) -> int:
+def write_pdf(rows: Iterable[AuditRow], out: Path, *, title: str, footer: str, filters: AuditFilter) -> int:
     from kiosk.services.pdf_report import Report
 
     pdf = Report(title, footer)
-    pdf.paragraph("Filters: " + (", ".join(f"{k}={v}" for k, v in filters.items()) or "none"))
+    pdf.paragraph("Filters: " + filters.text())
     header = ["when (UTC / site)", "device #seq", "who", "what", "old → new", "reason", "hash"]
     body = []
     for row in rows:

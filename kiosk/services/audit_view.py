@@ -196,6 +196,5 @@ class AuditBrowser:
             raise ExportError(f"{out}: cannot be written ({exc.strerror}); check the disk and try again") from None
         body: dict[str, Any] = {"actor": actor.body(), "format": "csv", "file": out.name, "rows": count,
                                 "filters": flt.describe(), "reason": "audit trail export from the audit viewer"}
-        body["filters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in body["filters"].items()}
         self.writer.append("audit.exported", body)
         return out, count

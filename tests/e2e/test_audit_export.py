@@ -199,6 +199,7 @@ def test_pdf_export_renders_a_non_blank_page(history, tmp_path):
     # Printed for people: times as the screens show them, UTC and the site's (the CSV keeps the stored forms).
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT", text), text[:300]
     assert ".000000Z" not in text and "+00:00" not in text
+    assert "Filters: user sam.qa · batch B-1 · type step.signed" in text, text[:300]  # not a Python dict
 
 
 def test_a_forged_record_stops_the_export(history, tmp_path):
