@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from kiosk import __version__
 from kiosk.domain import batches as bx
 from kiosk.domain.audit import actor as actor_body, target
 from kiosk.domain.clock import Clock, format_ts, local_time, site_time
@@ -841,6 +842,8 @@ class SigningService:
             "manifestation": man.body(), "values": dict(p.values), "units": dict(p.units),
             "content_hash": p.content_hash, "recipe_key": batch["recipe_key"],
             "auth": auth, "new": dict(p.values),
+            # The software that applied the rules: which signatures a defect found in a version could touch.
+            "kiosk_version": __version__,
         }
         if p.comment:
             body["comment"] = p.comment

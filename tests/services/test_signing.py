@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from kiosk import __version__
 from kiosk.app import shipped_recipes
 from kiosk.domain.clock import format_ts
 from kiosk.domain.recipes import RecipeError
@@ -638,6 +639,7 @@ def test_recipes_are_versioned_records_and_every_signature_names_the_version(kio
     clear_line(kiosk, floor, clock)
     signed = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type in ("step.signed", "witness.signed")]
     assert all(s.body["recipe_key"] == "buffer-prep@4" for s in signed)
+    assert signed and all(s.body["kiosk_version"] == __version__ for s in signed)  # and the software's
 
 
 @pytest.mark.req("P11-10k")
