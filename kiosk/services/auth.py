@@ -29,6 +29,9 @@ DEVICE_REVOKED = ("This terminal's registration was {status} by the site; nobody
 DEVICE_NOT_APPROVED = ("This terminal is not approved by the site (status: {status}); nobody can sign in here "
                        "until a site admin approves it.")
 SUSPENDED = "Your account is suspended. Ask a supervisor to unlock it."
+# Whose failures: the terminal's or the typed id's, not said (that would tell whether an id has failures);
+# both named, so the supervisor who comes to unlock someone knows the wait may not be about them.
+THROTTLED = "Too many failed sign-ins on this terminal or user id. Try again in {wait} s."
 DEACTIVATED = "This account is deactivated. Ask a site admin."
 FIRST_USE_STATEMENT = (
     "I certify that my electronic signature on this system is the legally binding equivalent "
@@ -426,7 +429,7 @@ class AuthService:
         device_state = _failures(device_failures)
         wait = max(self._wait(user_state, now), self._wait(device_state, now))
         if wait > 0:
-            return AuthResult(False, f"Too many failed attempts. Wait {wait} s, then try again.", retry_after_s=wait)
+            return AuthResult(False, THROTTLED.format(wait=wait), retry_after_s=wait)
         if doc is None:
             self.hasher.verify_dummy(password)
             return self._fail(key, None, "unknown_user", user_state, device_state, now)

@@ -20,7 +20,7 @@ from kiosk.config import KioskConfig
 from kiosk.domain.clock import UTC, FakeClock
 from kiosk.domain.lockout import delay_for
 from kiosk.domain.passwords import PasswordHasher
-from kiosk.services.auth import INVALID, SUSPENDED, Actor, AuthError
+from kiosk.services.auth import INVALID, SUSPENDED, THROTTLED, Actor, AuthError
 from kiosk.system_clock import SystemClock
 from storage.verify_local import verify_local_store
 
@@ -75,7 +75,7 @@ def test_1000_wrong_passwords_against_one_account(tmp_path, clock):
         assert not result.ok
         if result.retry_after_s:
             # Throttled: no password check at all, and the answer says how long to wait.
-            assert hashed == 0 and result.message == f"Too many failed attempts. Wait {result.retry_after_s} s, then try again."
+            assert hashed == 0 and result.message == THROTTLED.format(wait=result.retry_after_s)
             waits.append(result.retry_after_s)
             refused_waits += 1
             clock.advance(result.retry_after_s)
@@ -137,7 +137,7 @@ def test_unknown_user_and_wrong_credentials_answer_and_cost_the_same(tmp_path, w
         kiosk.close()
     assert transcripts[0] == transcripts[1]
     assert sum(line[3] for line in transcripts[0]) > 20  # many attempts were really checked, not only throttled
-    assert {line[1] for line in transcripts[0]} <= {INVALID} | {f"Too many failed attempts. Wait {w} s, then try again."
+    assert {line[1] for line in transcripts[0]} <= {INVALID} | {THROTTLED.format(wait=w)
                                                                   for w in range(1, 31)}
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from kiosk.domain.totp import SecretBoxError
-from kiosk.services.auth import DEACTIVATED, INVALID, SUSPENDED, Actor, InvalidInput, NotPermitted, PasswordTyped
+from kiosk.services.auth import (DEACTIVATED, INVALID, SUSPENDED, THROTTLED, Actor, InvalidInput, NotPermitted,
+                                 PasswordTyped)
 from tests.services.conftest import totp_now
 
 
@@ -88,7 +89,7 @@ def test_progressive_delay_then_suspension_then_supervisor_unlock(kiosk, admin, 
         assert result.message == INVALID
         if attempt >= 3 and attempt < 5:
             early = kiosk.auth.authenticate("jane.op", issued.temporary_password, totp_now(issued.totp_secret, clock))
-            assert not early.ok and "Wait" in early.message
+            assert not early.ok and early.message == THROTTLED.format(wait=early.retry_after_s)
         clock.advance(60)
     assert kiosk.auth.user("jane.op").status == "suspended"
     clock.advance(31)

@@ -14,7 +14,7 @@ from kiosk.domain.clock import FakeClock
 from kiosk.domain.passwords import PasswordHasher
 from kiosk.domain.records import parse_raw
 from kiosk.domain.session import LockReason
-from kiosk.services.auth import Actor
+from kiosk.services.auth import THROTTLED, Actor
 from kiosk.services.signing import SigningError
 from tests.services.conftest import totp_now
 
@@ -66,7 +66,7 @@ class SigningMachine(RuleBasedStateMachine):
     def locked_out(self, uid, message):
         """Failed attempts (wrong codes, claims in someone else's name) suspend or delay a user:
         a separate rule (tests/services/test_auth.py); here it only explains a refusal."""
-        return self.kiosk.auth.user(uid).status == "suspended" or "Too many failed attempts" in message
+        return self.kiosk.auth.user(uid).status == "suspended" or THROTTLED.split(".")[0] in message
 
     def teardown(self):
         self.kiosk.close()
