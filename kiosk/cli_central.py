@@ -209,7 +209,7 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
     finally:
         store.close()
     typer.echo(f"{'CHAIN':<24} {'STATUS':<9} {'HEAD':>8}  {'LAST TAKEN IN (UTC)':<19} {'AGO':>8} {'INBOX':>7} "
-               f"{'QUARANTINED':>11}  NEWEST RECORD (TERMINAL CLOCK, UTC)")
+               f"{'QUARANTINED':>11}  {'NEWEST RECORD (TERMINAL CLOCK, UTC)':<35}  KIOSK")
     silent, stuck = [], []
     for row in rows:
         taken_in = row["taken_in"]
@@ -221,7 +221,7 @@ def central_status(url: Url, silent_after_h: Annotated[float, typer.Option(
             stuck.append(f"{safe_str(row['chain'])} ({row['waiting']} since {_minute(row['waiting_since'])} UTC)")
         typer.echo(f"{safe_str(row['chain']):<24} {row['status']:<9} {row['seq']:>8}  {_minute(taken_in):<19} "
                    f"{'' if ago is None else _ago(ago):>8} {row['waiting']:>7} {row['quarantined']:>11}  "
-                   f"{_minute(row['last_kiosk_ts'])}")
+                   f"{_minute(row['last_kiosk_ts']):<35}  {safe_str(row['kiosk_version'] or '-')}")
     typer.echo(f"{len(rows)} device chain{'s' if len(rows) != 1 else ''}")
     if stuck:
         # First: with no ingest, nothing is receipted, and every terminal also looks silent.

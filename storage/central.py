@@ -13,6 +13,7 @@ lives here.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -624,7 +625,8 @@ class CentralStore:
     def chain_status(self) -> list[dict[str, Any]]:
         """Each device chain as IT watches it, by chain: its status and head, the terminal time of its newest
         record, when records of it were last taken in (its newest receipt, central time), its rows waiting in
-        the inbox (and the oldest's push time) and kept in quarantine. A terminal that stopped syncing shows here
+        the inbox (and the oldest's push time) and kept in quarantine, and the kiosk version it last recorded
+        starting (``config.changed``; None before 0.10.0). A terminal that stopped syncing shows here
         while it is still offline; its own ``sync.offline`` alert only arrives once it is back."""
         with self.engine.connect() as conn:
             # The registry's "taken in" (one definition: migration c0007), with what only admins may read.
@@ -635,7 +637,15 @@ class CentralStore:
             waiting = {c: (n, since) for c, n, since in conn.execute(text(
                 "SELECT chain, count(*), min(received_at) FROM inbox GROUP BY chain")).all()}
             quarantined = dict(conn.execute(text("SELECT chain, count(*) FROM quarantine GROUP BY chain")).all())
+            # A record per terminal start that changed something: a few per terminal, found by the type index.
+            versions: dict[str, tuple[int, Any]] = {}
+            for chain, seq, raw in conn.execute(text("SELECT chain, seq, raw FROM ledger WHERE type = :t"),
+                                                {"t": audit.CONFIG_CHANGED}):
+                if seq > versions.get(chain, (0, None))[0]:
+                    settings = json.loads(bytes(raw))["body"].get("settings") or {}
+                    versions[chain] = (seq, settings.get("kiosk.version"))
         for row in rows:
+            row["kiosk_version"] = versions.get(row["chain"], (0, None))[1]
             count, since = waiting.get(row["chain"], (0, None))
             row["waiting"], row["waiting_since"] = int(count), since  # since: the terminal's clock at the push
             row["quarantined"] = int(quarantined.get(row["chain"], 0))

@@ -22,6 +22,9 @@ from kiosk.domain.canonical import encode
 from kiosk.domain.clock import local_time
 from kiosk.domain.records import Record
 
+# The settings a terminal started with, when they differ from the last recorded (kiosk.services.config_trail).
+CONFIG_CHANGED = "config.changed"
+
 
 def actor(user_id: str, name: str, role: str) -> dict[str, str]:
     return {"user_id": user_id, "name": name, "role": role}

@@ -8,7 +8,11 @@ file; it records what it found, when, and where it read it: at each start, if
 the settings differ from the ones this chain last recorded, one
 ``config.changed`` record with every setting in effect and the changed ones
 old and new. The software's version is one of them (``kiosk.version``): an
-upgrade changes the system as much as a setting does.
+upgrade changes the system as much as a setting does. A change after the
+first record also raises an alert, so supervisors and QA see it on the
+alert list (a warning when a setting changed, info for an upgrade alone) and
+can hold it against the site's change control, instead of finding it only
+when someone searches the trail.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from kiosk import __version__
+from kiosk.domain.audit import CONFIG_CHANGED, alert_raised, target
 from kiosk.domain.records import SignedRecord
 from kiosk.services.ports import RecordWriter
 
-CONFIG_CHANGED = "config.changed"
+SHOWN = 6  # changes named in the alert's message; the record holds them all
 
 
 def record_settings(store: RecordWriter, settings: Mapping[str, Any], source: str,
@@ -34,7 +39,7 @@ def record_settings(store: RecordWriter, settings: Mapping[str, Any], source: st
     keys = sorted(set(before) | set(settings))
     changed = [k for k in keys if before.get(k) != settings.get(k)]
     body: dict[str, Any] = {
-        "target": {"kind": "device", "id": device_id},
+        "target": target("device", device_id),
         "source": source,
         "settings": dict(settings),
         "old": {k: before[k] for k in changed if k in before},
@@ -42,4 +47,11 @@ def record_settings(store: RecordWriter, settings: Mapping[str, Any], source: st
         "reason": (f"found at start-up: kiosk {__version__}, settings from {source}" + (
             "" if last is not None else "; the first recorded on this chain")),
     }
-    return store.append(CONFIG_CHANGED, body)
+    items: list[tuple[str, Mapping[str, Any]]] = [(CONFIG_CHANGED, body)]
+    if last is not None:
+        shown = [f"{k} {before.get(k, '(none)')} → {settings.get(k, '(none)')}" for k in changed[:SHOWN]]
+        more = f", and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
+        severity = "info" if changed == ["kiosk.version"] else "warning"
+        items.append(alert_raised(CONFIG_CHANGED, severity, f"configuration changed on {device_id} (found at "
+                                  f"start-up, from {source}): {'; '.join(shown)}{more}", target("device", device_id)))
+    return store.append_many(items)[0]

@@ -33,6 +33,11 @@ def test_a_changed_setting_is_recorded_once_with_its_old_and_new_value(kiosk, cl
     assert changed.body["old"] == {"auth.lockout_threshold": 5, "session.idle_timeout_s": 300}
     assert changed.body["new"] == {"auth.lockout_threshold": 8, "session.idle_timeout_s": 600}
     assert changed.body["settings"]["session.idle_warning_s"] == 60  # every setting in effect, not only changes
+    # The change is on the supervisors' alert list too; the first record, and an unchanged start, are not.
+    [alert] = [a for a in kiosk.auth.alerts() if a["kind"] == "config.changed"]
+    assert alert["severity"] == "warning" and alert["target"] == {"kind": "device", "id": "line-1"}
+    assert alert["message"] == ("configuration changed on line-1 (found at start-up, from /etc/kiosk/kiosk.toml): "
+                                "auth.lockout_threshold 5 → 8; session.idle_timeout_s 300 → 600")
     row = audit_row(changed, "00")
     assert row.type == "config.changed" and row.target == "device:line-1"
     assert row.old == '{"auth.lockout_threshold":5,"session.idle_timeout_s":300}'
@@ -49,6 +54,8 @@ def test_an_upgrade_of_the_software_is_recorded_as_a_change(kiosk, monkeypatch):
     assert record_settings(kiosk.store, KioskConfig().settings(), "kiosk.toml", "line-1") is not None
     upgraded = recorded(kiosk)[-1]
     assert (upgraded.body["old"], upgraded.body["new"]) == ({"kiosk.version": "0.9.0"}, {"kiosk.version": "0.10.0"})
+    [alert] = [a for a in kiosk.auth.alerts() if a["kind"] == "config.changed"]
+    assert alert["severity"] == "info" and alert["message"].endswith(": kiosk.version 0.9.0 → 0.10.0")
 
 
 @pytest.mark.req("A11-10")

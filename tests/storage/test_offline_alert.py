@@ -17,8 +17,10 @@ from dataclasses import replace
 
 import pytest
 
+from kiosk import __version__
 from kiosk.app import central_sync
 from kiosk.config import KioskConfig, SyncConfig
+from kiosk.services.config_trail import record_settings
 from kiosk.services.sync import CentralUntrusted
 from storage.central import CentralStore
 from storage.keyfile import load_or_create_central_key
@@ -143,6 +145,8 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
     from kiosk.domain.clock import format_ts
 
     a, sync_a, b, sync_b = two_approved_terminals(tmp_path, clock, central)
+    record_settings(a.store, KioskConfig().settings(), "kiosk.toml", "line-a")  # as `kiosk run` does at start
+    cycle(central, sync_a, sync_b)
     last_heard = format_ts(clock.now())
     reach_b = sync_b.connect
     go_offline(sync_b, clock)
@@ -155,6 +159,8 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
     assert rows[a.store.chain]["taken_in"] == format_ts(clock.now())
     assert rows[b.store.chain]["taken_in"] == last_heard and rows[b.store.chain]["status"] == "approved"
     assert rows[b.store.chain]["last_kiosk_ts"] <= last_heard
+    # Which version each terminal last started with: line-b never recorded one (built here, not `kiosk run`).
+    assert (rows[a.store.chain]["kiosk_version"], rows[b.store.chain]["kiosk_version"]) == (__version__, None)
     sync_b.connect = reach_b
     sync_b.sync_once()  # pushed, not taken in yet
     waiting = central.chain_status()[1]
@@ -178,6 +184,8 @@ def test_the_central_store_shows_which_terminal_it_has_not_heard_from(central, t
     row_b = next(line for line in lines if line.startswith(b.store.chain))
     assert row_b.split()[:3] == [b.store.chain, "approved", str(waiting["seq"])]
     assert f"{last_heard[:10]} {last_heard[11:16]}" in row_b and f" {waiting['waiting']} " in row_b
+    assert lines[0].endswith("  KIOSK") and row_b.endswith("  -")
+    assert next(line for line in lines if line.startswith(a.store.chain)).endswith(f"  {__version__}")
     code, lines = status("--silent-after-h", "1000000")
     assert code == 1 and lines[-1].startswith("records of approved terminals waiting in the inbox")
     central.ingest_all()
