@@ -1,3 +1,3 @@
 """The signing kiosk: controlled-access e-signatures for GMP shop floors."""
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"

@@ -389,6 +389,24 @@ def test_revocation_reaches_the_kiosk_at_next_sync_and_stops_logins(central, tmp
     k.close()
 
 
+def central_bundle(central, tmp_path, clock, names, **values):
+    """Terminals ``names``, 30 records each, synced and approved, in a bundle from the central ledger."""
+    from kiosk.services.bundle import write_bundle
+    from storage.bundle_central import CentralBundleSource
+
+    for name in names:
+        local = kiosk_store(tmp_path, clock, name)
+        for i in range(30):
+            local.append("step.signed", {"i": i, **values})
+        SyncService(local, lambda: central, clock).sync_once()
+        enroll(central, local)
+        local.close()
+    out = tmp_path / "central.zip"
+    write_bundle(out, CentralBundleSource(central), exported_at="2026-11-24T10:00:00.000000Z",
+                 filters={"source": "central"})
+    return out
+
+
 @pytest.mark.req("P11-10b")
 @pytest.mark.req("P11-10c")
 def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, clock):
@@ -399,19 +417,8 @@ def test_bundle_from_the_central_ledger_verifies_offline(central, tmp_path, cloc
     import zipfile
 
     from kiosk.domain import canonical
-    from kiosk.services.bundle import write_bundle
-    from storage.bundle_central import CentralBundleSource
 
-    for name in ("line-1", "line-2"):
-        local = kiosk_store(tmp_path, clock, name)
-        for i in range(30):
-            local.append("step.signed", {"i": i})
-        SyncService(local, lambda: central, clock).sync_once()
-        enroll(central, local)
-        local.close()
-    out = tmp_path / "central.zip"
-    write_bundle(out, CentralBundleSource(central), exported_at="2026-11-24T10:00:00.000000Z",
-                 filters={"source": "central"})
+    out = central_bundle(central, tmp_path, clock, ("line-1", "line-2"))
     folder = tmp_path / "unzipped"
     zipfile.ZipFile(out).extractall(folder)
     result = subprocess.run([sys.executable, "-I", str(folder / "verify_bundle.py"), str(out)],
@@ -482,20 +489,10 @@ def test_a_central_bundle_holds_each_chain_to_its_signed_receipt(central, tmp_pa
     import zipfile
 
     from kiosk.domain.keys import fingerprint_of
-    from kiosk.services.bundle import write_bundle
-    from storage.bundle_central import CentralBundleSource
     from storage.bundle_local import LocalBundleSource
     from storage.local_store import DB_FILE
 
-    local = kiosk_store(tmp_path, clock)
-    for i in range(30):
-        local.append("step.signed", {"i": i, "net_kg": "1.500"})
-    SyncService(local, lambda: central, clock).sync_once()
-    enroll(central, local)
-    local.close()
-    out = tmp_path / "central.zip"
-    write_bundle(out, CentralBundleSource(central), exported_at="2026-11-24T10:00:00.000000Z",
-                 filters={"source": "central"})
+    out = central_bundle(central, tmp_path, clock, ("line-1",), net_kg="1.500")
     pinned = central.key.public.fingerprint
 
     def verifier(target, *args):
@@ -543,7 +540,7 @@ def test_a_central_bundle_holds_each_chain_to_its_signed_receipt(central, tmp_pa
         (folder / "MANIFEST.json").write_text(json.dumps(manifest))
 
     fix_manifest()
-    assert forged_device.public_key != central.head(local.chain)["public_key"]
+    assert forged_device.public_key != central.head("line-1:1")["public_key"]
     result = verifier(folder)
     assert result.returncode == 1, result.stdout
     assert "(record line-1:1 #31): differs from the record the central store's signed receipt names" in result.stdout
