@@ -178,12 +178,13 @@ def unlock_user(
     try:
         password = typer.prompt("Admin password", hide_input=True)
         code = typer.prompt("One-time code (empty if none)", default="", show_default=False)
-        view = kiosk.auth.unlock(admin, password, code or None, user, reason, break_glass=True)
+        done = kiosk.auth.unlock(admin, password, code or None, user, reason, break_glass=True)
     except AuthError as exc:
         raise fail(str(exc), code=1)
     finally:
         kiosk.close()
-    typer.echo(f"{view.user_id} is {view.status}; the unlock is recorded and supervisors are alerted.")
+    typer.echo(f"{done.user.user_id} is {done.user.status}; the unlock is recorded{done.closing()}, and "
+               "supervisors are alerted.")
 
 
 site_key_app = typer.Typer(help="The site key that seals passwords and TOTP secrets: create, install, check; "

@@ -455,7 +455,7 @@ class UiWork:
         from screens.ports import ActionResult
 
         try:
-            user = self.kiosk.auth.unlock(credentials.user_id, credentials.password, credentials.totp, user_id, reason)
+            done = self.kiosk.auth.unlock(credentials.user_id, credentials.password, credentials.totp, user_id, reason)
         except self._errors() as exc:
             return ActionResult(False, str(exc))
-        return ActionResult(True, f"{user.user_id} is unlocked; the unlock is recorded.")
+        return ActionResult(True, f"{done.user.user_id} is unlocked; the unlock is recorded{done.closing()}.")

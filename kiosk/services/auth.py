@@ -96,6 +96,20 @@ class UserView:
 
 
 @dataclass(frozen=True)
+class Unlocked:
+    """An unlock as recorded: the account now, and how many of its suspension alerts the unlock closed."""
+
+    user: UserView
+    alerts_closed: int
+
+    def closing(self) -> str:
+        """What the unlock did beside the account, as the supervisor's message ends."""
+        if not self.alerts_closed:
+            return ""
+        return " and closes its suspension alert" + ("s" if self.alerts_closed > 1 else "")
+
+
+@dataclass(frozen=True)
 class IssuedCredentials:
     """Shown once to the admin who issued them, never stored in clear, never logged."""
 
@@ -621,7 +635,7 @@ class AuthService:
 
     # -- supervisor unlock, alerts -----------------------------------------
     def unlock(self, supervisor_id: str, password: str, totp_code: str | None, user_id: str, reason: str,
-               *, break_glass: bool = False) -> UserView:
+               *, break_glass: bool = False) -> Unlocked:
         """Unlock a suspended account: a different supervisor (or admin), full credentials now, a reason.
 
         Break-glass (``kiosk admin unlock``, at the terminal's console) also accepts an admin whose
@@ -659,16 +673,16 @@ class AuthService:
         # The unlock answers the suspension's alert: it closes with it, under the unlock's reason, so a
         # supervisor has no second step and a monitoring job no critical alert left open for a solved case.
         closing = f"closed by the unlock of {uid}: {reason}"[:500]
+        closed = self.directory.open_alert_ids_about("account.suspended", target("user", uid))
         items += [("alert.acknowledged", {"actor": who, "alert_id": alert_id, "target": target("alert", alert_id),
-                                          "reason": closing})
-                  for alert_id in self.directory.open_alert_ids_about("account.suspended", target("user", uid))]
+                                          "reason": closing}) for alert_id in closed]
         if break_glass:
             note = " (whose own account is suspended)" if sup.status == "suspended" else ""
             items.append(alert_raised("account.break_glass_unlock", "critical",
                                       f"break-glass unlock of {uid!r} by admin {sup.user_id!r}{note}: {reason}",
                                       target("user", uid)))
         self._append(items)
-        return self.user(uid)  # type: ignore[return-value]
+        return Unlocked(self.user(uid), len(closed))  # type: ignore[arg-type]
 
     def alerts(self, open_only: bool = True) -> list[dict[str, Any]]:
         """Every alert (or every open one), newest first: for audits and tests. A screen lists open_alerts, as

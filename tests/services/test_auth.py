@@ -248,7 +248,9 @@ def test_an_unlock_closes_the_alert_of_the_suspension_it_answers(kiosk, admin, c
     suspended = {a["target"]["id"]: a for a in kiosk.auth.alerts() if a["kind"] == "account.suspended"}
     assert set(suspended) == {"jane.op", "omar.op"}
     clock.advance(31)
-    kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op", "checked by phone")
+    done = kiosk.auth.unlock("sam.sup", sup.temporary_password, totp_now(sup.totp_secret, clock), "jane.op",
+                             "checked by phone")
+    assert done.alerts_closed == 1 and done.user.status == "active"
     closed = kiosk.directory.get("alert", suspended["jane.op"]["alert_id"])
     assert closed["acknowledged_by"] == "sam.sup"
     # Omar's suspension is another case; the failed sign-ins themselves stay for the supervisor to look at.

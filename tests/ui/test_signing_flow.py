@@ -177,7 +177,8 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
     async with app.run_test(size=(120, 40)) as pilot:
         await open_supervisor(pilot, app, clock, users["sam.sup"])
         alerts = app.screen.query_one("#alerts")
-        assert alerts.row_count >= 6  # five failures and the suspension
+        listed = alerts.row_count
+        assert listed >= 6  # five failures and the suspension
         assert str(app.screen.query_one("#suspended-head").render()) == "Suspended accounts: 1 (Enter unlocks)"
         assert str(app.screen.query_one("#alerts-head").render()) == (
             f"Open alerts: {alerts.row_count}, newest first (Enter acknowledges)")
@@ -191,6 +192,10 @@ async def test_supervisor_unlocks_a_suspended_operator(demo, clock):
         await wait_for(pilot, lambda: app.screen.query("#suspended-head"), "the supervisor screen again")
         await pilot.pause(0.3)
         assert str(app.screen.query_one("#suspended-head").render()) == "Suspended accounts: none"
+        assert str(app.screen.query_one("#message").render()) == (
+            "ana.op is unlocked; the unlock is recorded and closes its suspension alert.")
+        # The suspension's alert closed with it; the failed sign-ins stay to be looked at.
+        assert app.screen.query_one("#alerts").row_count == listed - 1
     last = [parse_raw(r.raw)[0] for r in kiosk.store.iter_rows() if r.type == "account.unlocked"][-1]
     assert last.body["actor"]["user_id"] == "sam.sup" and last.body["reason"] == "verified by phone"
 
