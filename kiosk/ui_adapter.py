@@ -201,14 +201,14 @@ class UiWork:
         return ActionResult(True, f"Batch {batch_id} is cancelled; the cancellation is recorded.")
 
     def _sig_views(self, signatures):
-        from kiosk.domain.clock import site_time, utc_text
+        from kiosk.domain.clock import site_time, utc_time
         from screens.ports import SignatureView
 
         out = []
         for s in signatures:
             site = site_time(s["signed_at"], s["tz"])
             out.append(SignatureView(s["meaning"], s["name"], s["user_id"], s["role"],
-                                     f"{site} ({utc_text(s['signed_at'], seconds=True)} UTC)", bool(s["valid"]),
+                                     f"{site} ({utc_time(s['signed_at'])})", bool(s["valid"]),
                                      "" if s["valid"] else s.get("invalidated_reason", "by a correction")))
         return tuple(out)
 
@@ -220,7 +220,7 @@ class UiWork:
 
     def step_detail(self, batch_id: str, step_id: str):
         from kiosk.domain import batches as bx
-        from kiosk.domain.clock import utc_text
+        from kiosk.domain.clock import utc_time
         from kiosk.domain.recipes import DECIDING, describe_changes
         from screens.ports import FieldView, StepDetail
 
@@ -258,7 +258,7 @@ class UiWork:
             editable, withdraw = False, ""
         entry_note = "" if editable or cancelled or not step.fields else (
             f"Values are entered and corrected by {' or '.join(step.recording.roles)}.")
-        corrections = tuple(f"{utc_text(c['at'], seconds=True)} UTC by {c['by']}: "
+        corrections = tuple(f"{utc_time(c['at'])} by {c['by']}: "
                             f"{describe_changes(step, c['old'], c['new'])} ({c['reason']})"
                             for c in state.get("corrections", []))
         deciding = {m.value for m in DECIDING} & set(open_meanings)
@@ -290,7 +290,7 @@ class UiWork:
             pass
 
     def prepare_signature(self, batch_id, step_id, meaning, values, comment, deviation_ref):
-        from kiosk.domain.clock import utc_text
+        from kiosk.domain.clock import utc_time
         from screens.ports import ActionResult, SignPreview
 
         signing = self.kiosk.signing
@@ -311,7 +311,7 @@ class UiWork:
         if p.preview:
             m = p.preview
             lines[0:0] = [f"Signed by: {m.printed_name} ({m.user_id}), role {m.role}",
-                          f"Date and time: {m.site_time} ({utc_text(m.signed_at, seconds=True)} UTC) on {m.device}"]
+                          f"Date and time: {m.site_time} ({utc_time(m.signed_at)}) on {m.device}"]
             title = f"Sign: {p.meaning}"
         else:
             lines[0:0] = [f"A second person signs as {p.meaning} with their own user id, password and code.",

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from kiosk.domain.clock import utc_text
+from kiosk.domain.clock import utc_text, utc_time
 from screens.dialogs import CredentialsDialog
 from screens.nav import Navigator, NavScreen
 from screens.ports import ActionResult, AlertView, AlikeAlerts, Credentials, SupervisorServices
@@ -39,7 +39,7 @@ def alert_text(alert: AlertView) -> Text:
     text = Text()
     text.append_text(safe_text(f"{alert.severity} · {alert.kind}", style="bold"))
     where = f" on {alert.device}" if alert.device else ""
-    text.append_text(safe_text(f"\nraised {utc_text(alert.at, seconds=True)} UTC{where}\n", multiline=True))
+    text.append_text(safe_text(f"\nraised {utc_time(alert.at)}{where}\n", multiline=True))
     message = alert.message
     text.append_text(safe_text(message if len(message) <= MESSAGE_QUOTED else message[:MESSAGE_QUOTED] + "…"))
     if len(message) > MESSAGE_QUOTED:
@@ -132,7 +132,7 @@ class SupervisorScreen(NavScreen):
             return
         dialog = ReasonDialog(
             f"Acknowledge {alike.count:,} alert{'s' if alike.count != 1 else ''}",
-            f"Every open {alike.kind} alert raised up to {utc_text(alike.through, seconds=True)} UTC, on every "
+            f"Every open {alike.kind} alert raised up to {utc_time(alike.through)}, on every "
             f"terminal: {alike.count:,}. Your note is recorded for each of them.", "Acknowledge all")
         self.app.open_dialog(dialog, lambda note: self._alike_note(alike, note))  # type: ignore[attr-defined]
 

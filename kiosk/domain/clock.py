@@ -80,6 +80,11 @@ def site_time(moment: dt.datetime | str, zone: str) -> str:
     return local_time(moment, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def utc_time(ts: str) -> str:
+    """A record's UTC time as people read it beside the site's (dialogs, printouts): "2026-12-07 04:12:16 UTC"."""
+    return f"{utc_text(ts, seconds=True)} UTC"
+
+
 class FakeClock:
     """A clock that moves only when told: the one fake used in every test."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kiosk.domain.clock import utc_text
+from kiosk.domain.clock import utc_time
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,9 @@ class AuditFilter:
         """The filters set, as a printout's reader reads them."""
         parts = []
         if self.start:
-            parts.append(f"from {utc_text(self.start, seconds=True)} UTC")
+            parts.append(f"from {utc_time(self.start)}")
         if self.end:
-            parts.append(f"before {utc_text(self.end, seconds=True)} UTC")
+            parts.append(f"before {utc_time(self.end)}")
         parts += [f"{name} {value}" for name, value in (("user", self.user), ("batch", self.batch),
                                                         ("device", self.device)) if value]
         if self.types:

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Protocol
 
 from kiosk.domain.audit import AuditRow
 from kiosk.domain.exports import AuditFilter
-from kiosk.domain.clock import UTC, format_ts, site_time, utc_text
+from kiosk.domain.clock import UTC, format_ts, site_time, utc_time
 from kiosk.domain.keys import b64url
 from kiosk.domain.keys import PublicKey
 from kiosk.domain.records import Record, RecordError, check_signature, parse_raw, where_of
@@ -160,7 +160,7 @@ def write_pdf(rows: Iterable[AuditRow], out: Path, *, title: str, footer: str, f
     for row in rows:
         body.append([
             # Printed for people: times as the screens show them (the CSV and JSON keep the stored forms).
-            f"{utc_text(row.ts_utc, seconds=True)} UTC\n{site_time(row.ts_utc, row.zone)} {row.zone}",
+            f"{utc_time(row.ts_utc)}\n{site_time(row.ts_utc, row.zone)} {row.zone}",
             f"{row.device} #{row.seq}",
             f"{row.name} ({row.user_id})\n{row.role}" if row.user_id else "system",
             f"{row.type}\n{row.target}".strip(),

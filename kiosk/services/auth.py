@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from kiosk.domain import directory as dirx
 from kiosk.domain.audit import actor as actor_body, alert_raised, target
-from kiosk.domain.clock import Clock, format_ts, parse_ts, utc_text
+from kiosk.domain.clock import Clock, format_ts, parse_ts, utc_time
 from kiosk.domain.identity import InvalidText, InvalidUserId, Role, check_text, normalize_user_id
 from kiosk.domain.lockout import FailureState, LockoutPolicy, decide
 from kiosk.domain.passwords import Blocklist, PasswordHasher, PasswordPolicy, PasswordRejected, check_new_password
@@ -699,7 +699,7 @@ class AuthService:
         alert = self.directory.get(dirx.ALERT, alert_id)
         if alert is not None and alert.get("acknowledged_by"):
             raise InvalidInput(f"that alert was already acknowledged by {alert['acknowledged_by']} at "
-                               f"{utc_text(alert['acknowledged_at'], seconds=True)} UTC")
+                               f"{utc_time(alert['acknowledged_at'])}")
         body: dict[str, Any] = {"actor": actor.body(), "alert_id": alert_id, "target": target("alert", alert_id)}
         if note:
             body["reason"] = self._text("note", note, 500)

@@ -8,34 +8,29 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.domain import batches as bx
-from kiosk.domain.clock import site_time, utc_text
+from kiosk.domain.clock import site_time, utc_time
 from kiosk.domain.recipes import describe_changes
 from kiosk.services.pdf_report import Report
 
 
-def _utc(ts: str) -> str:
-    """A record's time as the printout reads it: "2026-11-24 10:02:35 UTC", never the stored form."""
-    return f"{utc_text(ts, seconds=True)} UTC"
-
-
 def _when(ts: str, tz: str) -> str:
-    return f"{site_time(ts, tz)} ({tz}; {_utc(ts)})"
+    return f"{site_time(ts, tz)} ({tz}; {utc_time(ts)})"
 
 
 def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path, *, head: str, verified: str,
                     printed_at: str) -> None:
     recipe = bx.recipe_from_doc(recipe_doc)
     footer = (f"Batch {batch['batch_id']} · recipe {recipe.key} (sha256 {recipe.content_hash[:16]}…) · "
-              f"chain head {head} · verification: {verified} · printed {_utc(printed_at)}")
+              f"chain head {head} · verification: {verified} · printed {utc_time(printed_at)}")
     pdf = Report(f"Executed batch record {batch['batch_id']}: {recipe.title}", footer)
     statuses = bx.step_statuses(recipe, batch)
     status = bx.batch_status(recipe, batch, statuses).replace("_", " ")
-    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {_utc(batch['created_at'])} "
+    pdf.paragraph(f"Product {recipe.product} · recipe {recipe.key} · started {utc_time(batch['created_at'])} "
                   f"by {batch['created_by']} · batch status: {status}")
     cancelled = batch.get("cancelled")
     if cancelled:
         pdf.paragraph(f"CANCELLED by {cancelled['name']} ({cancelled['by']}), role {cancelled['role']}, "
-                      f"{_utc(cancelled['at'])}; reason: {cancelled['reason']}. No signature or correction is applied "
+                      f"{utc_time(cancelled['at'])}; reason: {cancelled['reason']}. No signature or correction is applied "
                       "to it after its cancellation.")
     review = bx.exceptions(recipe, batch)
     pdf.heading(f"Review by exception: {len(review) or 'none'}")
@@ -63,7 +58,7 @@ def write_batch_pdf(batch: dict[str, Any], recipe_doc: dict[str, Any], out: Path
                 text += f"\n   comment: {sig.get('comment', '')}; deviation: {sig.get('deviation_ref', '')}"
             pdf.paragraph(text)
         for c in state.get("corrections", []):
-            pdf.paragraph(f"Correction {_utc(c['at'])} by {c['by']} ({c.get('role', '')}): "
+            pdf.paragraph(f"Correction {utc_time(c['at'])} by {c['by']} ({c.get('role', '')}): "
                           f"{describe_changes(step, c['old'], c['new'])}; reason: {c['reason']}")
         if not state.get("signatures"):
             pdf.paragraph("Not signed.")
