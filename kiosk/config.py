@@ -107,17 +107,20 @@ class KioskConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     source: str = field(default="<defaults>", compare=False)
 
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The settings as the file's tables hold them: ``{"session": {"idle_timeout_s": 300, ...}, ...}``."""
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self) if f.name != "source"}
+
     def settings(self) -> dict[str, Any]:
         """Every setting in effect, as ``{"session.idle_timeout_s": 300, ...}``: what the audit trail records
         (a password in the central URL shown as ***)."""
-        flat = {f"{f.name}.{key}": value for f in fields(self) if f.name != "source"
-                for key, value in dataclasses.asdict(getattr(self, f.name)).items()}
+        flat = {f"{name}.{key}": value for name, table in self.tables().items() for key, value in table.items()}
         flat["sync.central_url"] = without_password(flat["sync.central_url"])
         return flat
 
     def replace(self, **sections: Any) -> "KioskConfig":
         """A copy with some keys changed, validated like a file: ``replace(session={"idle_timeout_s": 60})``."""
-        data = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self) if f.name != "source"}
+        data = self.tables()
         for section, values in sections.items():
             data.setdefault(section, {}).update(values)
         return parse_config(data, self.source)

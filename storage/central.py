@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
-from kiosk import __version__
 from kiosk.domain import audit, batches, directory
 from kiosk.domain.central import (
     CENTRAL_DEVICE, DEVICE_DECISIONS, DIRECTORY_FORMAT, DIRECTORY_PUBLISHED, DirectoryEntry, Receipt,
@@ -168,7 +167,7 @@ class CentralStore:
             store._open_central_chain()
             if migrated is not None and migrated.before is not None:
                 with store.engine.begin() as conn:
-                    store._append_central(conn, migrate.SCHEMA_MIGRATED, migrated.record_body(__version__))
+                    store._append_central(conn, migrate.SCHEMA_MIGRATED, migrated.record_body())
             if migrated is not None:
                 store.publish_directory()  # what a migration wrote (c0005) reaches terminals at once
         return store

@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from sqlalchemy.engine import Engine
 
-from kiosk import __version__
 from kiosk.domain.chain import CHAIN_OPENED, CHECKPOINT
 
 CLOCK_OBSERVED = "clock.observed"
@@ -126,7 +125,7 @@ class LocalStore:
         change = store.migrate()
         store._open_chain()
         if change is not None and change.before is not None:
-            store.append(migrate.SCHEMA_MIGRATED, change.record_body(__version__))
+            store.append(migrate.SCHEMA_MIGRATED, change.record_body())
         return store
 
     def migrate(self) -> migrate.SchemaChange | None:

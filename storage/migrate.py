@@ -15,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from kiosk import __version__
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -29,11 +31,11 @@ class SchemaChange:
     before: str | None
     after: str
 
-    def record_body(self, software: str) -> dict[str, str | None]:
+    def record_body(self) -> dict[str, str | None]:
         """A ``schema.migrated`` record's body: Annex 11 §10 asks for migrations in the trail like any change.
         A new store is not one: its first record (its chain's opening) dates it."""
         return {"target": {"kind": "store", "id": self.store}, "from": self.before, "to": self.after,
-                "reason": f"schema upgraded by kiosk {software} when it opened the store"}
+                "reason": f"schema upgraded by kiosk {__version__} when it opened the store"}
 
 
 class SchemaTooNew(Exception):

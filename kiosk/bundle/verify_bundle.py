@@ -140,6 +140,10 @@ def sha256_of(source: Source, name: str) -> str:
     return digest.hexdigest()
 
 
+def kid_of(public_raw: bytes) -> str:
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
 def fingerprint(public_raw: bytes) -> str:
     digest = hashlib.sha256(public_raw).hexdigest()
     return " ".join(digest[i:i + 4] for i in range(0, 64, 4))
@@ -153,7 +157,7 @@ def check_receipt(chain: str, receipt, central: dict) -> tuple[int, str]:
     central_raw = b64url_decode(central["public_key"])
     statement = {"type": "sync.receipt", "chain": chain, "upto": receipt.get("upto"), "hash": receipt.get("hash"),
                  "central_ts": receipt.get("central_ts"), "kid": receipt.get("kid")}
-    if receipt.get("kid") != hashlib.sha256(central_raw).hexdigest()[:16]:
+    if receipt.get("kid") != kid_of(central_raw):
         raise Failed(f"{chain}: its receipt is signed by key {receipt.get('kid')}, not the central store's key")
     try:
         Ed25519PublicKey.from_public_bytes(central_raw).verify(
@@ -172,7 +176,7 @@ def verify_chain(source: Source, name: str, device: dict, anchor: dict | None,
     published = None
     public_raw = b64url_decode(device["public_key"])
     key = Ed25519PublicKey.from_public_bytes(public_raw)
-    kid = hashlib.sha256(public_raw).hexdigest()[:16]
+    kid = kid_of(public_raw)
     expected_seq, prev, frontier, checkpoints = 1, ZERO, Frontier(), 0
     with source.open(name) as fh:
         for lineno, line in enumerate(io.TextIOWrapper(fh, encoding="utf-8"), start=1):

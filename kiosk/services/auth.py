@@ -672,10 +672,10 @@ class AuthService:
         })]
         # The unlock answers the suspension's alert: it closes with it, under the unlock's reason, so a
         # supervisor has no second step and a monitoring job no critical alert left open for a solved case.
-        closing = f"closed by the unlock of {uid}: {reason}"[:500]
+        why = f"closed by the unlock of {uid}: {reason}"[:500]
         closed = self.directory.open_alert_ids_about("account.suspended", target("user", uid))
         items += [("alert.acknowledged", {"actor": who, "alert_id": alert_id, "target": target("alert", alert_id),
-                                          "reason": closing}) for alert_id in closed]
+                                          "reason": why}) for alert_id in closed]
         if break_glass:
             note = " (whose own account is suspended)" if sup.status == "suspended" else ""
             items.append(alert_raised("account.break_glass_unlock", "critical",
